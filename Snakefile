@@ -1,0 +1,25 @@
+# islim: the ImplicitSLIM benchmark workflow.
+# download -> preprocess/split -> EASE lambda sweep -> evaluation -> aggregation.
+from snakemake.utils import min_version
+
+min_version("9.27")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+
+
+report: "reports/workflow.rst"
+
+
+include: "rules/data.smk"
+include: "rules/ease.smk"
+include: "rules/aggregate.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_targets(),

@@ -1,0 +1,158 @@
+"""Safe, streaming access to one member of a zip, wheel, tar or compressed tar archive.
+
+Only the one requested member is ever read, and it is never extracted under its own
+archive path: :func:`open_member` yields a binary stream that the caller writes to a
+destination of its choosing (``islim.download`` writes it atomically, verifying it on
+the way). A member is refused with :class:`~islim.errors.DataFormatError` when
+
+* its name is absolute (``/x``, ``C:/x``), contains ``..`` or a backslash, i.e. would
+  resolve outside the extraction directory;
+* it is not a regular file: directories, symbolic links and hard links are refused
+  whatever they point to (an archive of a rating table has no reason to contain them),
+  as are devices and FIFOs;
+* for tar archives, ``tarfile.data_filter`` (the ``filter="data"`` policy, Python ≥ 3.11.4)
+  rejects it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from islim.errors import DataFormatError
+
+__all__ = ["check_member_name", "open_member"]
+
+
+def check_member_name(member: str) -> str:
+    """Return ``member`` if it is a safe relative POSIX path, else raise ``DataFormatError``.
+
+    Safe means: non-empty, not absolute, no drive letter, no backslash and no ``..``
+    component, so that ``<dir>/<member>`` resolves inside ``<dir>`` for every ``<dir>``.
+    Cost O(len(member)).
+    """
+    path = PurePosixPath(member)
+    escapes = (
+        not member
+        or path.is_absolute()
+        or "\\" in member
+        or (len(member) > 1 and member[0].isalpha() and member[1] == ":")
+        or ".." in path.parts
+    )
+    if escapes:
+        raise DataFormatError(
+            f"refusing archive member {member!r}: expected a relative path without '..', "
+            "a drive letter or a backslash, because it would resolve outside the extraction "
+            "directory; the archive is malformed or malicious, use a trusted copy"
+        )
+    return member
+
+
+@contextlib.contextmanager
+def open_member(
+    archive: str | os.PathLike, member: str, dest_dir: str | os.PathLike
+) -> Iterator[tuple[BinaryIO, int]]:
+    """Open one regular-file member of an archive for streaming reads.
+
+    Parameters
+    ----------
+    archive : path-like
+        A zip file (``.zip``, ``.whl``) or a tar file, plain or compressed with gzip,
+        bzip2 or xz. The format is detected from the content, not the name.
+    member : str
+        Path of the member inside the archive (for tar, a leading ``./`` in the
+        archive's own names is ignored when matching).
+    dest_dir : path-like
+        Directory the member's content is destined for; tar members are checked
+        against it with ``tarfile.data_filter``.
+
+    Yields
+    ------
+    (stream, size) : (binary file object, int)
+        The member's decompressed bytes and their count as recorded in the archive.
+        For zip members the CRC-32 is checked when the stream reaches its end.
+
+    Raises
+    ------
+    DataFormatError
+        Unsafe or non-regular member, member not found, or not an archive.
+
+    Notes
+    -----
+    Tar archives are read in stream mode (one sequential pass, stopping at the
+    member), so a 700 MB ``.tar.gz`` is decompressed at most once.
+    """
+    check_member_name(member)
+    archive = Path(archive)
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            info = _zip_member(zf, member, archive)
+            with zf.open(info) as stream:
+                yield stream, info.file_size
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive, mode="r|*") as tf:
+            info = _tar_member(tf, member, archive, Path(dest_dir))
+            stream = tf.extractfile(info)
+            yield stream, info.size
+    else:
+        raise DataFormatError(
+            f"{archive} is neither a zip nor a tar archive, but the source names member "
+            f"{member!r} inside it; check the source's url/filename, or drop 'member' if the "
+            "download is the file itself"
+        )
+
+
+def _zip_member(zf: zipfile.ZipFile, member: str, archive: Path) -> zipfile.ZipInfo:
+    """Return the ZipInfo of ``member``; refuse directories and symbolic links."""
+    try:
+        info = zf.getinfo(member)
+    except KeyError:
+        raise _not_found(member, archive, zf.namelist()) from None
+    unix_mode = info.external_attr >> 16
+    if info.is_dir() or stat.S_ISLNK(unix_mode):
+        raise DataFormatError(
+            f"refusing member {member!r} of {archive}: expected a regular file, found a "
+            f"{'directory' if info.is_dir() else 'symbolic link'}"
+        )
+    return info
+
+
+def _tar_member(tf: tarfile.TarFile, member: str, archive: Path, dest_dir: Path) -> tarfile.TarInfo:
+    """Advance the stream-mode tar to ``member`` and return its vetted TarInfo."""
+    seen: list[str] = []
+    for info in tf:
+        name = info.name.removeprefix("./")
+        if name != member:
+            seen.append(info.name)
+            continue
+        check_member_name(info.name)
+        if not info.isreg():
+            raise DataFormatError(
+                f"refusing member {member!r} of {archive}: expected a regular file, found "
+                f"tar type {info.type!r} (links, directories and devices are never extracted)"
+            )
+        data_filter = getattr(tarfile, "data_filter", None)  # absent before Python 3.11.4
+        try:
+            if data_filter is not None:
+                data_filter(info, str(dest_dir))
+        except tarfile.FilterError as err:
+            raise DataFormatError(f"refusing member {member!r} of {archive}: {err}") from err
+        return info
+    raise _not_found(member, archive, seen)
+
+
+def _not_found(member: str, archive: Path, names: list[str]) -> DataFormatError:
+    """Build the error for a missing member, listing same-basename candidates."""
+    base = PurePosixPath(member).name
+    similar = [n for n in names if PurePosixPath(n).name == base][:5]
+    hint = f"; members with the same basename: {similar}" if similar else ""
+    return DataFormatError(
+        f"{archive} has no member {member!r} ({len(names)} other members){hint}; "
+        "fix the source's 'member' path"
+    )

@@ -1,0 +1,109 @@
+"""Loading and validating the workflow configuration (``config.yaml``).
+
+The JSON schema shipped in ``islim/schemas/config.schema.yaml`` is the single source of truth:
+the Snakefile validates against it with ``snakemake.utils.validate`` and the CLI with
+:func:`load_config`. Defaults declared in the schema are filled in.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from islim.errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
+
+
+def load_schema() -> dict[str, Any]:
+    """The configuration JSON schema as a dict."""
+    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def _validator_filling_defaults(validator_class):
+    """Extend a jsonschema validator class so that ``default`` values are written into the instance."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``config`` against the schema, fill defaults, and check cross-field rules.
+
+    Returns a validated deep copy. Raises :class:`ConfigError` naming the offending key.
+    """
+    config = copy.deepcopy(config)
+    schema = load_schema()
+    validator = _validator_filling_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"  - {'/'.join(map(str, e.absolute_path)) or '<top level>'}: {e.message}" for e in errors[:10]]
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines))
+    check_cross_fields(config)
+    return config
+
+
+def check_cross_fields(config: dict[str, Any]) -> None:
+    """Rules a JSON schema cannot express: every dataset in ``run_datasets`` is in the registry."""
+    missing = [name for name in config["run_datasets"] if name not in config["datasets"]]
+    if missing:
+        raise ConfigError(
+            f"run_datasets names {missing}, which are not in the `datasets` registry "
+            f"(known: {sorted(config['datasets'])}); add an entry or fix the name"
+        )
+
+
+def load_config(path: str | Path, overrides: list[str | Path] = ()) -> dict[str, Any]:
+    """Read ``path`` (YAML), deep-merge each override file over it, validate, and fill defaults."""
+    config = _read_yaml(path)
+    for override in overrides:
+        config = deep_merge(config, _read_yaml(override))
+    return validate_config(config)
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``update`` into a copy of ``base``: dicts merge recursively, anything else is replaced
+    (the same rule as Snakemake's ``--configfile``)."""
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _read_yaml(path: str | Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must contain a mapping at the top level, found {type(data).__name__}")
+    return data
+
+
+def dataset_entry(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The registry entry of dataset ``name`` (with schema defaults filled in)."""
+    try:
+        return config["datasets"][name]
+    except KeyError as exc:
+        raise ConfigError(f"dataset {name!r} is not in the registry; known: {sorted(config['datasets'])}") from exc
+
+
+def ease_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """Global ``ease`` settings with the dataset's own ``ease`` overrides applied."""
+    return {**config["ease"], **dataset_entry(config, name).get("ease", {})}

@@ -1,0 +1,1 @@
+"""Datasets: raw readers, the synthetic generator, preprocessing and the strong-generalisation split."""

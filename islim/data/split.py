@@ -1,0 +1,191 @@
+"""Preprocessing and the strong-generalisation split (Liang et al., WWW 2018).
+
+Steps, in order (``../shared/spec/protocol.md`` §2):
+
+1. keep ``rating > threshold`` (if a threshold is set) and binarise (one entry per user–item pair);
+2. keep items with ``>= min_item_users`` users, then users with ``>= min_user_interactions``;
+3. shuffle the users (sorted ids, ``numpy.random.RandomState(seed).permutation`` as in vae_cf);
+   the last ``2H`` are held out: ``H`` for validation, then ``H`` for test;
+4. item vocabulary = items of the training users (sorted raw ids); held-out interactions with
+   other items are dropped;
+5. each held-out user with ``>= min_heldout_interactions`` interactions gives a random
+   ``floor(target_fraction · n)`` of them to the target set; the rest (and every interaction of
+   smaller users) is the fold-in input.
+
+Matrices are ``(n_users_in_part, n_items)`` CSR float32 ones with columns in vocabulary order;
+rows follow the shuffled user order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from islim.errors import ConfigError, DataFormatError, IntegrityError
+from islim.fileio import atomic_path, write_csv, write_json
+
+PARTS = ("train", "validation_tr", "validation_te", "test_tr", "test_te")
+QUANTILES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
+
+
+@dataclasses.dataclass
+class Split:
+    """The five matrices of the protocol plus the maps back to raw ids.
+
+    Attributes:
+        train: ``(n_train_users, n_items)`` all interactions of the training users.
+        validation_tr, validation_te: fold-in and target of the validation users.
+        test_tr, test_te: fold-in and target of the test users.
+        user_ids: raw user id of each row, per group ``train``/``validation``/``test``.
+        item_ids: raw item id of each column (the vocabulary), ``(n_items,)``.
+        n_filtered_interactions: interactions after filtering, before the vocabulary cut.
+    """
+
+    train: sp.csr_matrix
+    validation_tr: sp.csr_matrix
+    validation_te: sp.csr_matrix
+    test_tr: sp.csr_matrix
+    test_te: sp.csr_matrix
+    user_ids: dict[str, np.ndarray]
+    item_ids: np.ndarray
+    n_filtered_interactions: int
+
+    @property
+    def n_items(self) -> int:
+        return self.train.shape[1]
+
+
+def binarize_and_filter(frame: pd.DataFrame, threshold: float | None, min_item_users: int, min_user_interactions: int) -> pd.DataFrame:
+    """Steps 1–2: threshold, binarise, then the item filter followed by the user filter (one pass each)."""
+    if threshold is not None:
+        frame = frame[frame["rating"] > threshold]
+    frame = frame.drop_duplicates(["user", "item"])[["user", "item"]]
+    if min_item_users > 0:
+        item_users = frame["item"].value_counts()
+        frame = frame[frame["item"].isin(item_users.index[item_users >= min_item_users])]
+    if min_user_interactions > 0:
+        activity = frame["user"].value_counts()
+        frame = frame[frame["user"].isin(activity.index[activity >= min_user_interactions])]
+    return frame.reset_index(drop=True)
+
+
+def n_heldout(n_users: int, heldout_users: int | float) -> int:
+    """Held-out users per validation/test part: a count, or a fraction of ``n_users`` (rounded)."""
+    count = heldout_users if isinstance(heldout_users, int) else int(round(heldout_users * n_users))
+    if count < 1 or n_users - 2 * count < 1:
+        raise ConfigError(
+            f"heldout_users={heldout_users} gives {count} validation and {count} test users out of "
+            f"{n_users:,} users after filtering; need at least 1 each and at least 1 training user"
+        )
+    return count
+
+
+def _matrix(frame: pd.DataFrame, users: np.ndarray, items: np.ndarray) -> sp.csr_matrix:
+    """CSR ones with rows in the order of ``users`` and columns in the order of sorted ``items``."""
+    rows = pd.Index(users).get_indexer(frame["user"])
+    cols = np.searchsorted(items, frame["item"].to_numpy())
+    data = np.ones(len(frame), dtype=np.float32)
+    matrix = sp.csr_matrix((data, (rows, cols)), shape=(len(users), len(items)), dtype=np.float32)
+    matrix.sort_indices()
+    return matrix
+
+
+def _fold_in_target(frame: pd.DataFrame, users: np.ndarray, items: np.ndarray, rng: np.random.Generator, fraction: float, min_interactions: int):
+    """Step 5 for one held-out part: random ``floor(fraction · n)`` items of each user become the target."""
+    frame = frame[frame["item"].isin(items)]
+    row = pd.Index(users).get_indexer(frame["user"])
+    key = rng.random(len(frame))
+    order = np.lexsort((key, row))
+    row_sorted = row[order]
+    counts = np.bincount(row_sorted, minlength=len(users))
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank_in_user = np.arange(len(order)) - starts[row_sorted]
+    n_target = np.where(counts >= min_interactions, np.floor(counts * fraction + 1e-9).astype(np.int64), 0)
+    is_target = np.empty(len(frame), dtype=bool)
+    is_target[order] = rank_in_user < n_target[row_sorted]
+    return _matrix(frame[~is_target], users, items), _matrix(frame[is_target], users, items)
+
+
+def make_split(frame: pd.DataFrame, heldout_users: int | float, seed: int = 98765, target_fraction: float = 0.2, min_heldout_interactions: int = 5) -> Split:
+    """Steps 3–5 on a binarised, filtered frame with columns ``user``, ``item``."""
+    if frame.empty:
+        raise DataFormatError("no interactions are left after thresholding and filtering; lower `threshold` or the minimum counts")
+    users = np.sort(frame["user"].unique())
+    n_val = n_heldout(len(users), heldout_users)
+    shuffled = users[np.random.RandomState(seed).permutation(len(users))]
+    n_train = len(users) - 2 * n_val
+    groups = {"train": shuffled[:n_train], "validation": shuffled[n_train : n_train + n_val], "test": shuffled[n_train + n_val :]}
+    group_of_user = pd.Series(np.repeat(list(groups), [len(v) for v in groups.values()]), index=shuffled)
+    frame_group = group_of_user.reindex(frame["user"]).to_numpy()
+    train_frame = frame[frame_group == "train"]
+    items = np.sort(train_frame["item"].unique())
+    rng = np.random.default_rng(seed)
+    val_tr, val_te = _fold_in_target(frame[frame_group == "validation"], groups["validation"], items, rng, target_fraction, min_heldout_interactions)
+    test_tr, test_te = _fold_in_target(frame[frame_group == "test"], groups["test"], items, rng, target_fraction, min_heldout_interactions)
+    return Split(_matrix(train_frame, groups["train"], items), val_tr, val_te, test_tr, test_te, groups, items, len(frame))
+
+
+def split_stats(split: Split) -> dict[str, Any]:
+    """Sizes, density and popularity/activity quantiles of a split (JSON-serialisable)."""
+    popularity = np.asarray(split.train.sum(axis=0)).ravel()
+    activity = np.diff(split.train.indptr)
+    n_train_users = split.train.shape[0]
+    return {
+        "users": {group: int(len(ids)) for group, ids in split.user_ids.items()} | {"total": int(sum(len(v) for v in split.user_ids.values()))},
+        "items": int(split.n_items),
+        "interactions": {part: int(getattr(split, part).nnz) for part in PARTS} | {"filtered_before_vocabulary_cut": int(split.n_filtered_interactions)},
+        "evaluated_users": {group: int((np.diff(getattr(split, f"{group}_te").indptr) > 0).sum()) for group in ("validation", "test")},
+        "density": float(split.train.nnz / max(1, n_train_users * split.n_items)),
+        "item_popularity_quantiles": {str(q): float(np.quantile(popularity, q)) for q in QUANTILES},
+        "user_activity_quantiles": {str(q): float(np.quantile(activity, q)) for q in QUANTILES},
+    }
+
+
+def check_expected(stats: dict[str, Any], expected: dict[str, int], name: str) -> None:
+    """Fail loudly when the published sizes (users, items, interactions) are not reproduced."""
+    found = {"users": stats["users"]["total"], "items": stats["items"], "interactions": stats["interactions"]["filtered_before_vocabulary_cut"]}
+    wrong = [f"{key}: expected {value:,}, found {found[key]:,}" for key, value in expected.items() if found[key] != value]
+    if wrong:
+        raise IntegrityError(f"{name}: preprocessing does not reproduce the published sizes ({'; '.join(wrong)}); check the raw file and the threshold/filter settings")
+
+
+def save_split(split: Split, directory: str | Path) -> None:
+    """Write the five ``.npz`` matrices, ``users.csv``, ``items.csv`` and ``stats.json`` atomically."""
+    directory = Path(directory)
+    for part in PARTS:
+        with atomic_path(directory / f"{part}.npz", suffix=".npz") as tmp:
+            sp.save_npz(tmp, getattr(split, part), compressed=True)
+    users = pd.concat([pd.DataFrame({"group": group, "row": np.arange(len(ids)), "user_id": ids}) for group, ids in split.user_ids.items()])
+    write_csv(directory / "users.csv", users)
+    write_csv(directory / "items.csv", pd.DataFrame({"column": np.arange(split.n_items), "item_id": split.item_ids}))
+    stats = split_stats(split)
+    write_json(directory / "stats.json", stats)
+
+
+def load_split(directory: str | Path) -> Split:
+    """Read a split written by :func:`save_split`."""
+    directory = Path(directory)
+    try:
+        matrices = {part: sp.load_npz(directory / f"{part}.npz").tocsr() for part in PARTS}
+        users = pd.read_csv(directory / "users.csv")
+        items = pd.read_csv(directory / "items.csv")["item_id"].to_numpy()
+        stats = pd.read_json(directory / "stats.json", typ="series")
+    except FileNotFoundError as exc:
+        raise DataFormatError(f"{directory}: incomplete split ({exc.filename} missing); run the preprocessing step again") from exc
+    user_ids = {group: users.loc[users["group"] == group, "user_id"].to_numpy() for group in ("train", "validation", "test")}
+    n_filtered = int(stats["interactions"]["filtered_before_vocabulary_cut"])
+    return Split(**matrices, user_ids=user_ids, item_ids=items, n_filtered_interactions=n_filtered)
+
+
+def prepare(frame: pd.DataFrame, entry: dict[str, Any], name: str) -> Split:
+    """Steps 1–5 with the parameters of a registry ``entry``; checks ``expected`` sizes if given."""
+    filtered = binarize_and_filter(frame, entry.get("threshold"), entry.get("min_item_users", 0), entry.get("min_user_interactions", 5))
+    split = make_split(filtered, entry["heldout_users"], entry.get("seed", 98765), entry.get("target_fraction", 0.2), entry.get("min_heldout_interactions", 5))
+    if entry.get("expected"):
+        check_expected(split_stats(split), entry["expected"], name)
+    return split

@@ -1,0 +1,2 @@
+"""Recommender models: linear embedding models (:mod:`islim.models.linear`, closed-form steps in
+:mod:`islim.models.ridge`) and deep autoencoders (:mod:`islim.models.deep`)."""

@@ -1,0 +1,95 @@
+"""EASE (Steck, WWW 2019): the closed-form item–item ridge regression with a zero diagonal.
+
+``B = argmin_B ||X − XB||²_F + λ||B||²_F  s.t. diag(B) = 0`` has the closed form
+``P = (XᵀX + λI)⁻¹``, ``B_ij = −P_ij / P_jj`` (i ≠ j), ``B_jj = 0``. Scores of a user with
+fold-in row ``x`` are ``x B``.
+
+The SPD inverse is computed in place by LAPACK's Cholesky routines (``?potrf`` + ``?potri``), so
+one dense ``n_items²`` array (plus the Gram matrix when sweeping λ) is all the memory used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+
+from islim.errors import IslimError
+from islim.gram import dense_gram
+from islim.memory import dense_bytes, ensure_fits
+
+
+def spd_inverse_inplace(A: np.ndarray) -> np.ndarray:
+    """Invert a symmetric positive-definite matrix in place via Cholesky; returns the full symmetric inverse.
+
+    ``A`` must be a C- or F-contiguous float32/float64 square array; it is overwritten.
+    Cost: ``n³/3`` (factor) + ``2n³/3`` (inverse) flops; no extra ``n²`` buffer beyond the symmetrisation.
+    """
+    lower = A.flags.c_contiguous  # C-order upper triangle == Fortran-order lower triangle
+    potrf, potri = scipy.linalg.get_lapack_funcs(("potrf", "potri"), (A,))
+    At = A.T  # Fortran-ordered view of a C array: no copy
+    factor, info = potrf(At, lower=lower, overwrite_a=True, clean=False)
+    if info != 0:
+        raise IslimError(f"Cholesky factorisation failed (LAPACK info={info}): the matrix is not positive definite; increase lambda")
+    inverse, info = potri(factor, lower=lower, overwrite_c=True)
+    if info != 0:
+        raise IslimError(f"Cholesky inverse failed (LAPACK info={info})")
+    result = inverse.T
+    mirror_upper_triangle(result)
+    return result
+
+
+def mirror_upper_triangle(A: np.ndarray, block: int = 1024) -> None:
+    """Copy the strict upper triangle of square ``A`` onto its lower triangle, in place, by blocks."""
+    n = A.shape[0]
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        diagonal = A[start:stop, start:stop]
+        lower = np.tril_indices(stop - start, k=-1)
+        diagonal[lower] = diagonal.T[lower]
+        A[stop:, start:stop] = A[start:stop, stop:].T
+
+
+def ease_from_gram(gram: np.ndarray, lam: float, overwrite: bool = False) -> np.ndarray:
+    """EASE weights ``B`` (``(n_items, n_items)``, dtype of ``gram``) from a dense Gram matrix ``XᵀX``."""
+    P = gram if overwrite else gram.copy()
+    P[np.diag_indices_from(P)] += P.dtype.type(lam)
+    P = spd_inverse_inplace(P)
+    diag = P.diagonal().copy()
+    P /= -diag[None, :]
+    np.fill_diagonal(P, 0.0)
+    return P
+
+
+class EASE:
+    """EASE recommender.
+
+    Args:
+        lam: L2 weight λ > 0 (config name ``lambda``).
+        dtype: ``"float32"`` (default) or ``"float64"``.
+        budget_bytes: memory budget for the dense ``n_items²`` arrays (default: available memory).
+
+    Attributes:
+        weights_: ``(n_items, n_items)`` item–item weights with a zero diagonal.
+    """
+
+    def __init__(self, lam: float = 500.0, dtype: str = "float32", budget_bytes: int | None = None):
+        self.lam = lam
+        self.dtype = dtype
+        self.budget_bytes = budget_bytes
+
+    def fit(self, X: sp.spmatrix, gram: np.ndarray | None = None) -> "EASE":
+        """Fit on the ``(n_users, n_items)`` training matrix; pass a precomputed ``gram`` (not modified) to reuse it."""
+        n_items = X.shape[1]
+        itemsize = np.dtype(self.dtype).itemsize
+        copies = 1 if gram is not None else 2
+        ensure_fits(dense_bytes((n_items, n_items), itemsize, copies), f"EASE ({n_items:,} x {n_items:,} {self.dtype}, {copies} dense copies)", self.budget_bytes)
+        if gram is None:
+            self.weights_ = ease_from_gram(dense_gram(X, self.dtype, budget_bytes=self.budget_bytes), self.lam, overwrite=True)
+        else:
+            self.weights_ = ease_from_gram(gram.astype(self.dtype, copy=False), self.lam)
+        return self
+
+    def score_batch(self, fold_in: sp.spmatrix) -> np.ndarray:
+        """Scores ``(b, n_items)`` of a CSR batch of fold-in rows: ``fold_in @ weights_``."""
+        return np.asarray(sp.csr_matrix(fold_in, dtype=self.weights_.dtype) @ self.weights_)

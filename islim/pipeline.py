@@ -1,0 +1,129 @@
+"""The workflow's steps as plain functions, shared by the Snakemake scripts and the CLI.
+
+fetch → prepare (split) → EASE λ sweep → aggregate. Each step reads and writes files only at
+the paths it is given and writes them atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from islim.errors import ConfigError, IntegrityError
+from islim.fileio import write_json
+
+log = logging.getLogger(__name__)
+
+#: Registry keys that only affect preprocessing (a change must not trigger a new download).
+PREPROCESSING_KEYS = frozenset(
+    {"threshold", "min_item_users", "min_user_interactions", "heldout_users", "target_fraction", "min_heldout_interactions", "expected", "ease", "description"}
+)
+
+
+def fetch_parameters(entry: dict[str, Any]) -> dict[str, Any]:
+    """The part of a registry entry that determines the raw file."""
+    return {key: value for key, value in entry.items() if key not in PREPROCESSING_KEYS}
+
+
+def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 digest of a file, streamed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(name: str, entry: dict[str, Any], raw_dir: str | Path, mirror: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Obtain the raw file of dataset ``name`` in ``raw_dir`` and write ``raw_dir/manifest.json``.
+
+    Real datasets are downloaded and verified (:mod:`islim.download`), ``synthetic`` ones generated,
+    ``custom`` ones referenced in place (or downloaded from ``url`` and checked against ``sha256``).
+    The manifest (written last) records the file, its size and sha256, so later steps and the
+    report can cite exactly what was used.
+    """
+    raw_dir = Path(raw_dir)
+    kind = entry["kind"]
+    if kind == "synthetic":
+        from islim.data.synthetic import write_synthetic
+
+        path = write_synthetic(raw_dir / "interactions.parquet", entry)
+    elif kind == "custom" and "path" in entry:
+        path = Path(entry["path"]).resolve()
+        if not path.is_file():
+            raise ConfigError(f"dataset {name}: path {entry['path']} does not exist (resolved to {path})")
+    else:
+        from islim.download import fetch as download
+
+        sources = entry["sources"] if kind != "custom" else [{"url": entry["url"], "sha256": entry["sha256"]}]
+        path = download(name, sources, raw_dir, mirror=mirror, progress=progress)
+    manifest = {"dataset": name, "kind": kind, "file": str(Path(path).resolve()), "size": Path(path).stat().st_size, "sha256": sha256_of(path)}
+    write_json(raw_dir / "manifest.json", manifest)
+    log.info("fetched %s: %s (%d bytes, sha256 %s)", name, manifest["file"], manifest["size"], manifest["sha256"])
+    return manifest
+
+
+def prepare(name: str, entry: dict[str, Any], manifest_path: str | Path, out_dir: str | Path) -> dict[str, Any]:
+    """Read the raw file named by the manifest, split it per the protocol, and save the split.
+
+    Returns the split statistics (also written to ``out_dir/stats.json``).
+    """
+    from islim.data.readers import read_interactions
+    from islim.data.split import prepare as make_split
+    from islim.data.split import save_split, split_stats
+
+    manifest = pd.read_json(manifest_path, typ="series")
+    path = Path(manifest["file"])
+    if not path.is_file() or path.stat().st_size != manifest["size"]:
+        raise IntegrityError(f"{path} is missing or changed size since it was fetched; delete {manifest_path} and fetch again")
+    frame = read_interactions(path, entry)
+    log.info("%s: %d raw interactions from %s", name, len(frame), path)
+    split = make_split(frame, entry, name)
+    save_split(split, out_dir)
+    stats = split_stats(split)
+    log.info("%s split: %s", name, stats)
+    return stats
+
+
+def ease_sweep(name: str, split_dir: str | Path, lambda_grid: list[float], dtype: str = "float32", batch_size: int = 2000) -> tuple[dict, pd.DataFrame]:
+    """Fit EASE for each λ of the grid (one Gram matrix), pick λ on validation NDCG@100.
+
+    Test metrics are computed for every λ but reported only for the selected one.
+    Returns the run record and the sweep table (one row per λ and split).
+    """
+    from islim.data.split import load_split
+    from islim.evaluate import evaluate
+    from islim.gram import dense_gram
+    from islim.models.ease import EASE
+    from islim.records import make_record
+
+    start = time.perf_counter()
+    split = load_split(split_dir)
+    gram = dense_gram(split.train, dtype)
+    rows, best = [], None
+    for lam in lambda_grid:
+        model = EASE(lam=lam, dtype=dtype).fit(split.train, gram=gram)
+        metrics = {
+            "validation": evaluate(model.score_batch, split.validation_tr, split.validation_te, batch_size),
+            "test": evaluate(model.score_batch, split.test_tr, split.test_te, batch_size),
+        }
+        del model
+        log.info("EASE lambda=%g: validation ndcg@100=%.4f", lam, metrics["validation"]["ndcg@100"])
+        rows += [{"lambda": lam, "split": s, **m} for s, m in metrics.items()]
+        if best is None or metrics["validation"]["ndcg@100"] > best[1]["validation"]["ndcg@100"]:
+            best = (lam, metrics)
+    lam, metrics = best
+    record = make_record(
+        name,
+        "ease",
+        {"lambda": lam, "dtype": dtype},
+        metrics,
+        time.perf_counter() - start,
+        extra={"lambda_grid": list(lambda_grid), "selected_by": "validation ndcg@100"},
+    )
+    return record, pd.DataFrame(rows)

@@ -1,0 +1,43 @@
+"""Compute-thread control: BLAS/OpenMP pools and torch follow the job's thread budget.
+
+Snakemake exports ``OMP_NUM_THREADS`` etc. for ``script:`` jobs, but BLAS pools that were already
+started (or torch's intra-op pool) must be limited explicitly; :func:`limit_threads` does both.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from threadpoolctl import threadpool_info, threadpool_limits
+
+_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def limit_threads(n_threads: int) -> None:
+    """Cap BLAS/OpenMP pools and torch (if imported or importable) at ``n_threads`` for this process."""
+    n_threads = max(1, int(n_threads))
+    for var in _ENV_VARS:
+        os.environ[var] = str(n_threads)
+    threadpool_limits(limits=n_threads)
+    if "torch" in sys.modules:
+        set_torch_threads(n_threads)
+
+
+def set_torch_threads(n_threads: int) -> None:
+    """Set torch's intra-op threads (and inter-op threads if torch has not started its pool)."""
+    import torch
+
+    torch.set_num_threads(n_threads)
+    try:
+        torch.set_num_interop_threads(n_threads)
+    except RuntimeError:  # already set or parallel work already started
+        pass
+
+
+def blas_description() -> list[dict[str, str]]:
+    """Which BLAS libraries are loaded, their kernel (``architecture``) and thread counts."""
+    return [
+        {key: str(info.get(key)) for key in ("internal_api", "version", "architecture", "num_threads", "filepath")}
+        for info in threadpool_info()
+    ]

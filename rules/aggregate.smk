@@ -1,0 +1,25 @@
+rule aggregate:
+    input:
+        run_records,
+    output:
+        report(
+            "results/{dataset}/metrics.csv",
+            caption="../reports/captions/metrics.rst",
+            category="{dataset}",
+            subcategory="metrics",
+            labels={"dataset": "{dataset}", "table": "all runs"},
+        ),
+    log:
+        "logs/aggregate/{dataset}.log",
+    benchmark:
+        "results/benchmarks/aggregate/{dataset}.tsv"
+    params:
+        code=CODE["aggregate"],
+    threads: 1
+    resources:
+        mem_mb=512,
+        runtime=5,
+    conda:
+        "../envs/islim.yaml"
+    script:
+        "../workflow_scripts/aggregate.py"

@@ -1,0 +1,44 @@
+rule fetch:
+    output:
+        "data/raw/{dataset}/manifest.json",
+    log:
+        "logs/fetch/{dataset}.log",
+    benchmark:
+        "results/benchmarks/fetch/{dataset}.tsv"
+    params:
+        entry=lambda wildcards: fetch_parameters(config["datasets"][wildcards.dataset]),
+        mirror=config["data_mirror"],
+        code=CODE["fetch"],
+    threads: 1
+    resources:
+        mem_mb=2048,
+        runtime=120,
+    conda:
+        "../envs/islim.yaml"
+    script:
+        "../workflow_scripts/fetch.py"
+
+
+rule split:
+    input:
+        manifest="data/raw/{dataset}/manifest.json",
+    output:
+        matrices=expand("data/processed/{{dataset}}/{part}.npz", part=SPLIT_PARTS),
+        user_ids="data/processed/{dataset}/users.csv",
+        item_ids="data/processed/{dataset}/items.csv",
+        stats="data/processed/{dataset}/stats.json",
+    log:
+        "logs/split/{dataset}.log",
+    benchmark:
+        "results/benchmarks/split/{dataset}.tsv"
+    params:
+        entry=lambda wildcards: config["datasets"][wildcards.dataset],
+        code=CODE["split"],
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, input, attempt: 2048 * attempt + input.size_mb * 20 * attempt,
+        runtime=60,
+    conda:
+        "../envs/islim.yaml"
+    script:
+        "../workflow_scripts/split.py"

@@ -1,0 +1,29 @@
+rule ease:
+    input:
+        split=split_files,
+        stats="data/processed/{dataset}/stats.json",
+    output:
+        record="results/{dataset}/runs/ease.json",
+        sweep=report(
+            "results/{dataset}/ease_sweep.csv",
+            caption="../reports/captions/ease_sweep.rst",
+            category="{dataset}",
+            subcategory="EASE",
+            labels={"dataset": "{dataset}", "table": "EASE lambda sweep"},
+        ),
+    log:
+        "logs/ease/{dataset}.log",
+    benchmark:
+        "results/benchmarks/ease/{dataset}.tsv"
+    params:
+        settings=lambda wildcards: ease_settings(config, wildcards.dataset),
+        batch_size=config["eval_batch_size"],
+        code=CODE["ease"],
+    threads: config["threads"]
+    resources:
+        mem_mb=dense_items_mem_mb,
+        runtime=120,
+    conda:
+        "../envs/islim.yaml"
+    script:
+        "../workflow_scripts/ease.py"
