@@ -13,13 +13,13 @@ rule aggregate:
         "logs/aggregate/{dataset}.log",
     benchmark:
         "results/benchmarks/aggregate/{dataset}.tsv"
-    params:
-        code=CODE["aggregate"],
+    conda:
+        "../envs/islim.yaml"
     threads: 1
     resources:
         mem_mb=512,
         runtime=5,
-    conda:
-        "../envs/islim.yaml"
+    params:
+        code=CODE["aggregate"],
     script:
         "../workflow_scripts/aggregate.py"

@@ -8,7 +8,6 @@ from snakemake.utils import validate
 from islim.config import check_cross_fields, ease_settings
 from islim.pipeline import fetch_parameters
 
-
 validate(config, schema="../islim/schemas/config.schema.yaml")
 check_cross_fields(config)
 
@@ -33,13 +32,24 @@ def code_hash(*patterns):
 CODE = {
     "fetch": code_hash("download.py", "data/synthetic.py", "pipeline.py"),
     "split": code_hash("data/*.py", "pipeline.py"),
-    "ease": code_hash("models/ease.py", "gram.py", "evaluate.py", "metrics.py", "records.py", "pipeline.py"),
+    "ease": code_hash(
+        "models/ease.py",
+        "gram.py",
+        "evaluate.py",
+        "metrics.py",
+        "records.py",
+        "pipeline.py",
+    ),
     "aggregate": code_hash("records.py", "evaluate.py"),
 }
 
 
 def split_files(wildcards):
-    return expand("data/processed/{dataset}/{part}.npz", dataset=wildcards.dataset, part=SPLIT_PARTS)
+    return expand(
+        "data/processed/{dataset}/{part}.npz",
+        dataset=wildcards.dataset,
+        part=SPLIT_PARTS,
+    )
 
 
 def run_records(wildcards):

@@ -5,16 +5,16 @@ rule fetch:
         "logs/fetch/{dataset}.log",
     benchmark:
         "results/benchmarks/fetch/{dataset}.tsv"
-    params:
-        entry=lambda wildcards: fetch_parameters(config["datasets"][wildcards.dataset]),
-        mirror=config["data_mirror"],
-        code=CODE["fetch"],
+    conda:
+        "../envs/islim.yaml"
     threads: 1
     resources:
         mem_mb=2048,
         runtime=120,
-    conda:
-        "../envs/islim.yaml"
+    params:
+        entry=lambda wildcards: fetch_parameters(config["datasets"][wildcards.dataset]),
+        mirror=config["data_mirror"],
+        code=CODE["fetch"],
     script:
         "../workflow_scripts/fetch.py"
 
@@ -31,14 +31,15 @@ rule split:
         "logs/split/{dataset}.log",
     benchmark:
         "results/benchmarks/split/{dataset}.tsv"
+    conda:
+        "../envs/islim.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, input, attempt: 2048 * attempt
+        + input.size_mb * 20 * attempt,
+        runtime=60,
     params:
         entry=lambda wildcards: config["datasets"][wildcards.dataset],
         code=CODE["split"],
-    threads: 1
-    resources:
-        mem_mb=lambda wildcards, input, attempt: 2048 * attempt + input.size_mb * 20 * attempt,
-        runtime=60,
-    conda:
-        "../envs/islim.yaml"
     script:
         "../workflow_scripts/split.py"

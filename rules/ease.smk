@@ -15,15 +15,15 @@ rule ease:
         "logs/ease/{dataset}.log",
     benchmark:
         "results/benchmarks/ease/{dataset}.tsv"
-    params:
-        settings=lambda wildcards: ease_settings(config, wildcards.dataset),
-        batch_size=config["eval_batch_size"],
-        code=CODE["ease"],
+    conda:
+        "../envs/islim.yaml"
     threads: config["threads"]
     resources:
         mem_mb=dense_items_mem_mb,
         runtime=120,
-    conda:
-        "../envs/islim.yaml"
+    params:
+        settings=lambda wildcards: ease_settings(config, wildcards.dataset),
+        batch_size=config["eval_batch_size"],
+        code=CODE["ease"],
     script:
         "../workflow_scripts/ease.py"

@@ -1,0 +1,107 @@
+"""The Snakemake workflow end to end: dry run, lint, a tiny real run, and an idempotent rerun."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.workflow_helpers import REPO, snakemake, write_tiny_config
+
+pytestmark = pytest.mark.workflow
+
+METRICS = ["recall@20", "recall@50", "ndcg@100"]
+
+
+def test_dry_run_of_the_default_config_plans_the_whole_chain(tmp_path):
+    result = snakemake(tmp_path, "--dry-run", "--cores", "2")
+    assert result.returncode == 0, result.stderr
+    for rule in ("fetch", "split", "ease", "aggregate", "all"):
+        assert f"rule {rule}:" in result.stdout
+    assert "results/ml-100k/metrics.csv" in result.stdout
+
+
+def test_lint_is_clean():
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations" in result.stdout + result.stderr
+
+
+SNAKEFMT = Path(sys.executable).with_name("snakefmt")
+
+
+@pytest.mark.skipif(not SNAKEFMT.exists(), reason="snakefmt is not installed beside this Python")
+def test_snakefmt_is_clean():
+    result = subprocess.run([str(SNAKEFMT), "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_invalid_config_fails_before_any_job_with_the_key_named(tmp_path):
+    config = write_tiny_config(tmp_path, {"threads": 0})
+    result = snakemake(tmp_path, "--dry-run", "--cores", "1", configfile=config)
+    assert result.returncode != 0
+    assert "threads" in result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tiny_run")
+    config = write_tiny_config(directory)
+    result = snakemake(directory, "--cores", "2", configfile=config)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return directory, config
+
+
+@pytest.mark.parametrize("dataset", ["synthetic-tiny", "ml-latest-small"])
+def test_tiny_run_writes_run_records_with_every_required_field(tiny_run, dataset):
+    directory, _ = tiny_run
+    record = json.loads((directory / "results" / dataset / "runs" / "ease.json").read_text())
+    assert record["dataset"] == dataset and record["model"] == "ease"
+    assert record["params"]["lambda"] in (100, 300)
+    for split in ("validation", "test"):
+        for metric in METRICS:
+            assert 0 < record["metrics"][split][metric] <= 1
+            assert record["metrics"][split][f"{metric}_se"] > 0
+        assert record["n_users"][split] > 0
+    assert record["wall_seconds"] > 0 and record["peak_memory_mb"] > 0
+    sweep = pd.read_csv(directory / "results" / dataset / "ease_sweep.csv")
+    validation = sweep[sweep["split"] == "validation"]
+    assert validation.loc[validation["ndcg@100"].idxmax(), "lambda"] == record["params"]["lambda"]
+
+
+@pytest.mark.parametrize("dataset", ["synthetic-tiny", "ml-latest-small"])
+def test_tiny_run_metrics_table_is_tidy(tiny_run, dataset):
+    directory, _ = tiny_run
+    table = pd.read_csv(directory / "results" / dataset / "metrics.csv")
+    assert len(table) == 2 * len(METRICS)  # one run x two splits x three metrics
+    assert set(table["split"]) == {"validation", "test"} and set(table["metric"]) == set(METRICS)
+    record = json.loads((directory / "results" / dataset / "runs" / "ease.json").read_text())
+    row = table[(table["split"] == "test") & (table["metric"] == "ndcg@100")].iloc[0]
+    assert row["value"] == pytest.approx(record["metrics"]["test"]["ndcg@100"])
+
+
+def test_tiny_run_uses_the_mirror_and_verifies_the_member(tiny_run):
+    directory, _ = tiny_run
+    manifest = json.loads((directory / "data" / "raw" / "ml-latest-small" / "manifest.json").read_text())
+    assert manifest["sha256"] == "aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646"
+    stats = json.loads((directory / "data" / "processed" / "ml-latest-small" / "stats.json").read_text())
+    assert stats["users"] == {"train": 483, "validation": 60, "test": 60, "total": 603}
+
+
+def test_every_rule_wrote_its_log_and_benchmark(tiny_run):
+    directory, _ = tiny_run
+    for rule in ("fetch", "split", "ease", "aggregate"):
+        for dataset in ("synthetic-tiny", "ml-latest-small"):
+            assert "done in" in (directory / "logs" / rule / f"{dataset}.log").read_text()
+            assert (directory / "results" / "benchmarks" / rule / f"{dataset}.tsv").is_file()
+
+
+def test_second_invocation_does_nothing(tiny_run):
+    directory, config = tiny_run
+    result = snakemake(directory, "--cores", "2", configfile=config)
+    assert result.returncode == 0, result.stderr
+    assert "Nothing to be done" in result.stdout + result.stderr
