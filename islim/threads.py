@@ -24,6 +24,18 @@ def limit_threads(n_threads: int) -> None:
         set_torch_threads(n_threads)
 
 
+def compute_threads() -> int:
+    """Threads this process may use for its own parallel loops.
+
+    ``OMP_NUM_THREADS`` when set (Snakemake sets it to the rule's ``threads``, and
+    :func:`limit_threads` to its argument), else the CPUs this process may run on.
+    """
+    from_env = os.environ.get("OMP_NUM_THREADS", "")
+    if from_env.isdigit() and int(from_env) > 0:
+        return int(from_env)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def set_torch_threads(n_threads: int) -> None:
     """Set torch's intra-op threads (and inter-op threads if torch has not started its pool)."""
     import torch
