@@ -46,7 +46,10 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     config = copy.deepcopy(config)
     schema = load_schema()
     validator = _validator_filling_defaults(jsonschema.Draft202012Validator)(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    # A failing branch makes `unevaluatedProperties` flag valid keys too; report the real errors first.
+    specific = [e for e in errors if e.validator != "unevaluatedProperties"]
+    errors = specific or errors
     if errors:
         lines = [f"  - {'/'.join(map(str, e.absolute_path)) or '<top level>'}: {e.message}" for e in errors[:10]]
         raise ConfigError("invalid configuration:\n" + "\n".join(lines))

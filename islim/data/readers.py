@@ -32,13 +32,16 @@ def _tidy(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
         rating = pd.to_numeric(frame["rating"], errors="raise").astype(np.float32)
     except (ValueError, TypeError) as exc:
         raise DataFormatError(f"{path}: the rating column is not numeric ({exc}); check rating_col and the separator") from exc
+    if rating.isna().any():
+        bad = int(rating.isna().to_numpy().argmax())
+        raise DataFormatError(f"{path}: missing rating in data row {bad + 1}; check the separator and the number of columns")
     return pd.DataFrame({"user": frame["user"].to_numpy(), "item": frame["item"].to_numpy(), "rating": rating.to_numpy()})
 
 
-def _read_delimited(path: Path, sep: str, header: bool, columns: list[Any] | None = None) -> pd.DataFrame:
-    """``pandas.read_csv`` with the first three (or the named) columns as user, item, rating."""
+def _read_delimited(path: Path, sep: str, header: bool, columns: list[Any] | None = None, source=None) -> pd.DataFrame:
+    """``pandas.read_csv`` of ``source`` (default: ``path``, which names the file in errors)."""
     try:
-        frame = pd.read_csv(path, sep=sep, header=0 if header else None, usecols=columns, engine="c", low_memory=False)
+        frame = pd.read_csv(path if source is None else source, sep=sep, header=0 if header else None, usecols=columns, engine="c", low_memory=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataFormatError(f"{path}: cannot be parsed as {'tab' if sep == chr(9) else repr(sep)}-separated text: {exc}") from exc
     except ValueError as exc:  # usecols naming a missing column
@@ -66,7 +69,7 @@ def read_movielens_dat(path: Path) -> pd.DataFrame:
     """``user::movie::rating::ts`` (ML-1M ``ratings.dat``); the two-character separator is folded
     to a comma so the fast C parser can be used."""
     text = path.read_bytes().replace(b"::", b",")
-    frame = _read_delimited(io.BytesIO(text), ",", header=False)  # type: ignore[arg-type]
+    frame = _read_delimited(path, ",", header=False, source=io.BytesIO(text))
     if frame.shape[1] < 3:
         raise DataFormatError(f"{path}: expected 4 '::'-separated columns user, movie, rating, timestamp")
     return _tidy(frame.iloc[:, :3].set_axis(COLUMNS, axis=1), path)
@@ -91,13 +94,17 @@ def read_netflix(path: Path) -> pd.DataFrame:
                 parts.append(block)
     except tarfile.TarError as exc:
         raise DataFormatError(f"{path}: not a readable tar archive ({exc}); delete it and download again") from exc
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise DataFormatError(f"{path}:{member.name}: rows are not CustomerID,Rating,Date ({exc})") from exc
     if not parts:
         raise DataFormatError(f"{path}: no training_set/mv_*.txt members found")
     return _tidy(pd.concat(parts, ignore_index=True), path)
 
 
 def read_msd(path: Path) -> pd.DataFrame:
-    """The MSD Taste Profile ``train_triplets.txt``: ``user<TAB>song<TAB>play_count``, no header."""
+    """The MSD Taste Profile ``train_triplets.txt``: ``user<TAB>song<TAB>play_count``, no header.
+
+    A row without a play count is reported as malformed (see :func:`_tidy`)."""
     try:
         frame = pd.read_csv(path, sep="\t", header=None, names=COLUMNS, dtype={"user": "category", "item": "category", "rating": np.float32}, engine="c")
     except (pd.errors.ParserError, ValueError) as exc:

@@ -26,7 +26,7 @@ from islim.fileio import atomic_path
 
 
 def user_activity(n_users: int, n_items: int, n_interactions: int, sigma: float, rng: np.random.Generator, min_activity: int = 5) -> np.ndarray:
-    """Log-normal interaction counts per user summing to about ``n_interactions``; int64 ``(n_users,)``."""
+    """Log-normal interaction counts per user, each in ``[min_activity, n_items // 2]``, summing to exactly ``n_interactions``; int64 ``(n_users,)``."""
     upper = max(min_activity, n_items // 2)
     if n_interactions < n_users * min_activity or n_interactions > n_users * upper:
         raise ConfigError(
@@ -34,13 +34,13 @@ def user_activity(n_users: int, n_items: int, n_interactions: int, sigma: float,
             f"{min_activity}..{upper} interactions each; choose between {n_users * min_activity:,} and {n_users * upper:,}"
         )
     raw = rng.lognormal(mean=0.0, sigma=sigma, size=n_users)
-    scale = n_interactions / raw.sum()
-    for _ in range(50):  # rescale until the clipped total matches
-        counts = np.clip(np.rint(raw * scale), min_activity, upper)
-        total = counts.sum()
-        if abs(total - n_interactions) <= max(1, n_interactions // 10_000):
-            break
-        scale *= n_interactions / total
+    counts = np.clip(np.rint(raw * (n_interactions / raw.sum())), min_activity, upper).astype(np.int64)
+    # Clipping moved the total: spread the remainder one interaction at a time over random users
+    # that still have room, so the total is exactly n_interactions.
+    while (residual := n_interactions - int(counts.sum())) != 0:
+        room = np.flatnonzero(counts < upper) if residual > 0 else np.flatnonzero(counts > min_activity)
+        chosen = rng.choice(room, size=min(abs(residual), len(room)), replace=False)
+        counts[chosen] += np.sign(residual)
     return counts.astype(np.int64)
 
 

@@ -22,21 +22,25 @@ from islim.memory import dense_bytes, ensure_fits
 def spd_inverse_inplace(A: np.ndarray) -> np.ndarray:
     """Invert a symmetric positive-definite matrix in place via Cholesky; returns the full symmetric inverse.
 
-    ``A`` must be a C- or F-contiguous float32/float64 square array; it is overwritten.
-    Cost: ``n³/3`` (factor) + ``2n³/3`` (inverse) flops; no extra ``n²`` buffer beyond the symmetrisation.
+    ``A`` must be a C- or F-contiguous float32/float64 square array; it is overwritten and the
+    returned array shares its memory. Cost: ``n³/3`` (factor) + ``2n³/3`` (inverse) flops; no
+    extra ``n²`` buffer.
     """
-    lower = A.flags.c_contiguous  # C-order upper triangle == Fortran-order lower triangle
-    potrf, potri = scipy.linalg.get_lapack_funcs(("potrf", "potri"), (A,))
-    At = A.T  # Fortran-ordered view of a C array: no copy
-    factor, info = potrf(At, lower=lower, overwrite_a=True, clean=False)
+    if not (A.flags.c_contiguous or A.flags.f_contiguous):
+        raise ValueError("spd_inverse_inplace needs a contiguous array")
+    # LAPACK works on Fortran order: a C array is handled as its transpose (same matrix, since A = Aᵀ),
+    # whose lower triangle is the C array's upper triangle.
+    c_order = A.flags.c_contiguous
+    work = A.T if c_order else A
+    potrf, potri = scipy.linalg.get_lapack_funcs(("potrf", "potri"), (work,))
+    factor, info = potrf(work, lower=True, overwrite_a=True, clean=False)
     if info != 0:
         raise IslimError(f"Cholesky factorisation failed (LAPACK info={info}): the matrix is not positive definite; increase lambda")
-    inverse, info = potri(factor, lower=lower, overwrite_c=True)
+    inverse, info = potri(factor, lower=True, overwrite_c=True)
     if info != 0:
         raise IslimError(f"Cholesky inverse failed (LAPACK info={info})")
-    result = inverse.T
-    mirror_upper_triangle(result)
-    return result
+    mirror_upper_triangle(inverse.T)  # the valid lower triangle of `inverse` is the upper one of its transpose
+    return inverse.T if c_order else inverse  # same memory and order as the input
 
 
 def mirror_upper_triangle(A: np.ndarray, block: int = 1024) -> None:

@@ -1,0 +1,239 @@
+"""Ranking metrics and batched evaluation against a brute-force per-user loop and hand-worked cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from islim.evaluate import evaluate, per_user_metrics
+from islim.metrics import ndcg_at_k, recall_at_k, top_k_items
+
+METRIC_CUTOFFS = {"recall@20": 20, "recall@50": 50, "ndcg@100": 100}
+
+
+# --- an independent reference: full sort of every user's candidates, one user at a time --------
+
+
+def brute_ranking(scores_row, excluded=()) -> list[int]:
+    """All items but ``excluded``, by score descending then index ascending."""
+    excluded = set(excluded)
+    candidates = [i for i in range(len(scores_row)) if i not in excluded]
+    return sorted(candidates, key=lambda i: (-float(scores_row[i]), i))
+
+
+def brute_recall(ranking, targets, k) -> float:
+    if not targets:
+        return math.nan
+    return sum(1 for i in ranking[:k] if i in targets) / min(k, len(targets))
+
+
+def brute_ndcg(ranking, targets, k) -> float:
+    if not targets:
+        return math.nan
+    dcg = sum(1.0 / math.log2(rank + 2) for rank, i in enumerate(ranking[:k]) if i in targets)
+    idcg = sum(1.0 / math.log2(rank + 2) for rank in range(min(k, len(targets))))
+    return dcg / idcg
+
+
+def brute_per_user(scores, fold_in, target) -> dict[str, list[float]]:
+    """Per-user reported metrics of the users with a non-empty target, by a plain Python loop."""
+    out = {name: [] for name in METRIC_CUTOFFS}
+    for u in range(scores.shape[0]):
+        targets = set(target[u].indices.tolist())
+        if not targets:
+            continue
+        ranking = brute_ranking(scores[u], fold_in[u].indices.tolist())
+        for name, k in METRIC_CUTOFFS.items():
+            metric = brute_recall if name.startswith("recall") else brute_ndcg
+            out[name].append(metric(ranking, targets, k))
+    return out
+
+
+# --- random problems with many ties ----------------------------------------------------------
+
+
+def random_problem(n_users: int, n_items: int, seed: int):
+    """Disjoint binary fold-in/target matrices (some empty targets) and an integer-valued item–item model."""
+    rng = np.random.default_rng(seed)
+    fold_in = (rng.random((n_users, n_items)) < 0.08).astype(np.float32)
+    target = ((rng.random((n_users, n_items)) < 0.15) & (fold_in == 0)).astype(np.float32)
+    target[rng.random(n_users) < 0.15] = 0.0  # users without targets: not evaluated
+    target[0] = 0.0
+    weights = rng.integers(0, 3, size=(n_items, n_items)).astype(np.float32)
+    bias = rng.integers(0, 2, size=n_items).astype(np.float32)
+    return sp.csr_matrix(fold_in), sp.csr_matrix(target), weights, bias
+
+
+def item_item_scorer(weights, bias, as_torch: bool = False):
+    """Scores ``x W + b``: integer-valued, so ties are frequent."""
+
+    def score_batch(x: sp.csr_matrix):
+        scores = np.asarray(x @ weights) + bias
+        return torch.from_numpy(scores) if as_torch else scores
+
+    return score_batch
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("k", [1, 5, 17, 40])
+def test_top_k_items_equals_full_sort_with_ties_to_the_lower_index(seed, k):
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 4, size=(30, 40)).astype(np.float32)
+    scores[3] = 1.0  # a row that is one big tie
+    scores[5, rng.random(40) < 0.3] = -np.inf
+    expected = np.array([brute_ranking(row)[:k] for row in scores])
+    np.testing.assert_array_equal(top_k_items(scores, k), expected)
+
+
+def test_top_k_items_rejects_out_of_range_k():
+    with pytest.raises(ValueError, match="k must be between 1"):
+        top_k_items(np.zeros((2, 5)), 6)
+    with pytest.raises(ValueError, match="k must be between 1"):
+        top_k_items(np.zeros((2, 5)), 0)
+
+
+@pytest.mark.parametrize("k", [3, 10, 25])
+def test_per_user_recall_and_ndcg_equal_the_brute_force_loop(k):
+    rng = np.random.default_rng(7)
+    scores = rng.integers(0, 5, size=(40, 60)).astype(np.float64)
+    target = (rng.random((40, 60)) < 0.1).astype(np.float32)
+    target[0] = 0.0
+    target = sp.csr_matrix(target)
+    top = top_k_items(scores, k)
+    rankings = [brute_ranking(row) for row in scores]
+    targets = [set(target[u].indices.tolist()) for u in range(40)]
+    expected_recall = [brute_recall(r, t, k) for r, t in zip(rankings, targets)]
+    expected_ndcg = [brute_ndcg(r, t, k) for r, t in zip(rankings, targets)]
+    np.testing.assert_allclose(recall_at_k(top, target, k), expected_recall, rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(ndcg_at_k(top, target, k), expected_ndcg, rtol=1e-12, equal_nan=True)
+
+
+def test_hand_worked_recall_and_ndcg_at_3():
+    """Ties go to the lower index; Recall divides by min(K, |T|); IDCG runs over min(K, |T|) ranks."""
+    scores = np.array(
+        [
+            [0.5, 0.9, 0.9, 0.1, 0.7, 0.9],  # ranking 1, 2, 5, 4, 0, 3
+            [0.5, 0.9, 0.9, 0.1, 0.7, 0.9],
+            [1.0, 1.0, 1.0, 1.0, 1.0, 1.0],  # ranking 0, 1, 2, 3, 4, 5
+            [0.5, 0.9, 0.9, 0.1, 0.7, 0.9],
+        ]
+    )
+    target = sp.csr_matrix(
+        np.array(
+            [
+                [0, 0, 1, 0, 1, 0],  # |T| = 2 < K: one hit at rank 2
+                [0, 0, 0, 0, 0, 0],  # no targets: NaN
+                [1, 0, 0, 0, 0, 0],  # the only target at rank 1
+                [0, 1, 1, 1, 1, 0],  # |T| = 4 > K: hits at ranks 1 and 2
+            ],
+            dtype=np.float32,
+        )
+    )
+    top = top_k_items(scores, 3)
+    np.testing.assert_array_equal(top, [[1, 2, 5], [1, 2, 5], [0, 1, 2], [1, 2, 5]])
+    d2, d3 = 1 / math.log2(3), 1 / math.log2(4)
+    np.testing.assert_allclose(recall_at_k(top, target, 3), [1 / 2, np.nan, 1.0, 2 / 3], equal_nan=True)
+    expected_ndcg = [d2 / (1 + d2), np.nan, 1.0, (1 + d2) / (1 + d2 + d3)]
+    np.testing.assert_allclose(ndcg_at_k(top, target, 3), expected_ndcg, equal_nan=True)
+
+
+def test_hand_worked_evaluate_excludes_fold_in_and_empty_targets():
+    """Three users over 6 items; scores ``x W`` pick row 1 or row 0 of ``W``.
+
+    User 0: fold-in {1}, scores (0.5, 0.9, 0.9, 0.1, 0.7, 0.9), target {2, 4} → ranking 2, 5, 4, 0, 3:
+    DCG = 1 + 1/log2(4), IDCG = 1 + 1/log2(3). User 1: no target, not evaluated. User 2: fold-in {0},
+    equal scores, target {5} → ranking 1, 2, 3, 4, 5: NDCG = 1/log2(6). With 6 items every cut-off is
+    6, so both recalls are 1.
+    """
+    weights = np.array([[1.0] * 6, [0.5, 0.9, 0.9, 0.1, 0.7, 0.9]] + [[0.0] * 6] * 4)
+    fold_in = sp.csr_matrix(np.array([[0, 1, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0]], dtype=np.float32))
+    target = sp.csr_matrix(np.array([[0, 0, 1, 0, 1, 0], [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1]], dtype=np.float32))
+    result = evaluate(lambda x: x @ weights, fold_in, target)
+    ndcg = np.array([(1 + 0.5) / (1 + 1 / math.log2(3)), 1 / math.log2(6)])
+    assert result["n_users"] == 2
+    assert result["recall@20"] == pytest.approx(1.0) and result["recall@50"] == pytest.approx(1.0)
+    assert result["recall@20_se"] == pytest.approx(0.0)
+    assert result["ndcg@100"] == pytest.approx(ndcg.mean(), rel=1e-6)
+    assert result["ndcg@100_se"] == pytest.approx(abs(ndcg[0] - ndcg[1]) / 2, rel=1e-6)
+
+
+@pytest.mark.parametrize("n_items", [60, 150])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_evaluate_equals_the_brute_force_loop_on_tied_scores(n_items, seed):
+    """With 60 items the NDCG cut-off 100 exceeds the catalogue; every candidate is then ranked."""
+    fold_in, target, weights, bias = random_problem(70, n_items, seed)
+    scores = fold_in.toarray() @ weights + bias
+    expected = brute_per_user(scores, fold_in, target)
+    per_user = per_user_metrics(item_item_scorer(weights, bias), fold_in, target, batch_size=16)
+    np.testing.assert_array_equal(per_user["user"], np.flatnonzero(np.diff(target.indptr) > 0))
+    result = evaluate(item_item_scorer(weights, bias), fold_in, target, batch_size=16)
+    assert result["n_users"] == len(expected["recall@20"]) < fold_in.shape[0]
+    for name, values in expected.items():
+        np.testing.assert_allclose(per_user[name], values, rtol=1e-12)
+        assert result[name] == pytest.approx(np.mean(values), rel=1e-12)
+        assert result[f"{name}_se"] == pytest.approx(np.std(values, ddof=1) / np.sqrt(len(values)), rel=1e-12)
+
+
+def test_evaluate_is_identical_for_every_batch_size():
+    fold_in, target, weights, bias = random_problem(50, 120, seed=3)
+    scorer = item_item_scorer(weights, bias)
+    reference = per_user_metrics(scorer, fold_in, target, batch_size=1)
+    for batch_size in (7, 10_000):
+        other = per_user_metrics(scorer, fold_in, target, batch_size=batch_size)
+        for name in reference:
+            np.testing.assert_array_equal(other[name], reference[name])
+    summaries = [evaluate(scorer, fold_in, target, batch_size=b) for b in (1, 7, 10_000)]
+    assert summaries[0] == summaries[1] == summaries[2]
+
+
+def test_fold_in_items_never_reach_the_top_k():
+    """Fold-in items get the highest scores and the targets the next highest: only exclusion gives 1."""
+    rng = np.random.default_rng(5)
+    n_users, n_items = 30, 200
+    fold_in = sp.csr_matrix((rng.random((n_users, n_items)) < 0.2).astype(np.float32))
+    weights = rng.random((n_items, n_items)).astype(np.float32)
+    base = fold_in.toarray() @ weights
+    target = np.zeros((n_users, n_items), dtype=np.float32)
+    for u in range(n_users):
+        free = np.setdiff1d(np.arange(n_items), fold_in[u].indices)
+        target[u, free[np.argsort(-base[u, free])[:10]]] = 1.0
+
+    def fold_in_first(x: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(x @ weights) + 1000.0 * x.toarray()
+
+    result = evaluate(fold_in_first, fold_in, sp.csr_matrix(target), batch_size=8)
+    assert result["n_users"] == n_users
+    assert result["recall@20"] == pytest.approx(1.0)
+    assert result["ndcg@100"] == pytest.approx(1.0)
+
+
+def test_a_score_function_returning_a_torch_tensor_gives_the_same_result():
+    fold_in, target, weights, bias = random_problem(40, 110, seed=4)
+    from_numpy = evaluate(item_item_scorer(weights, bias), fold_in, target, batch_size=9)
+    from_torch = evaluate(item_item_scorer(weights, bias, as_torch=True), fold_in, target, batch_size=9)
+    assert from_torch == from_numpy
+
+
+def test_score_function_with_the_wrong_shape_is_rejected():
+    fold_in, target, weights, bias = random_problem(10, 30, seed=5)
+    with pytest.raises(ValueError, match="score function returned shape"):
+        evaluate(lambda x: np.zeros((x.shape[0], 29)), fold_in, target)
+
+
+def test_evaluate_does_not_modify_the_scores_returned_by_the_model():
+    fold_in, target, weights, bias = random_problem(20, 110, seed=6)
+    returned = []
+
+    def remembering_scorer(x: sp.csr_matrix) -> np.ndarray:
+        scores = np.asarray(x @ weights) + bias
+        returned.append((scores, scores.copy()))
+        return scores
+
+    evaluate(remembering_scorer, fold_in, target, batch_size=6)
+    assert len(returned) > 1
+    for scores, copy in returned:
+        np.testing.assert_array_equal(scores, copy)
