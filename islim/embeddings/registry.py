@@ -1,0 +1,160 @@
+"""One function per grid cell of the ablation: named arms → item embeddings (spec §7).
+
+An arm is a point of three axes:
+
+* ``neighbourhood`` — ``"all"`` (every other item; dense ``S``) or ``"knn"`` (``k`` co-occurring
+  items; sparse ``S``);
+* ``first_step`` — ``"ease"`` (ridge regression, zero diagonal; ``sum_to_one`` adds the LLE
+  constraint = SLIM-LLE), ``"lle"`` (Roweis–Saul local Gram), ``"cooccurrence"`` (normalised
+  co-occurrence) or ``"identity"`` (``S = 0``, null control);
+* ``second_step`` — ``"explicit"`` (bottom eigenvectors of ``(I − S)(I − S)ᵀ``), ``"implicit"`` (one
+  anchored update of the input embeddings) or ``"implicit_iterated"`` (anchored updates with
+  orthonormalisation until the subspace stops moving).
+
+The cell ``(all, ease, implicit[_iterated])`` is the paper's ImplicitSLIM: the Woodbury closed form
+with the EASE surrogate ``I − S̃ = ΠΔ`` (:func:`implicit_slim`); ``surrogate=False`` runs the anchored
+update of the exact EASE weights instead (isolating the diagonal approximation), and
+``sum_to_one=True`` that of the SLIM-LLE weights. ``(all, ease, explicit)`` with ``sum_to_one=True`` (the default) is the paper's
+SLIM-LLE. ``(identity, explicit)`` is undefined (every orthonormal basis is optimal) and rejected.
+
+Reference arms without an item–item model are :func:`reference_embeddings` (``"random"``, ``"svd"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from islim.embeddings.anchored import anchored_update, iterate_anchored_update
+from islim.embeddings.gram_operator import as_csr, squared_column_norms
+from islim.embeddings.implicit import implicit_slim, iterate_implicit_slim
+from islim.embeddings.knn import knn_weights
+from islim.embeddings.reference import random_embeddings, svd_embeddings
+from islim.embeddings.slim_lle import lle_embeddings
+from islim.embeddings.weights import cooccurrence_weights, ease_weights, identity_weights, lle_weights
+from islim.errors import ConfigError
+
+NEIGHBOURHOODS = ("all", "knn")
+FIRST_STEPS = ("ease", "lle", "cooccurrence", "identity")
+SECOND_STEPS = ("explicit", "implicit", "implicit_iterated")
+REFERENCE_ARMS = ("random", "svd")
+
+#: Every parameter an arm may read, with its default. ``sum_to_one=None`` means "True for the
+#: explicit step (SLIM-LLE), False for the implicit ones (ImplicitSLIM drops the constraint)".
+DEFAULT_PARAMS: dict[str, Any] = {
+    "lam": 500.0,  # λ of the ridge regressions ("ease")
+    "alpha": 1.0,  # anchor weight (implicit steps)
+    "threshold": 0.0,  # popularity threshold τ of the anchor
+    "k": 100,  # neighbours per item ("knn")
+    "reg": 1e-3,  # Roweis–Saul trace-regulariser factor ("lle")
+    "sum_to_one": None,
+    "surrogate": True,  # (all, ease, implicit*) without sum_to_one: ImplicitSLIM's ΠΔ surrogate
+    "n_iter": 100,  # implicit_iterated: maximum updates
+    "tol": 1e-6,  # implicit_iterated: principal-angle tolerance (degrees)
+    "cg_tol": 1e-10,  # sparse anchored update: CG relative residual
+    "cg_maxiter": None,
+    "dtype": "float64",  # dense first/explicit steps
+}
+
+
+def validate_arm(neighbourhood: str, first_step: str, second_step: str) -> None:
+    """Raise :class:`ConfigError` for an unknown axis value or an undefined combination."""
+    for axis, value, allowed in (("neighbourhood", neighbourhood, NEIGHBOURHOODS), ("first_step", first_step, FIRST_STEPS), ("second_step", second_step, SECOND_STEPS)):
+        if value not in allowed:
+            raise ConfigError(f"unknown {axis} {value!r}; expected one of {allowed}")
+    if first_step == "identity" and second_step == "explicit":
+        raise ConfigError("first_step='identity' with second_step='explicit' is undefined: (I - S)(I - S)' = I has no preferred eigenvectors; use an implicit second step")
+
+
+def _params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    merged = dict(DEFAULT_PARAMS)
+    unknown = sorted(set(params or {}) - set(DEFAULT_PARAMS))
+    if unknown:
+        raise ConfigError(f"unknown arm parameters {unknown}; allowed: {sorted(DEFAULT_PARAMS)}")
+    merged.update(params or {})
+    return merged
+
+
+def first_step_weights(X, neighbourhood: str, first_step: str, p: Mapping[str, Any], sum_to_one: bool, budget_bytes: int | None = None):
+    """The weights ``S`` of a first step: dense (n_items, n_items) for ``"all"``, sparse CSC for ``"knn"``."""
+    dtype = np.dtype(p["dtype"])
+    if neighbourhood == "knn":
+        return knn_weights(X, p["k"], first_step, lam=p["lam"], reg=p["reg"], sum_to_one=sum_to_one, dtype=dtype, budget_bytes=budget_bytes)
+    if first_step == "ease":
+        return ease_weights(X, p["lam"], sum_to_one=sum_to_one, dtype=dtype, budget_bytes=budget_bytes)
+    if first_step == "lle":
+        return lle_weights(X, p["reg"], dtype=dtype, budget_bytes=budget_bytes)
+    if first_step == "cooccurrence":
+        return cooccurrence_weights(X, dtype=dtype, budget_bytes=budget_bytes)
+    return identity_weights(X.shape[1], dtype)
+
+
+def _popularity_mask(X, threshold: float) -> np.ndarray:
+    return squared_column_norms(as_csr(X, np.float32)) >= threshold
+
+
+def arm_embeddings(
+    X,
+    d: int,
+    neighbourhood: str,
+    first_step: str,
+    second_step: str,
+    params: Mapping[str, Any] | None = None,
+    initial: np.ndarray | None = None,
+    seed: int = 0,
+    budget_bytes: int | None = None,
+) -> np.ndarray:
+    """Item embeddings of one ablation arm.
+
+    Parameters
+    ----------
+    X : scipy sparse, shape (n_users, n_items)
+        Training matrix (training users only).
+    d : int
+        Embedding dimension.
+    neighbourhood, first_step, second_step : str
+        The arm (see the module docstring).
+    params : mapping, optional
+        Overrides of :data:`DEFAULT_PARAMS`; unknown keys raise :class:`ConfigError`.
+    initial : ndarray, shape (n_items, d), optional
+        Input embeddings ``E₀`` of the implicit steps (default: :func:`random_embeddings` with ``seed``).
+    seed : int
+        Seed of the default ``E₀``.
+    budget_bytes : int, optional
+        Memory budget; arms whose dense arrays do not fit raise :class:`MemoryBudgetError` (with
+        the estimate) before allocating.
+
+    Returns
+    -------
+    ndarray, shape (n_items, d)
+    """
+    validate_arm(neighbourhood, first_step, second_step)
+    p = _params(params)
+    n_items = X.shape[1]
+    implicit = second_step != "explicit"
+    sum_to_one = (not implicit) if p["sum_to_one"] is None else bool(p["sum_to_one"])
+    E0 = random_embeddings(n_items, d, seed) if initial is None else np.asarray(initial)
+    if E0.shape != (n_items, d):
+        raise ConfigError(f"initial embeddings have shape {E0.shape}, expected ({n_items}, {d})")
+    if neighbourhood == "all" and first_step == "ease" and implicit and not sum_to_one and p["surrogate"]:
+        if second_step == "implicit":
+            return implicit_slim(E0, X, p["lam"], p["alpha"], p["threshold"])
+        return iterate_implicit_slim(E0, X, p["lam"], p["alpha"], p["n_iter"], p["tol"], p["threshold"]).embeddings
+    S = first_step_weights(X, neighbourhood, first_step, p, sum_to_one, budget_bytes)
+    if second_step == "explicit":
+        return lle_embeddings(S, d, budget_bytes=budget_bytes)
+    mask = _popularity_mask(X, p["threshold"])
+    if second_step == "implicit":
+        return anchored_update(S, E0, p["alpha"], mask, tol=p["cg_tol"], maxiter=p["cg_maxiter"], budget_bytes=budget_bytes)
+    return iterate_anchored_update(S, E0, p["alpha"], p["n_iter"], p["tol"], mask, cg_tol=p["cg_tol"], cg_maxiter=p["cg_maxiter"], budget_bytes=budget_bytes).embeddings
+
+
+def reference_embeddings(name: str, X, d: int, seed: int = 0) -> np.ndarray:
+    """Reference arms: ``"random"`` (Gaussian, :func:`random_embeddings`) or ``"svd"`` (:func:`svd_embeddings`)."""
+    if name == "random":
+        return random_embeddings(X.shape[1], d, seed)
+    if name == "svd":
+        return svd_embeddings(X, d, seed)
+    raise ConfigError(f"unknown reference arm {name!r}; expected one of {REFERENCE_ARMS}")

@@ -1,0 +1,91 @@
+"""The interface every deep recommender implements for :mod:`islim.models.deep.trainer`."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from islim.errors import ConfigError
+from islim.models.deep.layers import Rows
+
+
+@dataclass
+class TrainState:
+    """Where training is: ``epoch`` (0-based) and ``step`` (optimiser updates done so far, all phases)."""
+
+    epoch: int = 0
+    step: int = 0
+
+
+@dataclass
+class LossTerms:
+    """One batch's objective: ``total`` (scalar to minimise, with grad) and its detached scalar parts
+    averaged over users: ``nll`` (negative log-likelihood), ``kl`` (unweighted KL term) and
+    ``kl_weight`` (β; for RecVAE the mean of the per-user weights γ·|u|). Tensors stay on the device
+    so that no host synchronisation happens per batch."""
+
+    total: torch.Tensor
+    nll: torch.Tensor
+    kl: torch.Tensor
+    kl_weight: float | torch.Tensor
+
+
+@dataclass
+class Phase:
+    """A part of one training epoch: ``n_passes`` passes over all training users updating only
+    ``parameters`` (one Adam optimiser per phase) with input dropout ``dropout``; ``on_end`` runs after
+    the last pass (RecVAE refreshes its prior there)."""
+
+    name: str
+    parameters: list[nn.Parameter]
+    n_passes: int = 1
+    dropout: float = 0.0
+    on_end: Callable[[], None] | None = field(default=None, repr=False)
+
+
+class DeepRecommender(nn.Module, ABC):
+    """A variational autoencoder over user rows of the ``(n_users, n_items)`` feedback matrix.
+
+    Subclasses declare ``MODEL_DEFAULTS`` (constructor keyword arguments besides ``n_items``) and
+    ``TRAINING_DEFAULTS`` (``lr``, ``batch_size``, ``n_epochs``, ``patience``, ``normalize_grad``), both
+    documented with their sources.
+    """
+
+    MODEL_DEFAULTS: ClassVar[dict[str, Any]] = {}
+    TRAINING_DEFAULTS: ClassVar[dict[str, Any]] = {}
+
+    @abstractmethod
+    def forward(self, x: Rows) -> torch.Tensor:
+        """``(b, n_items)`` scores (decoder logits) of the posterior mean, no dropout, no sampling."""
+
+    @abstractmethod
+    def loss(self, x: Rows, state: TrainState, dropout: float) -> LossTerms:
+        """The negative ELBO of the batch, averaged over its users. Samples the latent codes and
+        applies input ``dropout`` only in training mode (in eval mode ``z = μ``)."""
+
+    @abstractmethod
+    def training_phases(self) -> list[Phase]:
+        """The phases of one epoch, in order."""
+
+    @abstractmethod
+    def implicit_slim_targets(self) -> dict[str, nn.Parameter]:
+        """Item-embedding weights that ImplicitSLIM may replace, each item-major ``(n_items, d)``:
+        the first encoder layer(s) and the last decoder layer (spec §3.6)."""
+
+
+def check_positive(**values: float) -> None:
+    """Raise :class:`ConfigError` naming the first argument that is not > 0."""
+    for name, value in values.items():
+        if value is None or not value > 0:
+            raise ConfigError(f"{name} must be > 0, got {value!r}")
+
+
+def check_probability(name: str, value: float) -> None:
+    """Raise :class:`ConfigError` unless ``0 <= value < 1`` (a dropout rate)."""
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"{name} must be in [0, 1), got {value!r}")

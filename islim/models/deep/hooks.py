@@ -1,0 +1,141 @@
+"""ImplicitSLIM inside deep-model training (spec §3.6, §4).
+
+Two modes, chosen by the ``implicit_slim`` configuration mapping:
+
+* ``replace`` (the paper's way, ``ilya-shenbin/RecVAE`` ``run.py``): at the **start** of every epoch
+  with ``epoch % step == step − 1`` (step 10 → epochs 9, 19, …), every item-embedding weight returned
+  by the model's ``implicit_slim_targets()`` — the first encoder layer and the last decoder layer,
+  both item-major ``(n_items, d)`` — is overwritten in place by
+  ``implicit_slim(W, X_train, lam, alpha, threshold)``. Biases, all other weights, the optimiser
+  moments and RecVAE's frozen prior encoder are left as they are; ``reset_optimizer_state=True``
+  instead drops the Adam state of the replaced weights (re-initialised at their next update).
+* ``regularize``: the loss of every batch gets ``reg_weight · Σ_W ‖W − stopgrad(T_W)‖²_F`` where the
+  targets ``T_W = implicit_slim(W, …)`` are recomputed at the start of every epoch with
+  ``epoch % step == 0`` (so a target exists from the first epoch on, as the MF regulariser of the
+  official code, which recomputes it before every item step). ``reg_weight`` has no published value.
+
+``implicit_slim`` (:mod:`islim.embeddings`) is imported when first needed. Each call costs
+``O(d·nnz(X) + d²·I + d³)`` (spec §2.5); X is the training-user matrix only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import scipy.sparse as sp
+import torch
+
+from islim.errors import ConfigError
+from islim.models.deep.base import DeepRecommender
+
+MODES = ("none", "replace", "regularize")
+
+
+@dataclass(frozen=True)
+class ImplicitSLIMConfig:
+    """The ``implicit_slim`` configuration mapping.
+
+    Attributes:
+        mode: ``"none"``, ``"replace"`` or ``"regularize"``.
+        step: period in epochs (≥ 1).
+        lam: λ > 0 of the item–item ridge regression (RecVAE on ML-20M: 500).
+        alpha: α > 0, weight of the anchor term (RecVAE on ML-20M: 1).
+        threshold: items with training popularity below it do not anchor the solution (ML-20M: 1000).
+        reg_weight: strength of the ``regularize`` penalty (≥ 0).
+        reset_optimizer_state: drop the Adam moments of replaced weights (``replace`` only).
+    """
+
+    mode: str = "none"
+    step: int = 10
+    lam: float = 500.0
+    alpha: float = 1.0
+    threshold: float = 0.0
+    reg_weight: float = 1.0
+    reset_optimizer_state: bool = False
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ConfigError(f"implicit_slim.mode must be one of {MODES}, got {self.mode!r}")
+        if not (isinstance(self.step, int) and self.step >= 1):
+            raise ConfigError(f"implicit_slim.step must be an integer >= 1, got {self.step!r}")
+        if not (self.lam > 0 and self.alpha > 0 and self.threshold >= 0 and self.reg_weight >= 0):
+            raise ConfigError(
+                f"implicit_slim needs lam > 0, alpha > 0, threshold >= 0, reg_weight >= 0; got lam={self.lam!r}, "
+                f"alpha={self.alpha!r}, threshold={self.threshold!r}, reg_weight={self.reg_weight!r}"
+            )
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> ImplicitSLIMConfig:
+        """Build from a (possibly partial) mapping; unknown keys raise :class:`ConfigError`."""
+        values = dict(values or {})
+        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"unknown implicit_slim keys {unknown}; allowed: {sorted(cls.__dataclass_fields__)}")
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ImplicitSLIMHook:
+    """Applies an :class:`ImplicitSLIMConfig` to a model during training.
+
+    Args:
+        config: what to do and when.
+        X_train: ``(n_users, n_items)`` CSR training matrix (training users only).
+
+    Attributes:
+        applied_epochs_: epochs at whose start ImplicitSLIM was computed.
+        targets_: ``regularize`` mode: name → detached target tensor (same shape as the weight).
+    """
+
+    def __init__(self, config: ImplicitSLIMConfig, X_train: sp.csr_matrix):
+        self.config = config
+        self.X_train = X_train
+        self.applied_epochs_: list[int] = []
+        self.targets_: dict[str, torch.Tensor] = {}
+
+    def is_due(self, epoch: int) -> bool:
+        """Whether ImplicitSLIM runs at the start of ``epoch`` (0-based)."""
+        step = self.config.step
+        if self.config.mode == "replace":
+            return epoch % step == step - 1
+        if self.config.mode == "regularize":
+            return epoch % step == 0
+        return False
+
+    def _implicit_slim(self, weight: torch.Tensor) -> torch.Tensor:
+        from islim.embeddings import implicit_slim
+
+        config = self.config
+        out = implicit_slim(weight.detach().clone(), self.X_train, lam=config.lam, alpha=config.alpha, threshold=config.threshold)
+        out = torch.as_tensor(out).to(device=weight.device, dtype=weight.dtype)
+        if out.shape != weight.shape:
+            raise ConfigError(f"implicit_slim returned shape {tuple(out.shape)} for a weight of shape {tuple(weight.shape)}")
+        return out
+
+    @torch.no_grad()
+    def on_epoch_start(self, model: DeepRecommender, optimizers: list[torch.optim.Optimizer], epoch: int) -> bool:
+        """Replace the weights or refresh the targets if due; returns whether anything was computed."""
+        if not self.is_due(epoch):
+            return False
+        targets = model.implicit_slim_targets()
+        if self.config.mode == "replace":
+            for weight in targets.values():
+                weight.copy_(self._implicit_slim(weight))
+                if self.config.reset_optimizer_state:
+                    for optimizer in optimizers:
+                        optimizer.state.pop(weight, None)
+        else:
+            self.targets_ = {name: self._implicit_slim(weight) for name, weight in targets.items()}
+        self.applied_epochs_.append(epoch)
+        return True
+
+    def penalty(self, model: DeepRecommender) -> torch.Tensor | None:
+        """``reg_weight · Σ ‖W − T_W‖²_F`` in ``regularize`` mode once targets exist, else ``None``."""
+        if self.config.mode != "regularize" or not self.targets_:
+            return None
+        weights = model.implicit_slim_targets()
+        return self.config.reg_weight * sum((weights[name] - target).square().sum() for name, target in self.targets_.items())

@@ -1,0 +1,423 @@
+"""Tests of the deep recommenders (islim.models.deep): shapes, sparse/dense equivalence, hand-computed
+losses and optimiser steps, the ImplicitSLIM hook, training, early stopping and reproducibility."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from scipy.special import log_softmax as np_log_softmax
+from scipy.special import logsumexp as np_logsumexp
+from scipy.stats import norm
+
+from islim.embeddings import implicit_slim
+from islim.errors import ConfigError, DataFormatError
+from islim.models.deep import (
+    CURVE_COLUMNS,
+    DenseRows,
+    HVamp,
+    ImplicitSLIMConfig,
+    ImplicitSLIMHook,
+    MultVAE,
+    RecVAE,
+    SparseRows,
+    TrainState,
+    fit,
+    resolve_params,
+    score_batch,
+)
+from islim.models.deep import trainer as trainer_module
+from islim.models.deep.trainer import validation_metrics
+
+TINY = {
+    "multvae": {"hidden_dim": 16, "latent_dim": 8},
+    "recvae": {"hidden_dim": 16, "latent_dim": 8},
+    "hvamp": {"hidden_dim": 16, "z1_dim": 8, "z2_dim": 8, "n_components": 6},
+}
+CLASSES = {"multvae": MultVAE, "recvae": RecVAE, "hvamp": HVamp}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """Tiny tensors: one thread avoids OpenMP hand-off costs on a shared 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def random_feedback(n_users: int, n_items: int, density: float, seed: int) -> sp.csr_matrix:
+    """Binary CSR with at least one item per row."""
+    rng = np.random.default_rng(seed)
+    dense = rng.random((n_users, n_items)) < density
+    dense[np.arange(n_users), rng.integers(0, n_items, n_users)] = True
+    return sp.csr_matrix(dense.astype(np.float32))
+
+
+@pytest.fixture
+def movielens(ml_small_split):
+    """ml-latest-small binarised at rating > 3.5, users with >= 5 items, 60 validation users
+    (the shared ``ml_small_split`` fixture): ``(train, (fold_in, target))``."""
+    return ml_small_split.train, (ml_small_split.validation_tr, ml_small_split.validation_te)
+
+
+def tiny_model(name: str, n_items: int, **overrides):
+    torch.manual_seed(0)
+    return CLASSES[name](n_items, **{**TINY[name], **overrides})
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes, sparse vs dense
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_forward_and_loss_shapes_on_sparse_batch(name):
+    X = random_feedback(7, 30, 0.2, seed=1)
+    model = tiny_model(name, 30)
+    x = SparseRows.from_csr(X)
+    model.eval()
+    assert model(x).shape == (7, 30)
+    model.train()
+    terms = model.loss(x, TrainState(epoch=3, step=10), dropout=0.5)
+    assert terms.total.shape == () and torch.isfinite(terms.total)
+    for weight in model.implicit_slim_targets().values():
+        assert weight.shape[0] == 30
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_sparse_input_path_equals_dense_input_path(name):
+    X = random_feedback(9, 25, 0.25, seed=2)
+    model = tiny_model(name, 25).double()
+    sparse_rows = SparseRows.from_csr(X, dtype=torch.float64)
+    dense_rows = DenseRows(torch.from_numpy(X.toarray()).double())
+    model.eval()
+    torch.testing.assert_close(model(sparse_rows), model(dense_rows), rtol=1e-12, atol=1e-12)
+
+    model.train()  # sampled z with the same seed, no dropout: identical losses and gradients
+    grads = []
+    for rows in (sparse_rows, dense_rows):
+        model.zero_grad()
+        torch.manual_seed(5)
+        loss = model.loss(rows, TrainState(epoch=1, step=3), dropout=0.0).total
+        loss.backward()
+        grads.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-12, atol=1e-12)
+    assert grads[0][1].keys() == grads[1][1].keys()
+    for key in grads[0][1]:
+        torch.testing.assert_close(grads[0][1][key], grads[1][1][key], rtol=1e-10, atol=1e-12)
+
+
+def test_sparse_rows_operations_match_dense_numpy():
+    X = random_feedback(6, 11, 0.3, seed=3)
+    X.data = np.arange(1, X.nnz + 1, dtype=np.float32)
+    dense = X.toarray().astype(np.float64)
+    rows = SparseRows.from_csr(X, dtype=torch.float64)
+    M = np.random.default_rng(0).normal(size=(6, 11))
+    W = np.random.default_rng(1).normal(size=(11, 4))
+    np.testing.assert_allclose(rows.row_sums().numpy(), dense.sum(1))
+    np.testing.assert_allclose(rows.l2_normalized().to_dense().numpy(), dense / np.linalg.norm(dense, axis=1, keepdims=True))
+    np.testing.assert_allclose(rows.matmul(torch.from_numpy(W)).numpy(), dense @ W)
+    np.testing.assert_allclose(rows.inner(torch.from_numpy(M)).numpy(), (dense * M).sum(1))
+    torch.manual_seed(0)
+    dropped = rows.dropout(0.5, training=True).to_dense().numpy()
+    kept = dropped != 0
+    np.testing.assert_allclose(dropped[kept], 2 * dense[kept])  # inverted dropout scaling
+    assert not (kept & (dense == 0)).any()
+
+
+# ---------------------------------------------------------------------------------------------
+# Hand-computed objectives
+
+
+def multvae_numpy_loss(params: dict[str, np.ndarray], x: np.ndarray, beta: float) -> float:
+    """Mult-VAE negative ELBO with z = μ (evaluation mode), written out in numpy."""
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    h = np.tanh(xn @ params["encoder_input.weight"] + params["encoder_input.bias"])
+    out = h @ params["encoder_output.weight"].T + params["encoder_output.bias"]
+    latent = out.shape[1] // 2
+    mu, logvar = out[:, :latent], out[:, latent:]
+    hd = np.tanh(mu @ params["decoder_hidden.weight"].T + params["decoder_hidden.bias"])
+    logits = hd @ params["decoder_output.weight"].T + params["decoder_output.bias"]
+    nll = -(x * np_log_softmax(logits, axis=1)).sum(1).mean()
+    kl = (0.5 * (np.exp(logvar) + mu**2 - 1 - logvar)).sum(1).mean()
+    return nll + beta * kl
+
+
+def test_multvae_loss_gradient_and_adam_step_match_hand_computation():
+    x = np.array([[1, 0, 1, 1], [0, 1, 0, 1]], dtype=np.float64)
+    model = MultVAE(4, hidden_dim=3, latent_dim=2, anneal_cap=0.2, total_anneal_steps=10).double()
+    model.eval()  # z = μ and no dropout: a deterministic objective
+    state = TrainState(epoch=0, step=1)  # β = min(0.2, 1/10) = 0.1
+    params = {n: p.detach().numpy().copy() for n, p in model.named_parameters()}
+    loss = model.loss(SparseRows.from_csr(sp.csr_matrix(x), dtype=torch.float64), state, dropout=0.5).total
+    assert loss.item() == pytest.approx(multvae_numpy_loss(params, x, 0.1), rel=1e-12)
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    optimizer.zero_grad()
+    loss.backward()
+    for name, p in model.named_parameters():  # central finite differences of the numpy objective
+        numeric = np.zeros_like(params[name])
+        for index in np.ndindex(numeric.shape):
+            shifted = copy.deepcopy(params)
+            shifted[name][index] += 1e-6
+            up = multvae_numpy_loss(shifted, x, 0.1)
+            shifted[name][index] -= 2e-6
+            numeric[index] = (up - multvae_numpy_loss(shifted, x, 0.1)) / 2e-6
+        np.testing.assert_allclose(p.grad.numpy(), numeric, rtol=1e-5, atol=1e-8, err_msg=name)
+    grads = {n: p.grad.numpy().copy() for n, p in model.named_parameters()}
+    optimizer.step()
+    for name, p in model.named_parameters():  # first Adam step: θ − lr · g / (|g| + eps)
+        expected = params[name] - 0.01 * grads[name] / (np.abs(grads[name]) + 1e-8)
+        np.testing.assert_allclose(p.detach().numpy(), expected, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+def test_multvae_beta_annealing_schedule():
+    model = MultVAE(5, hidden_dim=3, latent_dim=2, anneal_cap=0.2, total_anneal_steps=100)
+    assert [model.beta(s) for s in (0, 10, 20, 500)] == [0.0, 0.1, 0.2, 0.2]
+
+
+def test_recvae_composite_prior_and_kl_weight_match_scipy():
+    X = random_feedback(5, 12, 0.4, seed=4)
+    model = tiny_model("recvae", 12, gamma=0.01).double()
+    model.eval()
+    rows = SparseRows.from_csr(X, dtype=torch.float64)
+    z = torch.randn(5, 8, dtype=torch.float64)
+    post_mu, post_logvar = (t.detach().numpy() for t in model.prior.encoder_old(rows.l2_normalized()))
+    expected = np.log(
+        3 / 20 * norm.pdf(z.numpy(), 0, 1)
+        + 3 / 4 * norm.pdf(z.numpy(), post_mu, np.exp(0.5 * post_logvar))
+        + 1 / 10 * norm.pdf(z.numpy(), 0, math.exp(5.0))
+    )
+    np.testing.assert_allclose(model.prior.log_prob(rows.l2_normalized(), z).numpy(), expected, rtol=1e-10)
+
+    # eval-mode loss: z = μ, KL weight γ·|u| per user
+    mu, logvar = (t.detach().numpy() for t in model.encoder(rows.l2_normalized()))
+    logits = model.decoder(torch.from_numpy(mu)).detach().numpy()
+    nll = -(X.toarray() * np_log_softmax(logits, axis=1)).sum(1)
+    log_q = norm.logpdf(mu, mu, np.exp(0.5 * logvar)).sum(1)
+    log_p = model.prior.log_prob(rows.l2_normalized(), torch.from_numpy(mu)).numpy().sum(1)
+    expected_total = (nll + 0.01 * X.sum(1).A1.astype(np.float64) * (log_q - log_p)).mean()
+    assert model.loss(rows, TrainState(), dropout=0.5).total.item() == pytest.approx(expected_total, rel=1e-10)
+
+
+def test_hvamp_vamp_prior_matches_explicit_mixture():
+    model = tiny_model("hvamp", 10).double()
+    model.eval()
+    z2 = torch.randn(4, 8, dtype=torch.float64)
+    pseudo = np.clip(model.pseudo_inputs.detach().numpy(), 0.0, 1.0)
+    means, logvars = (t.detach().numpy() for t in model.q_z2(DenseRows(torch.from_numpy(pseudo))))
+    log_components = norm.logpdf(z2.numpy()[:, None, :], means[None], np.exp(0.5 * logvars)[None]).sum(-1)
+    expected = np_logsumexp(log_components, axis=1) - math.log(6)
+    np.testing.assert_allclose(model.log_p_z2(z2, dropout=0.5).detach().numpy(), expected, rtol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------
+# ImplicitSLIM hook
+
+
+def _snapshot(model, optimizers):
+    params = {n: p.detach().clone() for n, p in model.named_parameters()}
+    states = [
+        {id(p): {k: v.clone() if torch.is_tensor(v) else v for k, v in s.items()} for p, s in opt.state.items()}
+        for opt in optimizers
+    ]
+    return params, states
+
+
+def _trained_recvae(X):
+    """A tiny RecVAE after one encoder and one decoder step (so both Adam optimisers have state)."""
+    model = tiny_model("recvae", X.shape[1])
+    optimizers = [torch.optim.Adam(phase.parameters, lr=1e-2) for phase in model.training_phases()]
+    for phase, optimizer in zip(model.training_phases(), optimizers):
+        optimizer.zero_grad()
+        model.loss(SparseRows.from_csr(X), TrainState(), phase.dropout).total.backward()
+        optimizer.step()
+    model.update_prior()
+    return model, optimizers
+
+
+def test_replace_hook_changes_only_target_weights_on_due_epochs():
+    X = random_feedback(40, 20, 0.3, seed=6)
+    model, optimizers = _trained_recvae(X)
+    hook = ImplicitSLIMHook(ImplicitSLIMConfig(mode="replace", step=3, lam=5.0, alpha=2.0, threshold=2.0), X)
+    before, states_before = _snapshot(model, optimizers)
+
+    assert [hook.is_due(e) for e in range(7)] == [False, False, True, False, False, True, False]
+    assert not hook.on_epoch_start(model, optimizers, epoch=1)
+    after, _ = _snapshot(model, optimizers)
+    assert all(torch.equal(before[n], after[n]) for n in before)
+
+    assert hook.on_epoch_start(model, optimizers, epoch=2)
+    after, states_after = _snapshot(model, optimizers)
+    targets = {"encoder.fc1.weight", "decoder.weight"}
+    for name in targets:
+        expected = torch.as_tensor(implicit_slim(before[name].clone(), X, lam=5.0, alpha=2.0, threshold=2.0))
+        torch.testing.assert_close(after[name], expected.to(after[name].dtype))
+        assert not torch.equal(after[name], before[name])
+    for name in set(before) - targets:  # biases, other layers, the prior's frozen encoder
+        assert torch.equal(before[name], after[name]), name
+    for old, new in zip(states_before, states_after):  # Adam moments untouched
+        assert old.keys() == new.keys()
+        for key in old:
+            for field, value in old[key].items():
+                assert torch.equal(torch.as_tensor(value), torch.as_tensor(new[key][field]))
+    assert hook.applied_epochs_ == [2]
+
+
+@pytest.mark.parametrize(
+    "name, overrides, expected",
+    [
+        ("multvae", {}, {"encoder_input.weight", "decoder_output.weight"}),
+        ("recvae", {}, {"encoder.fc1.weight", "decoder.weight"}),
+        ("hvamp", {}, {"q_z2_input.h.weight", "q_z1_input.h.weight", "p_x_output.weight"}),
+        (
+            "hvamp",
+            {"implicit_slim_gates": True},
+            {"q_z2_input.h.weight", "q_z2_input.g.weight", "q_z1_input.h.weight", "q_z1_input.g.weight", "p_x_output.weight"},
+        ),
+    ],
+)
+def test_implicit_slim_targets_are_the_input_and_output_item_layers(name, overrides, expected):
+    model = tiny_model(name, 13, **overrides)
+    by_identity = {id(p): n for n, p in model.named_parameters()}
+    assert {by_identity[id(p)] for p in model.implicit_slim_targets().values()} == expected
+
+
+def test_replace_hook_can_reset_adam_state_of_replaced_weights_only():
+    X = random_feedback(30, 15, 0.3, seed=7)
+    model, optimizers = _trained_recvae(X)
+    hook = ImplicitSLIMHook(ImplicitSLIMConfig(mode="replace", step=1, reset_optimizer_state=True), X)
+    hook.on_epoch_start(model, optimizers, epoch=0)
+    targets = {id(p) for p in model.implicit_slim_targets().values()}
+    remaining = {id(p) for optimizer in optimizers for p in optimizer.state}
+    assert not targets & remaining
+    assert len(remaining) == sum(len(phase.parameters) for phase in model.training_phases()) - len(targets)
+
+
+def test_regularize_hook_penalty_equals_squared_distance_to_targets():
+    X = random_feedback(30, 15, 0.3, seed=8)
+    model = tiny_model("multvae", 15)
+    hook = ImplicitSLIMHook(ImplicitSLIMConfig(mode="regularize", step=2, lam=3.0, alpha=1.5, reg_weight=0.7), X)
+    assert hook.penalty(model) is None
+    assert [hook.is_due(e) for e in range(4)] == [True, False, True, False]
+    weights = {n: p.detach().clone() for n, p in model.implicit_slim_targets().items()}
+    hook.on_epoch_start(model, [], epoch=0)
+    with torch.no_grad():
+        model.encoder_input.weight.add_(0.1)
+    expected = 0.7 * sum(
+        (
+            (
+                model.implicit_slim_targets()[n].detach()
+                - torch.as_tensor(implicit_slim(w.clone(), X, lam=3.0, alpha=1.5, threshold=0.0))
+            )
+            ** 2
+        ).sum()
+        for n, w in weights.items()
+    )
+    penalty = hook.penalty(model)
+    assert penalty.requires_grad
+    assert penalty.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("mode, expected_epochs", [("replace", [1, 3]), ("regularize", [0, 2])])
+def test_fit_calls_implicit_slim_on_the_scheduled_epochs(monkeypatch, mode, expected_epochs):
+    calls = []
+
+    def recording_double(embeddings, X, lam, alpha, threshold=0.0):
+        calls.append((current_epoch[0], tuple(embeddings.shape)))
+        return embeddings * 0.5
+
+    current_epoch = [None]
+    original = ImplicitSLIMHook.on_epoch_start
+
+    def tracking(self, model, optimizers, epoch):
+        current_epoch[0] = epoch
+        return original(self, model, optimizers, epoch)
+
+    monkeypatch.setattr("islim.embeddings.implicit_slim", recording_double)  # a spy with the real signature
+    monkeypatch.setattr(ImplicitSLIMHook, "on_epoch_start", tracking)
+    X = random_feedback(30, 12, 0.3, seed=9)
+    params = {**TINY["recvae"], "n_epochs": 4, "batch_size": 16, "implicit_slim": {"mode": mode, "step": 2}}
+    fit("recvae", X, params=params, progress=False)
+    assert calls == [(e, shape) for e in expected_epochs for shape in ((12, 16), (12, 8))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_training_loss_decreases_on_movielens(movielens, name):
+    X, validation = movielens
+    params = {**TINY[name], "n_epochs": 4, "batch_size": 128, "lr": 3e-3}
+    if name == "multvae":
+        params["total_anneal_steps"] = 1000
+    model, curve = fit(name, X, validation, params, progress=False)
+    assert list(curve.columns) == list(CURVE_COLUMNS)
+    assert list(curve["epoch"]) == [0, 1, 2, 3]
+    assert curve["train_loss"].iloc[-1] < curve["train_loss"].iloc[0]
+    assert curve["wall_seconds"].is_monotonic_increasing
+    assert curve["val_ndcg@100"].between(0, 1).all()
+    # the returned model carries the weights of the best validation epoch
+    best = curve["val_ndcg@100"].idxmax()
+    assert model.best_epoch_ == curve.loc[best, "epoch"]
+    metrics = validation_metrics(model, validation, batch_size=2000)
+    assert metrics["ndcg@100"] == pytest.approx(curve.loc[best, "val_ndcg@100"], rel=1e-6)
+    assert not model.training
+
+
+def test_seeded_runs_are_reproducible_on_cpu(movielens):
+    X, validation = movielens
+    params = {**TINY["recvae"], "n_epochs": 2, "batch_size": 256, "seed": 11, "device": "cpu"}
+    runs = [fit("recvae", X, validation, params, progress=False) for _ in range(2)]
+    columns = [c for c in CURVE_COLUMNS if c != "wall_seconds"]
+    assert runs[0][1][columns].equals(runs[1][1][columns])
+    states = [model.state_dict() for model, _ in runs]
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_early_stopping_stops_after_patience_and_restores_best(monkeypatch):
+    scripted = iter([0.1, 0.3, 0.2, 0.25, 0.9])
+    saved = {}
+
+    def fake_validation(model, validation, batch_size):
+        score = next(scripted)
+        saved[score] = {k: v.clone() for k, v in model.state_dict().items()}
+        return {"ndcg@100": score, "recall@20": score, "recall@50": score}
+
+    monkeypatch.setattr(trainer_module, "validation_metrics", fake_validation)
+    X = random_feedback(30, 12, 0.3, seed=10)
+    params = {**TINY["multvae"], "n_epochs": 5, "batch_size": 8, "patience": 2}
+    model, curve = fit("multvae", X, (X, X), params, progress=False)
+    assert list(curve["val_ndcg@100"]) == [0.1, 0.3, 0.2, 0.25]  # best at epoch 1, stop 2 epochs later
+    assert model.best_epoch_ == 1
+    assert all(torch.equal(v, saved[0.3][k]) for k, v in model.state_dict().items())
+
+
+def test_score_batch_returns_dense_scores_and_keeps_mode():
+    X = random_feedback(6, 14, 0.3, seed=12)
+    model = tiny_model("multvae", 14)
+    model.train()
+    scores = score_batch(model, X[:4])
+    assert scores.shape == (4, 14) and scores.dtype == np.float32
+    assert model.training
+    model.eval()
+    np.testing.assert_allclose(scores, model(DenseRows(torch.from_numpy(X[:4].toarray()))).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_invalid_parameters_raise_config_errors():
+    with pytest.raises(ConfigError, match="unknown parameters"):
+        resolve_params("multvae", {"hiden_dim": 3})
+    with pytest.raises(ConfigError, match="unknown deep model"):
+        resolve_params("vae", {})
+    with pytest.raises(ConfigError, match="implicit_slim.mode"):
+        resolve_params("recvae", {"implicit_slim": {"mode": "sometimes"}})
+    with pytest.raises(ConfigError, match="exactly one KL weight"):
+        RecVAE(10, beta=0.2)
+    with pytest.raises(DataFormatError):
+        fit("multvae", np.ones((3, 3)), params={"n_epochs": 1}, progress=False)
+    assert resolve_params("recvae", {"implicit_slim": {"mode": "replace"}})["implicit_slim"]["step"] == 10
