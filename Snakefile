@@ -16,6 +16,8 @@ report: "reports/workflow.rst"
 
 include: "rules/data.smk"
 include: "rules/ease.smk"
+include: "rules/ablations.smk"
+include: "rules/train.smk"
 include: "rules/aggregate.smk"
 
 

@@ -107,6 +107,12 @@ def dataset_entry(config: dict[str, Any], name: str) -> dict[str, Any]:
         raise ConfigError(f"dataset {name!r} is not in the registry; known: {sorted(config['datasets'])}") from exc
 
 
+def training_models(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """``training.models`` with dataset ``name``'s own ``training.models`` deep-merged over it."""
+    overrides = dataset_entry(config, name).get("training", {}).get("models", {})
+    return deep_merge(config["training"].get("models", {}), overrides)
+
+
 def ease_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
     """Global ``ease`` settings with the dataset's own ``ease`` overrides applied."""
     return {**config["ease"], **dataset_entry(config, name).get("ease", {})}

@@ -63,16 +63,38 @@ def write_record(path: str | Path, record: dict[str, Any]) -> None:
     write_json(path, record)
 
 
-def read_record(path: str | Path) -> dict[str, Any]:
-    """Read one record, failing clearly on a malformed file."""
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """Read the records of one file: a single record, or ``{"records": [...]}`` (one grid cell).
+
+    Fails clearly on a malformed file or a record lacking a required key.
+    """
     try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        content = json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DataFormatError(f"{path}: not valid JSON ({exc}); delete it and rerun the job that wrote it") from exc
-    missing = [key for key in REQUIRED_KEYS if key not in record]
-    if missing:
-        raise DataFormatError(f"{path}: run record lacks {missing}")
-    return record
+    records = content["records"] if isinstance(content, dict) and "records" in content else [content]
+    for record in records:
+        missing = [key for key in REQUIRED_KEYS if key not in record]
+        if missing:
+            raise DataFormatError(f"{path}: run record lacks {missing}")
+    return records
+
+
+def read_record(path: str | Path) -> dict[str, Any]:
+    """Read a file holding exactly one record."""
+    records = read_records(path)
+    if len(records) != 1:
+        raise DataFormatError(f"{path}: expected one run record, found {len(records)}")
+    return records[0]
+
+
+def write_records(path: str | Path, records: list[dict[str, Any]]) -> None:
+    """Write several records (e.g. one per scorer of a grid cell) as ``{"records": [...]}`` atomically."""
+    for record in records:
+        missing = [key for key in REQUIRED_KEYS if key not in record]
+        if missing:
+            raise DataFormatError(f"run record for {path} lacks {missing}")
+    write_json(path, {"records": records})
 
 
 def tidy_metrics(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -103,6 +125,6 @@ def tidy_metrics(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 def aggregate(record_paths: list[str | Path], output: str | Path) -> pd.DataFrame:
     """Read every record and write the tidy ``metrics.csv`` atomically."""
-    table = tidy_metrics([read_record(path) for path in sorted(map(str, record_paths))])
+    table = tidy_metrics([record for path in sorted(map(str, record_paths)) for record in read_records(path)])
     write_csv(output, table)
     return table

@@ -77,11 +77,49 @@ def test_tiny_run_writes_run_records_with_every_required_field(tiny_run, dataset
 def test_tiny_run_metrics_table_is_tidy(tiny_run, dataset):
     directory, _ = tiny_run
     table = pd.read_csv(directory / "results" / dataset / "metrics.csv")
-    assert len(table) == 2 * len(METRICS)  # one run x two splits x three metrics
     assert set(table["split"]) == {"validation", "test"} and set(table["metric"]) == set(METRICS)
+    assert not table.duplicated(["run", "split", "metric"]).any()
+    assert (table.groupby("run").size() == 2 * len(METRICS)).all()  # each run: two splits x three metrics
     record = json.loads((directory / "results" / dataset / "runs" / "ease.json").read_text())
-    row = table[(table["split"] == "test") & (table["metric"] == "ndcg@100")].iloc[0]
+    row = table[(table["run"] == "ease") & (table["split"] == "test") & (table["metric"] == "ndcg@100")].iloc[0]
     assert row["value"] == pytest.approx(record["metrics"]["test"]["ndcg@100"])
+
+
+TRAINED = [(model, variant) for model in ("mf", "plrec", "multvae", "recvae", "hvamp") for variant in ("baseline", "implicit_slim")]
+
+
+@pytest.mark.parametrize("dataset", ["synthetic-tiny", "ml-latest-small"])
+def test_tiny_run_trains_every_model_with_and_without_implicit_slim(tiny_run, dataset):
+    directory, _ = tiny_run
+    table = pd.read_csv(directory / "results" / dataset / "metrics.csv")
+    for model, variant in TRAINED:
+        record = json.loads((directory / "results" / dataset / "runs" / f"{model}-{variant}.json").read_text())
+        assert record["model"] == model and record["extra"]["variant"] == variant
+        assert 0 < record["metrics"]["test"]["ndcg@100"] <= 1
+        curve = pd.read_csv(directory / "results" / dataset / "curves" / f"{model}-{variant}.csv")
+        assert list(curve.columns) == ["epoch", "wall_seconds", "train_loss", "val_ndcg@100", "val_recall@20", "val_recall@50"]
+        assert len(curve) >= 1 and curve["wall_seconds"].is_monotonic_increasing
+        assert curve["val_ndcg@100"].max() == pytest.approx(record["metrics"]["validation"]["ndcg@100"], rel=1e-6)
+        assert f"{model}|{variant}" in set(table["run"])
+
+
+def test_tiny_run_ablation_grid_is_complete_with_skips_explained(tiny_run):
+    directory, _ = tiny_run
+    for dataset, n_items_dense_ok in (("synthetic-tiny", True), ("ml-latest-small", False)):
+        table = pd.read_csv(directory / "results" / dataset / "ablations.csv")
+        cells = table.drop_duplicates(["arm", "d", "scorer"])
+        assert len(cells) == (2 * 4 * 3 + 2) * 2  # (grid + references) x scorers, none missing
+        skipped = cells[cells["status"] == "skipped"]
+        assert skipped["reason"].str.len().gt(0).all()
+        assert {"ablation:all/identity/explicit", "ablation:knn/identity/explicit"} <= set(skipped["arm"])
+        dense_explicit = cells[cells["arm"] == "ablation:all/ease/explicit"]
+        if n_items_dense_ok:
+            assert (dense_explicit["status"] == "ok").all()
+        else:  # the 0.5 GiB budget cannot hold the dense 5,660 x 5,660 work
+            assert dense_explicit["reason"].str.contains("GiB").all()
+        ok = table[(table["status"] == "ok") & (table["split"] == "test") & (table["metric"] == "ndcg@100")]
+        assert ok["value"].between(0, 1).all() and ok["extraction_seconds"].ge(0).all()
+        assert "ablation:all/ease/implicit" in set(ok["arm"]) and "ablation:knn/ease/implicit" in set(ok["arm"])
 
 
 def test_tiny_run_uses_the_mirror_and_verifies_the_member(tiny_run):
@@ -94,7 +132,7 @@ def test_tiny_run_uses_the_mirror_and_verifies_the_member(tiny_run):
 
 def test_every_rule_wrote_its_log_and_benchmark(tiny_run):
     directory, _ = tiny_run
-    for rule in ("fetch", "split", "ease", "aggregate"):
+    for rule in ("fetch", "split", "ease", "aggregate"):  # one log and benchmark per dataset
         for dataset in ("synthetic-tiny", "ml-latest-small"):
             assert "done in" in (directory / "logs" / rule / f"{dataset}.log").read_text()
             assert (directory / "results" / "benchmarks" / rule / f"{dataset}.tsv").is_file()

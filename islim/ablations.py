@@ -1,0 +1,229 @@
+"""The ablation grid: one cell = (neighbourhood, first step, second step, d) → scored run records.
+
+A cell's embeddings become the item factors of a linear model and are scored the paper's way
+(spec §7, issue "ablation axes"):
+
+* ``mf`` — no training: held-out users are folded in by ridge regression on the item embeddings,
+  ``p = (r_p I + EᵀE)⁻¹ Eᵀ x``, scores ``p Eᵀ``;
+* ``plrec`` — the embeddings are PLRec's encoder ``W``: ``P = R Diag(ω) W`` with training
+  popularity weights, and the decoder ``Q`` is the ridge item step on the training users.
+
+Every hyper-parameter the arm reads (λ, α, τ, k, …) and every scorer weight is chosen on
+validation NDCG@100 from a small grid; test metrics are reported for that choice. Extraction
+time and peak memory (numpy/scipy allocations traced by ``tracemalloc``) are recorded for the
+selected hyper-parameters. A cell that cannot run (an undefined combination, or dense work over
+the memory budget) yields records with ``status: skipped`` and the reason.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+import tracemalloc
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from islim.data.split import Split
+from islim.embeddings import arm_embeddings, reference_embeddings, validate_arm
+from islim.errors import ConfigError, MemoryBudgetError
+from islim.evaluate import evaluate
+from islim.models.ridge import item_statistics, plrec_encoder, plrec_item_weights, solve_item_step, user_ridge_encoder
+from islim.fileio import write_csv
+from islim.records import make_record, read_records
+
+log = logging.getLogger(__name__)
+
+#: The arm parameters each axis value reads (others are irrelevant to it and not searched).
+RELEVANT_PARAMS = {
+    ("neighbourhood", "all"): (),
+    ("neighbourhood", "knn"): ("k",),
+    ("first_step", "ease"): ("lam",),
+    ("first_step", "lle"): ("reg",),
+    ("first_step", "cooccurrence"): (),
+    ("first_step", "identity"): (),
+    ("second_step", "explicit"): (),
+    ("second_step", "implicit"): ("alpha", "threshold"),
+    ("second_step", "implicit_iterated"): ("alpha", "threshold", "n_iter"),
+}
+SCORERS = ("mf", "plrec")
+
+
+def grid_points(grid: Mapping[str, list]) -> Iterator[dict[str, Any]]:
+    """Every combination of a ``{name: [values]}`` grid, as dicts (one empty dict for an empty grid)."""
+    names = sorted(grid)
+    for values in itertools.product(*(grid[name] for name in names)):
+        yield dict(zip(names, values))
+
+
+def arm_grid(arm: Mapping[str, str], axis_grids: Mapping[str, Mapping[str, Mapping[str, list]]]) -> dict[str, list]:
+    """The hyper-parameter grid of an arm: the union of its three axis values' grids.
+
+    ``axis_grids[axis][value]`` maps parameter names to candidate lists, e.g.
+    ``axis_grids["first_step"]["ease"] == {"lam": [100, 500]}``.
+    """
+    grid: dict[str, list] = {}
+    for axis in ("neighbourhood", "first_step", "second_step"):
+        value = arm[axis]
+        given = axis_grids.get(axis, {}).get(value, {})
+        unknown = set(given) - set(RELEVANT_PARAMS[(axis, value)])
+        if unknown:
+            raise ConfigError(f"ablations.{axis}.{value} sets {sorted(unknown)}, which that arm does not read; allowed: {list(RELEVANT_PARAMS[(axis, value)])}")
+        grid.update({name: list(values) for name, values in given.items()})
+    return grid
+
+
+def scorer_functions(name: str, E: np.ndarray, train, params: Mapping[str, float]):
+    """A ``score_batch`` function for fold-in rows, given item embeddings ``E`` (``(n_items, d)``)."""
+    if name == "mf":
+        encode = user_ridge_encoder(E, params["r_p"])
+        return lambda batch: encode(batch) @ E.T
+    if name == "plrec":
+        encode = plrec_encoder(E, plrec_item_weights(train, params["power"]))
+        Q = solve_item_step(item_statistics(train, encode, E.shape[1]), params["r_q"], dtype=E.dtype)
+        return lambda batch: encode(batch) @ Q.T
+    raise ConfigError(f"unknown scorer {name!r}; expected one of {SCORERS}")
+
+
+def _measured(extract) -> tuple[np.ndarray, float, float]:
+    """Run ``extract()``; return its result, wall seconds and traced peak memory (MiB)."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        embeddings = extract()
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    return np.asarray(embeddings, dtype=np.float32), seconds, peak
+
+
+def run_cell(
+    dataset: str,
+    split: Split,
+    model_name: str,
+    extract,
+    arm_params: Mapping[str, list],
+    scorer_grids: Mapping[str, Mapping[str, list]],
+    batch_size: int = 2000,
+) -> list[dict[str, Any]]:
+    """Search one cell's grid and return one run record per scorer.
+
+    Args:
+        dataset: dataset name for the records.
+        split: the strong-generalisation split.
+        model_name: the arm's name in the records, e.g. ``"ablation:all/ease/implicit"``.
+        extract: ``extract(params) -> (n_items, d)`` embeddings for one point of ``arm_params``.
+        arm_params: the arm's hyper-parameter grid (:func:`arm_grid`).
+        scorer_grids: ``{scorer: {param: [values]}}``.
+    """
+    best: dict[str, tuple] = {}
+    for params in grid_points(arm_params):
+        embeddings, seconds, peak = _measured(lambda: extract(params))
+        for scorer, grid in scorer_grids.items():
+            for scorer_params in grid_points(grid):
+                score = scorer_functions(scorer, embeddings, split.train, scorer_params)
+                validation = evaluate(score, split.validation_tr, split.validation_te, batch_size)
+                log.info("%s %s %s %s: validation ndcg@100=%.4f", model_name, params, scorer, scorer_params, validation["ndcg@100"])
+                if scorer not in best or validation["ndcg@100"] > best[scorer][0]["ndcg@100"]:
+                    test = evaluate(score, split.test_tr, split.test_te, batch_size)
+                    best[scorer] = (validation, test, params, scorer_params, seconds, peak)
+    records = []
+    for scorer, (validation, test, params, scorer_params, seconds, peak) in best.items():
+        extra = {"status": "ok", "scorer": scorer, "extraction_seconds": round(seconds, 4), "extraction_peak_mb": round(peak, 2), "grid": {"arm": dict(arm_params), "scorer": dict(scorer_grids[scorer])}}
+        records.append(make_record(dataset, model_name, {**params, **scorer_params}, {"validation": validation, "test": test}, seconds, extra=extra))
+    return records
+
+
+def skipped_records(dataset: str, model_name: str, scorers, reason: str) -> list[dict[str, Any]]:
+    """Records saying a cell did not run, and why (so it is never silently missing)."""
+    return [make_record(dataset, model_name, {}, {}, 0.0, extra={"status": "skipped", "scorer": scorer, "reason": reason}) for scorer in scorers]
+
+
+def ablation_cell(
+    dataset: str,
+    split: Split,
+    arm: Mapping[str, str],
+    d: int,
+    axis_grids: Mapping[str, Any],
+    scorer_grids: Mapping[str, Mapping[str, list]],
+    seed: int = 0,
+    batch_size: int = 2000,
+    budget_bytes: int | None = None,
+) -> list[dict[str, Any]]:
+    """Records of the grid cell ``arm`` (neighbourhood, first_step, second_step) at dimension ``d``."""
+    name = f"ablation:{arm['neighbourhood']}/{arm['first_step']}/{arm['second_step']}"
+    start = time.perf_counter()
+    try:
+        validate_arm(arm["neighbourhood"], arm["first_step"], arm["second_step"])
+        grid = arm_grid(arm, axis_grids)
+        n_items = split.n_items
+        if "k" in grid:  # at most every other item: k = n_items - 1 is the "all" neighbourhood
+            grid["k"] = sorted({min(int(k), n_items - 1) for k in grid["k"]})
+
+        def extract(params):
+            return arm_embeddings(split.train, d, arm["neighbourhood"], arm["first_step"], arm["second_step"], params, seed=seed, budget_bytes=budget_bytes)
+
+        records = run_cell(dataset, split, name, extract, grid, scorer_grids, batch_size)
+    except (MemoryBudgetError, ConfigError) as exc:
+        log.warning("%s d=%d skipped: %s", name, d, exc)
+        records = skipped_records(dataset, name, scorer_grids, str(exc))
+    return _label(records, d, dict(arm), time.perf_counter() - start)
+
+
+def _label(records: list[dict[str, Any]], d: int, arm: dict[str, str], wall_seconds: float) -> list[dict[str, Any]]:
+    """Add the dimension, the arm's axes, a unique run name and the cell's total wall time."""
+    for record in records:
+        record["params"]["d"] = d
+        record["extra"].update(arm)
+        record["run"] = f"{record['model']}|d={d}|{record['extra']['scorer']}"
+        record["wall_seconds"] = round(wall_seconds, 3)
+    return records
+
+
+def reference_cell(dataset: str, split: Split, reference: str, d: int, scorer_grids, seed: int = 0, batch_size: int = 2000) -> list[dict[str, Any]]:
+    """Records of a reference arm (``random`` or ``svd`` embeddings) at dimension ``d``."""
+    start = time.perf_counter()
+    records = run_cell(dataset, split, f"reference:{reference}", lambda params: reference_embeddings(reference, split.train, d, seed), {}, scorer_grids, batch_size)
+    return _label(records, d, {"neighbourhood": "-", "first_step": reference, "second_step": "-"}, time.perf_counter() - start)
+
+
+def ablation_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per cell × scorer × split × metric; skipped cells get one row with the reason."""
+    rows = []
+    for record in records:
+        extra = record["extra"]
+        base = {
+            "dataset": record["dataset"],
+            "arm": record["model"],
+            "neighbourhood": extra.get("neighbourhood"),
+            "first_step": extra.get("first_step"),
+            "second_step": extra.get("second_step"),
+            "d": record["params"]["d"],
+            "scorer": extra["scorer"],
+            "status": extra["status"],
+            "reason": extra.get("reason", ""),
+            "extraction_seconds": extra.get("extraction_seconds"),
+            "extraction_peak_mb": extra.get("extraction_peak_mb"),
+            "params": {k: v for k, v in record["params"].items() if k != "d"},
+        }
+        if extra["status"] != "ok":
+            rows.append({**base, "split": None, "metric": None, "value": None, "se": None})
+            continue
+        for split, values in record["metrics"].items():
+            for metric in ("recall@20", "recall@50", "ndcg@100"):
+                rows.append({**base, "split": split, "metric": metric, "value": values[metric], "se": values[f"{metric}_se"]})
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table["params"] = table["params"].map(lambda p: ";".join(f"{k}={v}" for k, v in sorted(p.items())))
+    return table
+
+
+def write_ablation_table(record_paths: list[str], output: str) -> pd.DataFrame:
+    """Read every cell's records and write the tidy ``ablations.csv`` atomically."""
+    table = ablation_table([record for path in sorted(record_paths) for record in read_records(path)])
+    write_csv(output, table)
+    return table

@@ -1,0 +1,24 @@
+rule train:
+    input:
+        split=split_files,
+    output:
+        record="results/{dataset}/runs/{model}-{variant}.json",
+        curve="results/{dataset}/curves/{model}-{variant}.csv",
+    log:
+        "logs/train/{dataset}/{model}-{variant}.log",
+    benchmark:
+        "results/benchmarks/train/{dataset}/{model}-{variant}.tsv"
+    conda:
+        "../envs/islim.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=lambda wildcards, input, attempt: (2048 + 40 * input.size_mb) * attempt,
+        runtime=240,
+    params:
+        model_config=lambda wildcards: training_models(config, wildcards.dataset)[
+            wildcards.model
+        ],
+        batch_size=config["eval_batch_size"],
+        code=CODE["train"],
+    script:
+        "../workflow_scripts/train.py"

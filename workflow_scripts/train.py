@@ -1,0 +1,25 @@
+"""Snakemake adapter: train one model variant (grid searched on validation), write record + curve."""
+
+from pathlib import Path
+
+from islim.data.split import load_split
+from islim.fileio import write_csv
+from islim.jobs import job
+from islim.records import write_record
+from islim.training import train_run
+
+with job(snakemake):
+    model_config = snakemake.params.model_config
+    variant = snakemake.wildcards.variant
+    record, curve = train_run(
+        snakemake.wildcards.dataset,
+        load_split(Path(snakemake.input.split[0]).parent),
+        snakemake.wildcards.model,
+        variant,
+        model_config.get("params", {}),
+        model_config["variants"][variant],
+        model_config.get("grid", {}),
+        batch_size=snakemake.params.batch_size,
+    )
+    write_csv(snakemake.output.curve, curve)
+    write_record(snakemake.output.record, record)
