@@ -54,15 +54,20 @@ def mirror_upper_triangle(A: np.ndarray, block: int = 1024) -> None:
         A[stop:, start:stop] = A[start:stop, stop:].T
 
 
-def ease_from_gram(gram: np.ndarray, lam: float, overwrite: bool = False) -> np.ndarray:
-    """EASE weights ``B`` (``(n_items, n_items)``, dtype of ``gram``) from a dense Gram matrix ``XᵀX``."""
-    P = gram if overwrite else gram.copy()
-    P[np.diag_indices_from(P)] += P.dtype.type(lam)
-    P = spd_inverse_inplace(P)
+def zero_diagonal_weights(P: np.ndarray) -> np.ndarray:
+    """``B = −P Diag(1/diag P)`` with a zero diagonal, in place: the Lagrange solution of the
+    ridge regression with ``diag(B) = 0`` given the inverse ``P`` of the regularised Gram matrix."""
     diag = P.diagonal().copy()
     P /= -diag[None, :]
     np.fill_diagonal(P, 0.0)
     return P
+
+
+def ease_from_gram(gram: np.ndarray, lam: float, overwrite: bool = False) -> np.ndarray:
+    """EASE weights ``B`` (``(n_items, n_items)``, dtype of ``gram``) from a dense Gram matrix ``XᵀX``."""
+    P = gram if overwrite else gram.copy()
+    P[np.diag_indices_from(P)] += P.dtype.type(lam)
+    return zero_diagonal_weights(spd_inverse_inplace(P))
 
 
 class EASE:
