@@ -21,6 +21,14 @@ include: "rules/train.smk"
 include: "rules/aggregate.smk"
 
 
+# Cheap rules (and downloads: compute nodes often lack internet) run on the submitting host.
+localrules:
+    all,
+    fetch,
+    ablation_table,
+    aggregate,
+
+
 rule all:
     default_target: True
     input:

@@ -33,6 +33,9 @@ def job(snakemake: Any) -> Iterator[logging.Logger]:
         logging.basicConfig(stream=stream, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
         logger = logging.getLogger("islim.job")
         budget = snakemake.config.get("memory_budget_gb")
+        if not budget and os.environ.get("SLURM_JOB_ID") and snakemake.resources.get("mem_mb"):
+            # In a cluster job "available memory" is the node's, not the job's allocation.
+            budget = snakemake.resources["mem_mb"] / 1024
         if budget:
             os.environ[BUDGET_ENV] = str(budget)
         limit_threads(snakemake.threads)
