@@ -60,12 +60,20 @@ def small():
     return X, E0
 
 
+BACKENDS = {
+    "default": lambda X: X,
+    "scipy": lambda X: SparseGram(X, np.float64, block_size=17, chunk_width=3),
+    "torch": lambda X: TorchSparseGram(X, dtype=torch.float64, block_size=17, chunk_width=3),
+}
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
 @pytest.mark.parametrize("threshold", [0.0, 3.0, 6.0])
-def test_float64_equals_dense_closed_form(small, threshold):
+def test_float64_equals_dense_closed_form(small, threshold, backend):
     X, E0 = small
     expected = dense_implicit_slim(E0, X, 2.5, 0.7, threshold)
-    out = implicit_slim(E0, X, 2.5, 0.7, threshold)
-    assert out.dtype == np.float64
+    out = implicit_slim(E0, BACKENDS[backend](X), 2.5, 0.7, threshold)
+    assert isinstance(out, np.ndarray) and out.dtype == np.float64
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-8 * np.abs(expected).max())
 
 
@@ -115,32 +123,45 @@ def test_threshold_is_strict_less_than(small):
     assert np.any(popularity == tau)
 
 
-@pytest.mark.parametrize("block_size,n_workers", [(1, 1), (7, 2), (13, 3), (1000, 2)])
-def test_block_size_and_workers_do_not_change_result(small, block_size, n_workers):
+@pytest.mark.parametrize("block_size,n_workers,chunk_width", [(1, 1, 64), (7, 2, 1), (13, 3, 3), (1000, 2, 2)])
+def test_blocks_chunks_and_workers_do_not_change_result(small, block_size, n_workers, chunk_width):
     X, E0 = small
     reference = implicit_slim(E0, SparseGram(X, np.float64, block_size=60, n_workers=1), 2.5, 0.7)
-    out = implicit_slim(E0, X, 2.5, 0.7, block_size=block_size, n_workers=n_workers)
-    np.testing.assert_allclose(out, reference, rtol=1e-12, atol=1e-12 * np.abs(reference).max())
+    scipy_gram = SparseGram(X, np.float64, block_size=block_size, n_workers=n_workers, chunk_width=chunk_width)
+    torch_gram = TorchSparseGram(X, dtype=torch.float64, block_size=block_size, chunk_width=chunk_width)
+    for out in (implicit_slim(E0, scipy_gram, 2.5, 0.7), implicit_slim(E0, torch_gram, 2.5, 0.7), implicit_slim(E0, X, 2.5, 0.7, block_size=block_size)):
+        np.testing.assert_allclose(out, reference, rtol=0, atol=1e-12 * np.abs(reference).max())
+
+
+@pytest.mark.parametrize("backend", ["scipy", "torch"])
+def test_gram_operator_equals_dense_product(small, backend):
+    X, E0 = small
+    gram = BACKENDS[backend](X)
+    product = gram.matmul(torch.from_numpy(E0) if backend == "torch" else E0)
+    np.testing.assert_allclose(np.asarray(product), (X.T @ X).toarray() @ E0, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_torch_cpu_path_equals_numpy_path(small, dtype):
+def test_torch_tensor_in_tensor_out_equal_to_numpy(small, dtype):
     X, E0 = small
     tensor = torch.from_numpy(E0).to(dtype)
-    expected = implicit_slim(E0.astype(np.float32 if dtype == torch.float32 else np.float64), X, 2.5, 0.7, 3.0)
     out = implicit_slim(tensor, X, 2.5, 0.7, 3.0)
     assert isinstance(out, torch.Tensor) and out.dtype == dtype and out.device.type == "cpu"
+    expected = implicit_slim(tensor.numpy(), SparseGram(X, tensor.numpy().dtype), 2.5, 0.7, 3.0)
     tol = 1e-5 if dtype == torch.float32 else 1e-10
     np.testing.assert_allclose(out.numpy(), expected, rtol=0, atol=tol * np.abs(expected).max())
-    explicit = implicit_slim(tensor, TorchSparseGram(X, dtype=dtype, block_size=11), 2.5, 0.7, 3.0)
-    np.testing.assert_allclose(explicit.numpy(), expected, rtol=0, atol=tol * np.abs(expected).max())
+    through_scipy = implicit_slim(tensor, SparseGram(X, tensor.numpy().dtype), 2.5, 0.7, 3.0)
+    assert isinstance(through_scipy, torch.Tensor)
+    np.testing.assert_allclose(through_scipy.numpy(), expected, rtol=0, atol=tol * np.abs(expected).max())
 
 
-def test_torch_conversion_is_cached_per_matrix(small):
-    X, _ = small
-    like = torch.zeros(X.shape[1], 2)
-    assert gram_operator(X, like=like) is gram_operator(X, like=like)
-    assert gram_operator(X.copy(), like=like) is not gram_operator(X, like=like)
+def test_conversion_is_cached_per_matrix_object_and_dtype(small):
+    X, E0 = small
+    assert gram_operator(X, like=E0) is gram_operator(X, like=torch.from_numpy(E0))
+    assert gram_operator(X.copy(), like=E0) is not gram_operator(X, like=E0)
+    assert gram_operator(X, like=E0.astype(np.float32)) is not gram_operator(X, like=E0)
+    operator = gram_operator(X, like=E0)
+    assert gram_operator(operator) is operator
 
 
 def test_float16_input_is_computed_in_float32(small):

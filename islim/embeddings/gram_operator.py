@@ -1,17 +1,20 @@
 """The item Gram matrix ``XᵀX`` as an operator on dense item-major matrices, never formed.
 
 ``XᵀX V = Xᵀ (X V)`` is evaluated over blocks of users: for a block ``X_b`` (rows of ``X``) the
-``(b, k)`` product ``Y_b = X_b V`` is immediately folded back as ``X_bᵀ Y_b``, so the ``(n_users, k)``
-intermediate never exists. Peak extra memory is ``n_workers × (n_items + block_size) × k`` values.
+``(b, w)`` product ``Y_b = X_b V`` is immediately folded back as ``X_bᵀ Y_b``, so the
+``(n_users, k)`` intermediate never exists. ``X_bᵀ`` is stored as CSR too, so both products are row
+gathers, and the columns of ``V`` are processed in chunks of ``chunk_width``: the gathered rows of a
+narrow chunk stay in cache. Two backends share the interface (``n_items``, ``diag``, ``matmul``):
 
-Two backends share the interface (``n_items``, ``diag``, ``matmul``):
+* :class:`TorchSparseGram` — torch sparse CSR tensors on any device. On the CPU, torch's MKL
+  kernel with 32-column chunks and 32,768-user blocks measured ≈1.0–1.3 s per ``XᵀX V`` for an
+  ML-20M-shaped matrix at k = 256 on 2 cores, against 4–5.5 s for scipy's ``X.T @ (X @ V)``; torch
+  threads follow ``torch.set_num_threads`` (set by the caller). On CUDA all columns go at once.
+* :class:`SparseGram` — scipy CSR, chunks spread over a thread pool (scipy's kernels release the
+  GIL); ≈1.8–2.4 s on the same problem. Used when torch lacks MKL.
 
-* :class:`SparseGram` — scipy CSR, blocks spread over a thread pool (scipy's sparse × dense kernels
-  release the GIL, so the blocks of different workers run in parallel);
-* :class:`TorchSparseGram` — torch sparse CSR tensors on any device (cuSPARSE on CUDA).
-
-:func:`gram_operator` builds the backend matching a set of embeddings and caches the torch
-conversion of a training matrix per device, so repeated calls from a training loop convert once.
+:func:`gram_operator` picks the backend for a set of embeddings and caches the converted matrix per
+(matrix object, backend, device, dtype), so repeated calls from a training loop convert once.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ import scipy.sparse as sp
 from islim.errors import DataFormatError
 
 #: Users per block of the fused ``X_bᵀ (X_b V)`` product.
-DEFAULT_BLOCK_SIZE = 16384
+DEFAULT_BLOCK_SIZE = 32768
+#: Columns of ``V`` per chunk on the CPU (torch/MKL: 32 was fastest among 8…64; scipy: 64).
+TORCH_CPU_CHUNK_WIDTH = 32
+SCIPY_CHUNK_WIDTH = 64
 
 
 def compute_dtype(dtype) -> np.dtype:
@@ -58,107 +64,139 @@ def _row_block(X: sp.csr_matrix, start: int, stop: int) -> sp.csr_matrix:
     return sp.csr_matrix((X.data[lo:hi], X.indices[lo:hi], X.indptr[start : stop + 1] - lo), shape=(stop - start, X.shape[1]), copy=False)
 
 
-def _default_workers() -> int:
+def _user_blocks(X: sp.csr_matrix, block_size: int) -> list[tuple[sp.csr_matrix, sp.csr_matrix]]:
+    """``(X_b, X_bᵀ)`` pairs, both CSR, for consecutive blocks of ``block_size`` users."""
+    if block_size < 1:
+        raise DataFormatError(f"block_size must be a positive number of users, got {block_size}")
+    blocks = []
+    for start in range(0, X.shape[0], block_size):
+        block = _row_block(X, start, min(start + block_size, X.shape[0]))
+        blocks.append((block, block.T.tocsr()))
+    return blocks
+
+
+def _column_chunks(k: int, width: int | None, min_chunks: int = 1) -> list[slice]:
+    """Split ``range(k)`` into near-equal slices of at most ``width`` columns (all at once if None)."""
+    if width is not None and width < 1:
+        raise DataFormatError(f"chunk_width must be positive, got {width}")
+    n_chunks = max(1 if width is None else -(-k // width), min(min_chunks, k))
+    bounds = np.linspace(0, k, n_chunks + 1).round().astype(int)
+    return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+
+
+def default_workers() -> int:
+    """Threads for :class:`SparseGram`: ``OMP_NUM_THREADS`` if set (the job's thread budget, see
+    :func:`islim.threads.limit_threads`), else the CPUs this process may run on."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def _check_operand(V, n_items: int) -> None:
+    if V.ndim != 2 or V.shape[0] != n_items:
+        raise DataFormatError(f"expected an (n_items={n_items}, k) matrix, got shape {tuple(V.shape)}")
+
+
 class SparseGram:
-    """``XᵀX`` on numpy arrays, by user blocks over a thread pool.
+    """``XᵀX`` on numpy arrays (scipy kernels): user blocks × column chunks over a thread pool.
 
     Parameters
     ----------
     X : scipy sparse, shape (n_users, n_items)
         Training matrix; converted once to canonical CSR of ``dtype`` (no copy if it already is).
+        The transposed blocks add one more copy of its indices and values.
     dtype : numpy dtype, default float32
         Compute dtype of the products (float32 or float64).
     block_size : int
-        Users per block; extra memory per worker is ``(n_items + block_size) × k`` values.
+        Users per block.
     n_workers : int, optional
-        Threads sharing the blocks (default: the CPUs this process may use). Each worker holds
-        its own ``(n_items, k)`` accumulator; 1 runs everything in the calling thread.
+        Threads sharing the column chunks (default :func:`default_workers`); 1 runs everything in
+        the calling thread. There are at least ``min(n_workers, k)`` chunks.
+    chunk_width : int
+        Maximum number of columns per chunk.
 
     Attributes
     ----------
     diag : ndarray, shape (n_items,)
         ``diag(XᵀX)``, squared column norms (= item popularity for binary ``X``), in ``dtype``.
+
+    Notes
+    -----
+    ``matmul`` costs ``2·nnz(X)·k`` multiply-adds; extra memory per worker is
+    ``(3·n_items + block_size) × chunk_width`` values besides the (n_items, k) output.
     """
 
-    def __init__(self, X, dtype=np.float32, block_size: int = DEFAULT_BLOCK_SIZE, n_workers: int | None = None):
+    def __init__(self, X, dtype=np.float32, block_size: int = DEFAULT_BLOCK_SIZE, n_workers: int | None = None, chunk_width: int = SCIPY_CHUNK_WIDTH):
         self.dtype = compute_dtype(dtype)
-        self.X = as_csr(X, self.dtype)
-        self.n_users, self.n_items = self.X.shape
-        if block_size < 1:
-            raise DataFormatError(f"block_size must be a positive number of users, got {block_size}")
-        self.block_size = int(block_size)
-        self.n_workers = max(1, int(n_workers or _default_workers()))
-        self.diag = squared_column_norms(self.X).astype(self.dtype)
-        starts = range(0, self.n_users, self.block_size)
-        self._blocks = [_row_block(self.X, s, min(s + self.block_size, self.n_users)) for s in starts]
+        X = as_csr(X, self.dtype)
+        self.n_users, self.n_items = X.shape
+        self.chunk_width = int(chunk_width)
+        self.n_workers = max(1, int(n_workers or default_workers()))
+        self.diag = squared_column_norms(X).astype(self.dtype)
+        self._blocks = _user_blocks(X, int(block_size))
 
-    def _fold(self, V: np.ndarray, worker: int) -> np.ndarray | None:
-        """``Σ_b X_bᵀ (X_b V)`` over the blocks assigned to ``worker`` (every ``n_workers``-th)."""
-        total = None
-        for block in self._blocks[worker :: self.n_workers]:
-            part = block.T @ (block @ V)
-            if total is None:
-                total = part
-            else:
-                total += part
+    def _gram_columns(self, V: np.ndarray, columns: slice) -> np.ndarray:
+        """``Σ_b X_bᵀ (X_b V[:, columns])`` as an (n_items, width) array."""
+        chunk = np.ascontiguousarray(V[:, columns])
+        total = np.zeros_like(chunk)
+        for block, block_t in self._blocks:
+            total += block_t @ (block @ chunk)
         return total
 
     def matmul(self, V: np.ndarray) -> np.ndarray:
-        """``XᵀX V`` for ``V`` of shape (n_items, k); returns (n_items, k) in ``self.dtype``.
-
-        Cost ``2·nnz(X)·k`` multiply-adds, spread over the workers.
-        """
-        V = np.ascontiguousarray(V, dtype=self.dtype)
-        if V.ndim != 2 or V.shape[0] != self.n_items:
-            raise DataFormatError(f"expected an (n_items={self.n_items}, k) array, got shape {V.shape}")
-        n_workers = min(self.n_workers, len(self._blocks))
+        """``XᵀX V`` for ``V`` of shape (n_items, k); returns (n_items, k) in ``self.dtype``."""
+        V = np.asarray(V, dtype=self.dtype)
+        _check_operand(V, self.n_items)
+        out = np.empty_like(V, order="C")
+        chunks = _column_chunks(V.shape[1], self.chunk_width, self.n_workers)
+        n_workers = min(self.n_workers, len(chunks))
         if n_workers <= 1:
-            parts = [self._fold(V, 0)]
+            for columns in chunks:
+                out[:, columns] = self._gram_columns(V, columns)
         else:
             with ThreadPoolExecutor(n_workers) as pool:
-                parts = list(pool.map(lambda w: self._fold(V, w), range(n_workers)))
-        parts = [p for p in parts if p is not None]
-        if not parts:
-            return np.zeros_like(V)
-        total = parts[0]
-        for part in parts[1:]:
-            total += part
-        return total
+                for columns, part in zip(chunks, pool.map(lambda c: self._gram_columns(V, c), chunks)):
+                    out[:, columns] = part
+        return out
 
 
 class TorchSparseGram:
-    """``XᵀX`` on torch tensors of one device (CPU or CUDA), by user blocks.
-
-    Each block is stored twice, as ``X_b`` and ``X_bᵀ`` in sparse CSR form (int32 indices), so both
-    products are row-gather kernels; memory on the device is about twice that of ``X``.
+    """``XᵀX`` on torch tensors of one device (CPU or CUDA): user blocks × column chunks.
 
     Parameters
     ----------
     X : scipy sparse, shape (n_users, n_items)
     device : torch device or str
-    dtype : torch.float32 or torch.float64
+    dtype : torch.float32 (default) or torch.float64
     block_size : int
-        Users per block; extra device memory ``(n_items + block_size) × k`` values.
+        Users per block; each block is stored as ``X_b`` and ``X_bᵀ`` in sparse CSR form (int32
+        indices), about twice the memory of ``X`` on the device.
+    chunk_width : int or None
+        Columns per chunk; default :data:`TORCH_CPU_CHUNK_WIDTH` on the CPU, all columns on other
+        devices.
+
+    Attributes
+    ----------
+    diag : tensor, shape (n_items,)
+        ``diag(XᵀX)`` on ``device``.
+
+    Notes
+    -----
+    ``matmul`` costs ``2·nnz(X)·k`` multiply-adds (threads: ``torch.get_num_threads()``); extra
+    memory ``(2·n_items + block_size) × chunk_width`` values besides the output.
     """
 
-    def __init__(self, X, device="cpu", dtype=None, block_size: int = DEFAULT_BLOCK_SIZE):
+    def __init__(self, X, device="cpu", dtype=None, block_size: int = DEFAULT_BLOCK_SIZE, chunk_width: int | None = -1):
         import torch
 
         self.torch_dtype = dtype or torch.float32
-        np_dtype = compute_dtype(self.torch_dtype)
-        X = as_csr(X, np_dtype)
+        X = as_csr(X, compute_dtype(self.torch_dtype))
         self.device = torch.device(device)
         self.n_users, self.n_items = X.shape
-        if block_size < 1:
-            raise DataFormatError(f"block_size must be a positive number of users, got {block_size}")
+        self.chunk_width = (TORCH_CPU_CHUNK_WIDTH if self.device.type == "cpu" else None) if chunk_width == -1 else chunk_width
         self.diag = torch.as_tensor(squared_column_norms(X), dtype=self.torch_dtype, device=self.device)
-        self._blocks = []
-        for start in range(0, self.n_users, block_size):
-            block = _row_block(X, start, min(start + block_size, self.n_users))
-            self._blocks.append((self._to_torch(block), self._to_torch(block.T.tocsr())))
+        self._blocks = [(self._to_torch(block), self._to_torch(block_t)) for block, block_t in _user_blocks(X, int(block_size))]
 
     def _to_torch(self, M: sp.csr_matrix):
         import torch
@@ -176,53 +214,74 @@ class TorchSparseGram:
             )
 
     def matmul(self, V):
-        """``XᵀX V`` for a tensor ``V`` of shape (n_items, k) on ``device``; (n_items, k) tensor."""
+        """``XᵀX V`` for a tensor ``V`` of shape (n_items, k); (n_items, k) tensor on ``device``."""
         import torch
 
-        V = V.to(self.torch_dtype).contiguous()
-        if V.ndim != 2 or V.shape[0] != self.n_items:
-            raise DataFormatError(f"expected an (n_items={self.n_items}, k) tensor, got shape {tuple(V.shape)}")
-        total = torch.zeros_like(V)
-        for block, block_t in self._blocks:
-            total.addmm_(block_t, block @ V)
-        return total
+        V = V.to(device=self.device, dtype=self.torch_dtype)
+        _check_operand(V, self.n_items)
+        out = torch.empty_like(V, memory_format=torch.contiguous_format)
+        for columns in _column_chunks(V.shape[1], self.chunk_width):
+            chunk = V[:, columns].contiguous()
+            total = torch.zeros_like(chunk)
+            for block, block_t in self._blocks:
+                total.addmm_(block_t, block @ chunk)
+            out[:, columns] = total
+        return out
 
 
-_TORCH_CACHE: dict[tuple[int, str, str, int], tuple[weakref.ref, int, TorchSparseGram]] = {}
+_CACHE: dict[tuple, tuple[weakref.ref, int, object]] = {}
 
 
-def _cached_torch_gram(X, device, dtype, block_size: int) -> TorchSparseGram:
-    """The torch operator of ``X`` on ``device``, converted once per (matrix object, device, dtype)."""
-    key = (id(X), str(device), str(dtype), block_size)
-    hit = _TORCH_CACHE.get(key)
+def _cached(X, key: tuple, build):
+    """The operator ``build()`` of matrix ``X``, built once per (``X`` object, ``key``) while ``X`` lives."""
+    full_key = (id(X),) + key
+    hit = _CACHE.get(full_key)
     if hit is not None and hit[0]() is X and hit[1] == X.nnz:
         return hit[2]
-    gram = TorchSparseGram(X, device=device, dtype=dtype, block_size=block_size)
-    _TORCH_CACHE[key] = (weakref.ref(X, lambda _ref, key=key: _TORCH_CACHE.pop(key, None)), X.nnz, gram)
-    return gram
+    operator = build()
+    try:
+        ref = weakref.ref(X, lambda _ref, k=full_key: _CACHE.pop(k, None))
+    except TypeError:  # not weak-referenceable: do not cache
+        return operator
+    _CACHE[full_key] = (ref, X.nnz, operator)
+    return operator
+
+
+def torch_mkl_available() -> bool:
+    """Whether torch was built with MKL (its CPU sparse × dense kernel is then the fastest here)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.backends.mkl.is_available())
 
 
 def gram_operator(X, like=None, block_size: int | None = None, n_workers: int | None = None):
-    """The Gram operator of ``X`` matching the embeddings ``like``.
+    """The (cached) Gram operator of ``X`` for the embeddings ``like``.
 
     Parameters
     ----------
     X : scipy sparse (n_users, n_items), or an existing :class:`SparseGram` / :class:`TorchSparseGram`
-        An existing operator is returned unchanged.
+        An existing operator is returned unchanged. A matrix is converted once per object, backend,
+        device, dtype and block size and the conversion is reused while the object lives — do not
+        modify ``X`` in place between calls.
     like : ndarray or torch.Tensor, optional
-        Embeddings the operator will be applied to: numpy → :class:`SparseGram` in their compute
-        dtype; a torch tensor → :class:`TorchSparseGram` on its device (cached per matrix object,
-        so do not modify ``X`` in place between calls).
-    block_size, n_workers : int, optional
-        See the operator classes.
+        Embeddings the operator will be applied to; their dtype picks float64 or float32. A tensor
+        on a non-CPU device gets a :class:`TorchSparseGram` there; numpy arrays and CPU tensors get
+        a CPU :class:`TorchSparseGram` if torch has MKL, else a :class:`SparseGram`.
+    block_size : int, optional
+        Users per block (default :data:`DEFAULT_BLOCK_SIZE`).
+    n_workers : int, optional
+        Threads of :class:`SparseGram` (the torch backend uses torch's intra-op threads).
     """
     if isinstance(X, (SparseGram, TorchSparseGram)):
         return X
     block_size = block_size or DEFAULT_BLOCK_SIZE
-    if like is not None and type(like).__module__.startswith("torch"):
+    dtype = compute_dtype(like.dtype) if like is not None else np.dtype(np.float32)
+    device = str(like.device) if like is not None and type(like).__module__.startswith("torch") else "cpu"
+    if device != "cpu" or torch_mkl_available():
         import torch
 
-        dtype = torch.float64 if like.dtype == torch.float64 else torch.float32
-        return _cached_torch_gram(X, like.device, dtype, block_size)
-    dtype = compute_dtype(like.dtype) if like is not None else np.float32
-    return SparseGram(X, dtype=dtype, block_size=block_size, n_workers=n_workers)
+        torch_dtype = torch.float64 if dtype == np.float64 else torch.float32
+        return _cached(X, ("torch", device, str(torch_dtype), block_size), lambda: TorchSparseGram(X, device, torch_dtype, block_size))
+    return _cached(X, ("scipy", str(dtype), block_size, n_workers), lambda: SparseGram(X, dtype, block_size, n_workers))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from islim.embeddings._linalg import IterationResult, eye_like, is_torch, solve_spd, subspace_iteration
-from islim.embeddings.gram_operator import compute_dtype, gram_operator
+from islim.embeddings.gram_operator import TorchSparseGram, gram_operator
 from islim.errors import ConfigError, DataFormatError
 
 
@@ -29,18 +29,30 @@ def _check_hyperparameters(lam: float, alpha: float, threshold: float) -> None:
         raise ConfigError(f"ImplicitSLIM needs lam > 0, alpha > 0 and threshold >= 0; got lam={lam!r}, alpha={alpha!r}, threshold={threshold!r}")
 
 
-def _prepared_embeddings(embeddings, n_items: int):
-    """The input as a C-contiguous (n_items, d) array/tensor in its compute dtype (a copy for torch)."""
+def _to_backend(embeddings, gram):
+    """The input as a C-contiguous (n_items, d) matrix of the operator's kind and compute dtype: a
+    tensor on the operator's device for :class:`TorchSparseGram`, a numpy array otherwise."""
+    if isinstance(gram, TorchSparseGram):
+        import torch
+
+        E0 = embeddings.detach() if is_torch(embeddings) else torch.as_tensor(np.asarray(embeddings))
+        E0 = E0.to(device=gram.device, dtype=gram.torch_dtype).contiguous()
+    elif is_torch(embeddings):
+        E0 = embeddings.detach().cpu().double().numpy().astype(gram.dtype)
+    else:
+        E0 = np.ascontiguousarray(embeddings, dtype=gram.dtype)
+    if E0.ndim != 2 or E0.shape[0] != gram.n_items:
+        raise DataFormatError(f"ImplicitSLIM expects item-major embeddings of shape (n_items={gram.n_items}, d), got {tuple(E0.shape)}; transpose d×I weights first")
+    return E0
+
+
+def _like_input(out, embeddings):
+    """``out`` as the same kind of object as the input: numpy for numpy, a tensor on its device for torch."""
     if is_torch(embeddings):
         import torch
 
-        dtype = torch.float64 if embeddings.dtype == torch.float64 else torch.float32
-        E0 = embeddings.detach().to(dtype).contiguous()
-    else:
-        E0 = np.ascontiguousarray(embeddings, dtype=compute_dtype(np.asarray(embeddings).dtype))
-    if E0.ndim != 2 or E0.shape[0] != n_items:
-        raise DataFormatError(f"ImplicitSLIM expects item-major embeddings of shape (n_items={n_items}, d), got {tuple(E0.shape)}; transpose d×I weights first")
-    return E0
+        return torch.as_tensor(out).to(embeddings.device)
+    return out.cpu().numpy() if is_torch(out) else out
 
 
 def implicit_slim(embeddings, X, lam: float, alpha: float, threshold: float = 0.0, block_size: int | None = None, n_workers: int | None = None):
@@ -49,11 +61,13 @@ def implicit_slim(embeddings, X, lam: float, alpha: float, threshold: float = 0.
     Parameters
     ----------
     embeddings : ndarray or torch.Tensor, shape (n_items, d)
-        ``E₀``, one row per item. float64 input is computed in float64, anything else in float32.
-        A torch tensor (CPU or CUDA) gives a tensor on the same device.
+        ``E₀``, one row per item. float64 input is computed in float64, anything else in float32
+        (an explicitly passed operator's dtype wins). A tensor (CPU or CUDA) gives a tensor on the
+        same device, a numpy array a numpy array.
     X : scipy sparse (n_users, n_items), or an operator from :func:`gram_operator`
-        Training matrix (binary). For torch input the conversion to a device CSR tensor is cached
-        per matrix object; pass ``gram_operator(X, like=embeddings)`` to hold it explicitly.
+        Training matrix (binary). Its conversion for the backend (torch/MKL on the CPU, the
+        tensor's device otherwise, scipy without MKL) is cached per matrix object by
+        :func:`gram_operator`; pass an operator to hold or choose it explicitly.
     lam : float
         λ > 0, ridge strength of the item–item regression (in Γ and Δ).
     alpha : float
@@ -76,7 +90,7 @@ def implicit_slim(embeddings, X, lam: float, alpha: float, threshold: float = 0.
     """
     _check_hyperparameters(lam, alpha, threshold)
     gram = gram_operator(X, like=embeddings, block_size=block_size, n_workers=n_workers)
-    E0 = _prepared_embeddings(embeddings, gram.n_items)
+    E0 = _to_backend(embeddings, gram)
     popularity = gram.diag
     F = E0 * (popularity >= threshold)[:, None]
     cross = F.T @ E0  # Fᵀ E₀, d×d
@@ -92,7 +106,7 @@ def implicit_slim(embeddings, X, lam: float, alpha: float, threshold: float = 0.
     H *= inv_delta[:, None]  # Δ⁻² Γ F W
     out = gram.matmul(H)
     out += lam * H  # Γ Δ⁻² Γ F W = Ω F W
-    return out
+    return _like_input(out, embeddings)
 
 
 def iterate_implicit_slim(

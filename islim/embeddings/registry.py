@@ -32,7 +32,7 @@ from islim.embeddings.gram_operator import as_csr, squared_column_norms
 from islim.embeddings.implicit import implicit_slim, iterate_implicit_slim
 from islim.embeddings.knn import knn_weights
 from islim.embeddings.reference import random_embeddings, svd_embeddings
-from islim.embeddings.slim_lle import lle_embeddings
+from islim.embeddings.explicit import lle_embeddings
 from islim.embeddings.weights import cooccurrence_weights, ease_weights, identity_weights, lle_weights
 from islim.errors import ConfigError
 
@@ -53,7 +53,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "surrogate": True,  # (all, ease, implicit*) without sum_to_one: ImplicitSLIM's ΠΔ surrogate
     "n_iter": 100,  # implicit_iterated: maximum updates
     "tol": 1e-6,  # implicit_iterated: principal-angle tolerance (degrees)
-    "cg_tol": 1e-10,  # sparse anchored update: CG relative residual
+    "cg_tol": 1e-6,  # sparse anchored update: CG relative residual (ample for embeddings scored by ranking)
     "cg_maxiter": None,
     "dtype": "float64",  # dense first/explicit steps
 }

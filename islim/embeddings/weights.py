@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from islim.errors import ConfigError
 from islim.gram import dense_gram
 from islim.memory import dense_bytes, ensure_fits
-from islim.models.ease import spd_inverse_inplace
+from islim.models.ease import spd_inverse_inplace, zero_diagonal_weights
 
 #: Rows processed at once by the blocked in-place updates of n×n arrays.
 ROW_BLOCK = 1024
@@ -51,21 +51,13 @@ def _check_positive(name: str, value: float) -> None:
         raise ConfigError(f"{name} must be > 0, got {value!r}")
 
 
-def _normalise_columns_zero_diagonal(P: np.ndarray) -> np.ndarray:
-    """``S = −P Diag(1/diag P)`` with a zero diagonal, in place (the zero-diagonal Lagrange solution)."""
-    diag = P.diagonal().copy()
-    P /= -diag[None, :]
-    np.fill_diagonal(P, 0.0)
-    return P
-
-
 def ease_weights(X, lam: float, sum_to_one: bool = False, dtype=np.float64, gram: np.ndarray | None = None, budget_bytes: int | None = None) -> np.ndarray:
     """EASE (``sum_to_one=False``) or SLIM-LLE (``sum_to_one=True``) weights with the global neighbourhood.
 
     Parameters
     ----------
     X : scipy sparse, shape (n_users, n_items)
-        Training matrix (ignored if ``gram`` is given, except for nothing).
+        Training matrix (not used if ``gram`` is given).
     lam : float
         λ > 0.
     sum_to_one : bool
@@ -98,7 +90,7 @@ def ease_weights(X, lam: float, sum_to_one: bool = False, dtype=np.float64, gram
         for start in range(0, P.shape[0], ROW_BLOCK):
             rows = slice(start, start + ROW_BLOCK)
             P[rows] -= np.outer(ones_image[rows], ones_image / total)
-    return _normalise_columns_zero_diagonal(P)
+    return zero_diagonal_weights(P)
 
 
 def slim_lle_weights(X, lam: float, dtype=np.float64, gram: np.ndarray | None = None, budget_bytes: int | None = None) -> np.ndarray:
@@ -150,7 +142,7 @@ def lle_weights(X, reg: float = 1e-3, dtype=np.float64, gram: np.ndarray | None 
     """
     _check_positive("reg", reg)
     C = _item_gram(X, gram, dtype, 5, "LLE weights", budget_bytes)
-    ridge = _trace_ridge(C, reg)
+    ridge = _trace_ridge(C, reg).astype(C.dtype)
     eigval, Q = scipy.linalg.eigh(C, overwrite_a=True, check_finite=False)
     del C
     denominators = eigval[:, None] + ridge[None, :]  # (Λ_k + r_i), rows k, columns i

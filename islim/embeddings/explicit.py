@@ -6,7 +6,9 @@
   ``?syevr``) returns only the wanted eigenpairs — no shift-invert of the exactly singular ``L``
   (pitfall 6 of the spec);
 * sparse ``S`` → ``L`` stays sparse and ``eigsh`` runs in shift-invert mode around a small
-  **negative** shift ``σ = −shift·‖L‖₁``, so ``L − σI`` is positive definite and its sparse LU exists.
+  **negative** shift ``σ = −shift·‖L‖₁``, so ``L − σI`` is positive definite and its sparse LU exists;
+  if ``L`` has more than :data:`DENSE_FRACTION` of its entries filled (popular items sit in many
+  neighbourhoods), it is densified and solved like the dense case instead.
 
 If every column of ``S`` sums to one (LLE, SLIM-LLE, co-occurrence), ``(I − S)ᵀ1 = 0`` and the
 constant vector is an eigenvector for the eigenvalue 0: it carries no information and is dropped,
@@ -28,6 +30,8 @@ from islim.memory import dense_bytes, ensure_fits
 
 #: Column sums within this distance of 1 count as "sum to one" for ``drop_constant="auto"``.
 SUM_TO_ONE_ATOL = 1e-6
+#: A sparse ``L`` denser than this fraction is solved densely (a sparse LU would fill in anyway).
+DENSE_FRACTION = 0.1
 
 
 def columns_sum_to_one(S) -> bool:
@@ -42,6 +46,11 @@ def lle_operator(S) -> sp.csr_matrix:
     return (A @ A.T).tocsr()
 
 
+def _bottom_eigenpairs_of(L: np.ndarray, n_eig: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_eig`` smallest eigenpairs of a dense symmetric ``L`` (LAPACK ``?syevr``, overwrites ``L``)."""
+    return scipy.linalg.eigh(L, subset_by_index=[0, n_eig - 1], driver="evr", overwrite_a=True, check_finite=False)
+
+
 def _dense_bottom_eigenpairs(S: np.ndarray, n_eig: int, budget_bytes: int | None) -> tuple[np.ndarray, np.ndarray]:
     n_items = S.shape[0]
     ensure_fits(dense_bytes((n_items, n_items), S.dtype.itemsize, 2), f"LLE eigenproblem ({n_items:,} x {n_items:,} {S.dtype.name}, 2 dense copies)", budget_bytes)
@@ -49,11 +58,15 @@ def _dense_bottom_eigenpairs(S: np.ndarray, n_eig: int, budget_bytes: int | None
     A[np.diag_indices_from(A)] += 1.0
     L = A @ A.T
     del A
-    return scipy.linalg.eigh(L, subset_by_index=[0, n_eig - 1], driver="evr", overwrite_a=True, check_finite=False)
+    return _bottom_eigenpairs_of(L, n_eig)
 
 
-def _sparse_bottom_eigenpairs(S, n_eig: int, shift: float, tol: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _sparse_bottom_eigenpairs(S, n_eig: int, shift: float, tol: float, seed: int, budget_bytes: int | None) -> tuple[np.ndarray, np.ndarray]:
     L = lle_operator(sp.csr_matrix(S, dtype=np.float64))
+    n_items = L.shape[0]
+    if L.nnz > DENSE_FRACTION * n_items**2:
+        ensure_fits(dense_bytes((n_items, n_items), 8), f"LLE eigenproblem, densified ({n_items:,} x {n_items:,} float64)", budget_bytes)
+        return _bottom_eigenpairs_of(L.toarray(), n_eig)
     sigma = -shift * float(abs(L).sum(axis=0).max())
     v0 = np.random.default_rng(seed).standard_normal(L.shape[0])
     values, vectors = scipy.sparse.linalg.eigsh(L, k=n_eig, sigma=sigma, which="LM", tol=tol, v0=v0)
@@ -77,7 +90,8 @@ def lle_embeddings(
     ----------
     S : ndarray or scipy sparse, shape (n_items, n_items)
         First-step weights (column ``i`` reconstructs item ``i``). Dense → dense ``eigh``
-        (overwrites nothing; needs two n² arrays); sparse → shift-invert ``eigsh`` on sparse ``L``.
+        (overwrites nothing; needs two n² arrays); sparse → shift-invert ``eigsh`` on sparse ``L``
+        (dense ``eigh`` if ``L`` is too full).
     d : int
         Embedding dimension.
     drop_constant : bool or "auto"
@@ -111,7 +125,7 @@ def lle_embeddings(
     if not 1 <= n_eig < n_items:
         raise ConfigError(f"cannot extract {d} embedding dimensions ({n_eig} eigenpairs) from {n_items} items; choose d < n_items - 1")
     if sp.issparse(S):
-        values, vectors = _sparse_bottom_eigenpairs(S, n_eig, shift, tol, seed)
+        values, vectors = _sparse_bottom_eigenpairs(S, n_eig, shift, tol, seed, budget_bytes)
     else:
         values, vectors = _dense_bottom_eigenpairs(np.asarray(S), n_eig, budget_bytes)
     if not np.all(np.isfinite(values)):

@@ -1,4 +1,4 @@
-"""Explicit LLE step (islim.embeddings.slim_lle) on ml-latest-small and small random matrices."""
+"""Explicit LLE step (islim.embeddings.explicit) on ml-latest-small and small random matrices."""
 
 from pathlib import Path
 
@@ -8,6 +8,7 @@ import pytest
 import scipy.linalg
 import scipy.sparse as sp
 
+import islim.embeddings.explicit as explicit_module
 from islim.embeddings import knn_weights, lle_embeddings, slim_lle, slim_lle_weights
 from islim.errors import ConfigError, MemoryBudgetError
 
@@ -61,8 +62,10 @@ def test_without_sum_to_one_nothing_is_dropped():
     assert np.degrees(scipy.linalg.subspace_angles(embeddings, all_vectors[:, :2])).max() < 1e-6
 
 
+@pytest.mark.parametrize("dense_fraction", [1.0, 0.0], ids=["shift-invert", "densified"])
 @pytest.mark.parametrize("rule,kwargs", [("ease", {"lam": 50.0, "sum_to_one": True}), ("ease", {"lam": 50.0}), ("lle", {"reg": 1e-3})])
-def test_sparse_eigensolver_matches_dense(ml_small, rule, kwargs):
+def test_sparse_eigensolver_matches_dense(ml_small, rule, kwargs, dense_fraction, monkeypatch):
+    monkeypatch.setattr(explicit_module, "DENSE_FRACTION", dense_fraction)
     S = knn_weights(ml_small, 20, rule, **kwargs)
     dense, dense_values = lle_embeddings(S.toarray(), 10, return_eigenvalues=True)
     sparse, sparse_values = lle_embeddings(S, 10, return_eigenvalues=True)
