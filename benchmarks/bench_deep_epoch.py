@@ -1,7 +1,7 @@
 """Epoch time of Mult-VAE and RecVAE at ML-20M shape on CPU (or any torch device).
 
-A synthetic binary CSR matrix with the ML-20M training shape (136,677 users × 20,108 items, about
-10 M interactions; user activity log-normal, item popularity Zipf-like) is trained for a timed
+The seeded synthetic matrix of ML-20M's shape (:func:`islim.data.synthetic.generate`, 136,677 users
+× 20,108 items, 10 M interactions) is trained for a timed
 number of optimiser steps per phase with the library's own training step, and the epoch time is
 extrapolated: ``Σ_phases n_passes · ⌈U / batch_size⌉ · (mean step time of that phase)``. Validation
 scoring of 10,000 fold-in users is extrapolated from one 2,000-user batch. Wall-clock times are
@@ -10,7 +10,7 @@ shared machine inflate wall-clock times.
 
 Usage::
 
-    python benchmarks/bench_deep_epoch.py --threads 2 --steps 20 [--models multvae recvae] [--out result.json]
+    python -m benchmarks.bench_deep_epoch --threads 2 --steps 20 [--models multvae recvae] [--out result.json]
 """
 
 from __future__ import annotations
@@ -25,33 +25,12 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from benchmarks.measure import SHAPES, synthetic_matrix
 from islim.models.deep.base import TrainState
 from islim.models.deep.hooks import ImplicitSLIMConfig, ImplicitSLIMHook
 from islim.models.deep.trainer import EpochRunner, build_model, resolve_params, score_batch, trainable_only
 
-ML20M_USERS, ML20M_ITEMS, ML20M_NNZ = 136_677, 20_108, 10_000_000
 VALIDATION_USERS, EVAL_BATCH = 10_000, 2_000
-
-
-def synthetic_feedback(n_users: int, n_items: int, nnz: int, seed: int = 0) -> sp.csr_matrix:
-    """Binary CSR with about ``nnz`` ones: draws per user ~ log-normal (≥ 5), popularity ∝ rank^-0.8.
-
-    Items are drawn with replacement and duplicates merged, so one re-draw with the observed
-    duplicate rate brings the count close to ``nnz``.
-    """
-    draws = nnz
-    for _ in range(2):
-        rng = np.random.default_rng(seed)
-        activity = rng.lognormal(0.0, 1.0, n_users)
-        activity = np.minimum(n_items, np.maximum(5, np.round(activity * draws / activity.sum()))).astype(np.int64)
-        popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
-        items = rng.choice(n_items, size=int(activity.sum()), p=popularity / popularity.sum())
-        rows = np.repeat(np.arange(n_users), activity)
-        matrix = sp.csr_matrix((np.ones(len(items), dtype=np.float32), (rows, items)), shape=(n_users, n_items))
-        matrix.sum_duplicates()
-        draws = int(draws * nnz / matrix.nnz)
-    matrix.data[:] = 1.0
-    return matrix
 
 
 def time_model(name: str, X: sp.csr_matrix, n_steps: int, device: torch.device) -> dict:
@@ -115,7 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    X = synthetic_feedback(ML20M_USERS, ML20M_ITEMS, ML20M_NNZ)
+    X = synthetic_matrix(*SHAPES["ml-20m"])
     print(f"synthetic matrix {X.shape}, nnz {X.nnz:,} built in {time.perf_counter() - start:.1f} s")
     results = {
         "shape": list(X.shape),

@@ -136,7 +136,10 @@ def memory_child(matrix_path: str, d: int, which: str, lam: float, alpha: float,
 
 def peak_in_fresh_process(matrix_path: Path, d: int, which: str, lam: float, alpha: float, threshold: float) -> int:
     args = [sys.executable, __file__, "--memory-child", str(matrix_path), str(d), which, str(lam), str(alpha), str(threshold)]
-    done = subprocess.run(args, check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    # A fixed mmap threshold makes glibc return every freed buffer ≥ 64 KiB to the OS, so freed
+    # memory of the set-up phase is not silently reused (and not missed by the RSS sampler).
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "MALLOC_MMAP_THRESHOLD_": "65536"}
+    done = subprocess.run(args, check=True, capture_output=True, text=True, env=env)
     return int(done.stdout.strip().splitlines()[-1])
 
 

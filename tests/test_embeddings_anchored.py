@@ -34,7 +34,7 @@ def test_cg_update_equals_direct_dense_solve(setup, rule, kwargs, alpha):
     X, E0, mask = setup
     S = knn_weights(X, 8, rule, **kwargs)
     direct = anchored_update(S.toarray(), E0, alpha, mask)
-    iterative = anchored_update(S, E0, alpha, mask)
+    iterative = anchored_update(S, E0, alpha, mask, solver="cg")
     np.testing.assert_allclose(iterative, direct, rtol=0, atol=1e-6 * np.abs(direct).max())
 
 
@@ -93,7 +93,7 @@ def test_cg_non_convergence_warns(setup):
     X, E0, _ = setup
     S = knn_weights(X, 8, "ease", lam=5.0)
     with pytest.warns(RuntimeWarning, match="conjugate gradients"):
-        anchored_update(S, E0, 1.0, maxiter=2)
+        anchored_update(S, E0, 1.0, maxiter=2, solver="cg")
 
 
 def test_invalid_inputs_raise(setup):
@@ -103,3 +103,18 @@ def test_invalid_inputs_raise(setup):
         anchored_update(S, E0, 0.0)
     with pytest.raises(MemoryBudgetError):
         anchored_update(S.toarray(), E0, 1.0, budget_bytes=10)
+
+
+def test_auto_solver_is_direct_for_small_sparse_systems_and_cg_beyond(setup, monkeypatch):
+    import islim.embeddings.anchored as anchored
+
+    X, E0, mask = setup
+    S = knn_weights(X, 8, "ease", lam=5.0)
+    direct = anchored_update(S.toarray(), E0, 1.0, mask)
+    np.testing.assert_array_equal(anchored_update(S, E0, 1.0, mask), anchored_update(S, E0, 1.0, mask, solver="direct"))
+    np.testing.assert_allclose(anchored_update(S, E0, 1.0, mask), direct, rtol=1e-12, atol=1e-12 * np.abs(direct).max())
+    monkeypatch.setattr(anchored, "DIRECT_SOLVE_MAX_ITEMS", 1)
+    with pytest.warns(RuntimeWarning, match="conjugate gradients"):  # now CG, capped at 2 iterations
+        anchored_update(S, E0, 1.0, mask, maxiter=2)
+    with pytest.raises(ConfigError, match="solver"):
+        anchored_update(S, E0, 1.0, mask, solver="lu")

@@ -105,18 +105,14 @@ def test_tiny_run_trains_every_model_with_and_without_implicit_slim(tiny_run, da
 
 def test_tiny_run_ablation_grid_is_complete_with_skips_explained(tiny_run):
     directory, _ = tiny_run
-    for dataset, n_items_dense_ok in (("synthetic-tiny", True), ("ml-latest-small", False)):
+    for dataset in ("synthetic-tiny", "ml-latest-small"):
         table = pd.read_csv(directory / "results" / dataset / "ablations.csv")
         cells = table.drop_duplicates(["arm", "d", "scorer"])
         assert len(cells) == (2 * 4 * 3 + 2) * 2  # (grid + references) x scorers, none missing
         skipped = cells[cells["status"] == "skipped"]
         assert skipped["reason"].str.len().gt(0).all()
         assert {"ablation:all/identity/explicit", "ablation:knn/identity/explicit"} <= set(skipped["arm"])
-        dense_explicit = cells[cells["arm"] == "ablation:all/ease/explicit"]
-        if n_items_dense_ok:
-            assert (dense_explicit["status"] == "ok").all()
-        else:  # the 0.5 GiB budget cannot hold the dense 5,660 x 5,660 work
-            assert dense_explicit["reason"].str.contains("GiB").all()
+        assert len(skipped) == 2 * 2  # only identity x explicit (undefined), for both neighbourhoods
         ok = table[(table["status"] == "ok") & (table["split"] == "test") & (table["metric"] == "ndcg@100")]
         assert ok["value"].between(0, 1).all() and ok["extraction_seconds"].ge(0).all()
         assert "ablation:all/ease/implicit" in set(ok["arm"]) and "ablation:knn/ease/implicit" in set(ok["arm"])

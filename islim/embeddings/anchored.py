@@ -115,6 +115,10 @@ def _anchor(E0: np.ndarray, threshold_mask) -> np.ndarray:
     return E0 * mask[:, None]
 
 
+#: Sparse systems up to this many items are solved densely by ``solver="auto"`` (n³/3 flops).
+DIRECT_SOLVE_MAX_ITEMS = 6000
+
+
 def _dense_update(S: np.ndarray, F: np.ndarray, rhs: np.ndarray, alpha: float, budget_bytes: int | None) -> np.ndarray:
     n_items = S.shape[0]
     ensure_fits(dense_bytes((n_items, n_items), 8, 2), f"anchored update, dense system ({n_items:,} x {n_items:,} float64, 2 copies)", budget_bytes)
@@ -172,6 +176,7 @@ def anchored_update(
     tol: float = 1e-10,
     maxiter: int | None = None,
     budget_bytes: int | None = None,
+    solver: str = "auto",
 ) -> np.ndarray:
     """Solve ``min_E ‖(I − S)ᵀ E‖² + α ‖Fᵀ (E − E₀)‖²`` for item-major embeddings ``E``.
 
@@ -194,6 +199,10 @@ def anchored_update(
     budget_bytes : int, optional
         Memory budget for the dense path (raises :class:`MemoryBudgetError` if two n² float64
         arrays do not fit).
+    solver : {"auto", "cg", "direct"}
+        For sparse ``S``: conjugate gradients, or a dense Cholesky solve of the same system.
+        ``"auto"`` solves directly up to :data:`DIRECT_SOLVE_MAX_ITEMS` items (exact, and seconds
+        where the ill-conditioned CG needs minutes) and by CG beyond.
 
     Returns
     -------
@@ -201,6 +210,8 @@ def anchored_update(
     """
     if not alpha > 0:
         raise ConfigError(f"alpha must be > 0, got {alpha!r}")
+    if solver not in ("auto", "cg", "direct"):
+        raise ConfigError(f"solver must be 'auto', 'cg' or 'direct', got {solver!r}")
     E0 = np.asarray(E0)
     out_dtype = np.float64 if E0.dtype == np.float64 else np.float32
     E0 = E0.astype(np.float64)
@@ -211,10 +222,10 @@ def anchored_update(
     if sp.issparse(S) and S.nnz == 0:
         d = E0.shape[1]
         out = F @ solve_spd(np.eye(d) + alpha * (F.T @ F), cross, "I_d + alpha F'F")
-    elif sp.issparse(S):
+    elif sp.issparse(S) and (solver == "cg" or (solver == "auto" and S.shape[0] > DIRECT_SOLVE_MAX_ITEMS)):
         out = _sparse_update(S, F, F @ cross, alpha, tol, maxiter)
     else:
-        out = _dense_update(np.asarray(S), F, F @ cross, alpha, budget_bytes)
+        out = _dense_update(S.toarray() if sp.issparse(S) else np.asarray(S), F, F @ cross, alpha, budget_bytes)
     return out.astype(out_dtype, copy=False)
 
 
@@ -223,7 +234,7 @@ def iterate_anchored_update(
     E0: np.ndarray,
     alpha: float,
     n_iter: int = 100,
-    tol: float = 1e-6,
+    tol: float = 1e-4,
     threshold_mask: np.ndarray | None = None,
     cg_tol: float = 1e-10,
     cg_maxiter: int | None = None,

@@ -19,7 +19,7 @@ narrow chunk stay in cache. Two backends share the interface (``n_items``, ``dia
 
 from __future__ import annotations
 
-import os
+import sys
 import warnings
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from islim.errors import DataFormatError
+from islim.threads import compute_threads
 
 #: Users per block of the fused ``X_bᵀ (X_b V)`` product.
 DEFAULT_BLOCK_SIZE = 32768
@@ -84,15 +85,6 @@ def _column_chunks(k: int, width: int | None, min_chunks: int = 1) -> list[slice
     return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
 
 
-def default_workers() -> int:
-    """Threads for :class:`SparseGram`: ``OMP_NUM_THREADS`` if set (the job's thread budget, see
-    :func:`islim.threads.limit_threads`), else the CPUs this process may run on."""
-    value = os.environ.get("OMP_NUM_THREADS", "")
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _check_operand(V, n_items: int) -> None:
     if V.ndim != 2 or V.shape[0] != n_items:
         raise DataFormatError(f"expected an (n_items={n_items}, k) matrix, got shape {tuple(V.shape)}")
@@ -111,7 +103,7 @@ class SparseGram:
     block_size : int
         Users per block.
     n_workers : int, optional
-        Threads sharing the column chunks (default :func:`default_workers`); 1 runs everything in
+        Threads sharing the column chunks (default :func:`islim.threads.compute_threads`); 1 runs everything in
         the calling thread. There are at least ``min(n_workers, k)`` chunks.
     chunk_width : int
         Maximum number of columns per chunk.
@@ -132,7 +124,7 @@ class SparseGram:
         X = as_csr(X, self.dtype)
         self.n_users, self.n_items = X.shape
         self.chunk_width = int(chunk_width)
-        self.n_workers = max(1, int(n_workers or default_workers()))
+        self.n_workers = max(1, int(n_workers or compute_threads()))
         self.diag = squared_column_norms(X).astype(self.dtype)
         self._blocks = _user_blocks(X, int(block_size))
 
@@ -247,6 +239,11 @@ def _cached(X, key: tuple, build):
     return operator
 
 
+#: Below this many non-zeros the scipy backend is used for numpy input unless torch is already
+#: imported: importing torch (seconds) would cost more than its faster kernel saves.
+TORCH_MIN_NNZ = 1_000_000
+
+
 def torch_mkl_available() -> bool:
     """Whether torch was built with MKL (its CPU sparse × dense kernel is then the fastest here)."""
     try:
@@ -268,7 +265,8 @@ def gram_operator(X, like=None, block_size: int | None = None, n_workers: int | 
     like : ndarray or torch.Tensor, optional
         Embeddings the operator will be applied to; their dtype picks float64 or float32. A tensor
         on a non-CPU device gets a :class:`TorchSparseGram` there; numpy arrays and CPU tensors get
-        a CPU :class:`TorchSparseGram` if torch has MKL, else a :class:`SparseGram`.
+        a CPU :class:`TorchSparseGram` if torch has MKL and ``X`` has at least :data:`TORCH_MIN_NNZ`
+        non-zeros (or torch is already imported), else a :class:`SparseGram`.
     block_size : int, optional
         Users per block (default :data:`DEFAULT_BLOCK_SIZE`).
     n_workers : int, optional
@@ -279,7 +277,8 @@ def gram_operator(X, like=None, block_size: int | None = None, n_workers: int | 
     block_size = block_size or DEFAULT_BLOCK_SIZE
     dtype = compute_dtype(like.dtype) if like is not None else np.dtype(np.float32)
     device = str(like.device) if like is not None and type(like).__module__.startswith("torch") else "cpu"
-    if device != "cpu" or torch_mkl_available():
+    worth_torch = "torch" in sys.modules or getattr(X, "nnz", 0) >= TORCH_MIN_NNZ
+    if device != "cpu" or (worth_torch and torch_mkl_available()):
         import torch
 
         torch_dtype = torch.float64 if dtype == np.float64 else torch.float32

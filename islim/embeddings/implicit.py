@@ -13,6 +13,12 @@ It is evaluated as
 
 i.e. two applications of Γ (four sparse × dense products), a d×d Cholesky solve and O(I d²) dense
 work; no I×I and no U×d array is formed (see :mod:`islim.embeddings.gram_operator`).
+
+Numerics: the official code forms the middle factor as ``ΩF − ΩF T (I/α + T)⁻¹ ... `` (spec §3.2),
+which cancels catastrophically once ``T = FᵀΩF`` is large: in float32 its maximum error relative to
+a float64 evaluation was 0.02–0.12 on a 30k × 4k synthetic matrix (d = 16–64, λ = 500) and 0.6–10 on
+an ML-20M-shaped one (d = 64–512). The ``(I + αT)⁻¹`` form used here, with ``T`` built as ``KᵀK``
+and the d×d solve in float64, stays within 1e-5–3e-5 in float32 on the same problems.
 """
 
 from __future__ import annotations
@@ -115,7 +121,7 @@ def iterate_implicit_slim(
     lam: float,
     alpha: float,
     n_iter: int = 100,
-    tol: float = 1e-6,
+    tol: float = 1e-4,
     threshold: float = 0.0,
     block_size: int | None = None,
     n_workers: int | None = None,
@@ -136,7 +142,8 @@ def iterate_implicit_slim(
     n_iter : int
         Maximum number of ImplicitSLIM calls.
     tol : float
-        Stop when the largest principal angle between consecutive iterates is below ``tol`` degrees.
+        Stop when the largest principal angle between consecutive iterates is below ``tol`` degrees
+        (float32 iterates cannot get much below 1e-5 degrees; pass float64 ``E0`` for tighter ones).
 
     Returns
     -------
