@@ -119,14 +119,22 @@ def _anchor(E0: np.ndarray, threshold_mask) -> np.ndarray:
 DIRECT_SOLVE_MAX_ITEMS = 6000
 
 
-def _dense_update(S: np.ndarray, F: np.ndarray, rhs: np.ndarray, alpha: float, budget_bytes: int | None) -> np.ndarray:
+def dense_system(S, budget_bytes: int | None = None) -> np.ndarray:
+    """``C = (I − S)(I − S)ᵀ`` as a dense float64 ``(n_items, n_items)`` array (``2n³`` flops).
+
+    Memory is checked for the two n² arrays the anchored solve then needs.
+    """
     n_items = S.shape[0]
     ensure_fits(dense_bytes((n_items, n_items), 8, 2), f"anchored update, dense system ({n_items:,} x {n_items:,} float64, 2 copies)", budget_bytes)
-    A = -np.asarray(S, dtype=np.float64)
+    A = -(S.toarray() if sp.issparse(S) else np.asarray(S, dtype=np.float64)).astype(np.float64, copy=False)
     A[np.diag_indices_from(A)] += 1.0
-    M = A @ A.T
-    del A
-    for start in range(0, n_items, ROW_BLOCK):
+    return A @ A.T
+
+
+def _dense_update(C: np.ndarray, F: np.ndarray, rhs: np.ndarray, alpha: float) -> np.ndarray:
+    """``(C + α F Fᵀ)⁻¹ rhs`` by Cholesky on a copy of the dense system ``C``."""
+    M = C.copy()
+    for start in range(0, M.shape[0], ROW_BLOCK):
         rows = slice(start, start + ROW_BLOCK)
         M[rows] += alpha * (F[rows] @ F.T)
     try:
@@ -168,6 +176,11 @@ def _sparse_update(S, F: np.ndarray, rhs: np.ndarray, alpha: float, tol: float, 
     return solution
 
 
+def uses_cg(S, solver: str) -> bool:
+    """Whether :func:`anchored_update` solves the system of ``S`` by conjugate gradients."""
+    return sp.issparse(S) and (solver == "cg" or (solver == "auto" and S.shape[0] > DIRECT_SOLVE_MAX_ITEMS))
+
+
 def anchored_update(
     S,
     E0: np.ndarray,
@@ -177,6 +190,7 @@ def anchored_update(
     maxiter: int | None = None,
     budget_bytes: int | None = None,
     solver: str = "auto",
+    system: np.ndarray | None = None,
 ) -> np.ndarray:
     """Solve ``min_E ‖(I − S)ᵀ E‖² + α ‖Fᵀ (E − E₀)‖²`` for item-major embeddings ``E``.
 
@@ -203,6 +217,8 @@ def anchored_update(
         For sparse ``S``: conjugate gradients, or a dense Cholesky solve of the same system.
         ``"auto"`` solves directly up to :data:`DIRECT_SOLVE_MAX_ITEMS` items (exact, and seconds
         where the ill-conditioned CG needs minutes) and by CG beyond.
+    system : ndarray, optional
+        A precomputed :func:`dense_system` of ``S`` for the direct solve (repeated updates reuse it).
 
     Returns
     -------
@@ -222,10 +238,10 @@ def anchored_update(
     if sp.issparse(S) and S.nnz == 0:
         d = E0.shape[1]
         out = F @ solve_spd(np.eye(d) + alpha * (F.T @ F), cross, "I_d + alpha F'F")
-    elif sp.issparse(S) and (solver == "cg" or (solver == "auto" and S.shape[0] > DIRECT_SOLVE_MAX_ITEMS)):
+    elif uses_cg(S, solver):
         out = _sparse_update(S, F, F @ cross, alpha, tol, maxiter)
     else:
-        out = _dense_update(S.toarray() if sp.issparse(S) else np.asarray(S), F, F @ cross, alpha, budget_bytes)
+        out = _dense_update(dense_system(S, budget_bytes) if system is None else system, F, F @ cross, alpha)
     return out.astype(out_dtype, copy=False)
 
 
@@ -261,7 +277,9 @@ def iterate_anchored_update(
     IterationResult
     """
 
+    system = None if uses_cg(S, "auto") or (sp.issparse(S) and S.nnz == 0) else dense_system(S, budget_bytes)
+
     def step(E):
-        return anchored_update(S, E, alpha, threshold_mask, tol=cg_tol, maxiter=cg_maxiter, budget_bytes=budget_bytes)
+        return anchored_update(S, E, alpha, threshold_mask, tol=cg_tol, maxiter=cg_maxiter, budget_bytes=budget_bytes, system=system)
 
     return subspace_iteration(step, np.asarray(E0, dtype=np.float64), n_iter, tol)
