@@ -68,7 +68,7 @@ def arm_grid(arm: Mapping[str, str], axis_grids: Mapping[str, Mapping[str, Mappi
     grid: dict[str, list] = {}
     for axis in ("neighbourhood", "first_step", "second_step"):
         value = arm[axis]
-        given = axis_grids.get(axis, {}).get(value, {})
+        given = axis_grids.get(axis, {}).get(value) or {}
         unknown = set(given) - set(RELEVANT_PARAMS[(axis, value)])
         if unknown:
             raise ConfigError(f"ablations.{axis}.{value} sets {sorted(unknown)}, which that arm does not read; allowed: {list(RELEVANT_PARAMS[(axis, value)])}")

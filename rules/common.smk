@@ -70,7 +70,7 @@ CODE = {
 
 ABLATIONS = config["ablations"]
 ARMS = {
-    axis: list(ABLATIONS.get(axis, {}))
+    axis: [arm for arm, grid in ABLATIONS.get(axis, {}).items() if grid is not None]
     for axis in ("neighbourhood", "first_step", "second_step")
 }
 

@@ -108,7 +108,7 @@ def test_tiny_run_ablation_grid_is_complete_with_skips_explained(tiny_run):
     for dataset in ("synthetic-tiny", "ml-latest-small"):
         table = pd.read_csv(directory / "results" / dataset / "ablations.csv")
         cells = table.drop_duplicates(["arm", "d", "scorer"])
-        assert len(cells) == (2 * 4 * 3 + 2) * 2  # (grid + references) x scorers, none missing
+        assert len(cells) == (2 * 3 * 2 + 2) * 2  # (grid + references) x scorers, none missing
         skipped = cells[cells["status"] == "skipped"]
         assert skipped["reason"].str.len().gt(0).all()
         assert {"ablation:all/identity/explicit", "ablation:knn/identity/explicit"} <= set(skipped["arm"])
