@@ -11,14 +11,10 @@ import scipy.sparse as sp
 from islim.errors import IslimError, MemoryBudgetError
 from islim.gram import dense_gram
 from islim.models.ease import EASE, ease_from_gram, mirror_upper_triangle, spd_inverse_inplace
+from tests.matrices import random_binary
 
 #: float32 EASE weights agree with float64 within this fraction of the largest |B_ij|.
 FLOAT32_RELATIVE_TOLERANCE = 1e-5
-
-
-def random_binary(n_users: int, n_items: int, density: float, seed: int) -> sp.csr_matrix:
-    rng = np.random.default_rng(seed)
-    return sp.csr_matrix((rng.random((n_users, n_items)) < density).astype(np.float32))
 
 
 def reference_ease(X: sp.spmatrix, lam: float) -> np.ndarray:

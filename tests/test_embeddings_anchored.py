@@ -7,12 +7,7 @@ import scipy.sparse as sp
 
 from islim.embeddings import anchored_update, block_cg, identity_weights, iterate_anchored_update, knn_weights
 from islim.errors import ConfigError, MemoryBudgetError
-
-
-def random_binary(n_users, n_items, density, seed):
-    X = sp.random(n_users, n_items, density=density, random_state=seed, format="csr", dtype=np.float32)
-    X.data[:] = 1.0
-    return X
+from tests.matrices import random_binary
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,9 @@ import torch
 
 from islim.embeddings import SparseGram, TorchSparseGram, gram_operator, implicit_slim, iterate_implicit_slim
 from islim.errors import ConfigError, DataFormatError
+from tests.matrices import random_binary
 
 ML_SMALL = Path("/work/shared/data/ml-latest-small/ratings.csv")
-
-
-def random_binary(n_users, n_items, density, seed):
-    X = sp.random(n_users, n_items, density=density, random_state=seed, format="csr", dtype=np.float32)
-    X.data[:] = 1.0
-    return X
 
 
 def ml_small(min_users):

@@ -15,15 +15,10 @@ from islim.embeddings import (
     top_k_neighbours,
 )
 from islim.errors import ConfigError, MemoryBudgetError
+from tests.matrices import random_binary
 
 #: 4 users × 3 items; XᵀX = [[3, 2, 2], [2, 3, 1], [2, 1, 2]].
 HAND_X = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 1], [1, 1, 1], [0, 1, 0]], dtype=np.float32))
-
-
-def random_binary(n_users, n_items, density, seed):
-    X = sp.random(n_users, n_items, density=density, random_state=seed, format="csr", dtype=np.float32)
-    X.data[:] = 1.0
-    return X
 
 
 @pytest.fixture(scope="module")

@@ -71,12 +71,22 @@ def _orthonormal_columns(E: np.ndarray) -> np.ndarray:
     return basis if basis.shape[1] == E.shape[1] else E
 
 
+def _parameter_names(cls: type) -> list[str]:
+    """Names of ``cls.__init__``'s arguments, ``self`` excluded."""
+    return [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
+
+
 class _LinearEmbeddingModel:
     """Fit loop, ImplicitSLIM call, initialisation and scoring shared by MF and PLRec."""
 
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments (hyper-parameters) of this model, by name."""
-        return {name: getattr(self, name) for name in inspect.signature(type(self).__init__).parameters if name != "self"}
+        return {name: getattr(self, name) for name in _parameter_names(type(self))}
+
+    def _set_params(self, arguments: dict[str, Any]) -> None:
+        """Store the constructor's arguments (its ``locals()``) as attributes, scikit-learn style."""
+        for name in _parameter_names(type(self)):
+            setattr(self, name, arguments[name])
 
     # ----------------------------------------------------------------- fitting
     def fit(self, X, validate: Validator | None = None):
@@ -274,24 +284,7 @@ class MatrixFactorization(_LinearEmbeddingModel):
         seed: int = 1337,
         dtype: str = "float32",
     ):
-        self.n_factors = n_factors
-        self.r_p = r_p
-        self.r_q = r_q
-        self.bias = bias
-        self.init = init
-        self.regularizer = regularizer
-        self.s_q = s_q
-        self.item_lambda = item_lambda
-        self.item_alpha = item_alpha
-        self.item_threshold = item_threshold
-        self.orth = orth
-        self.n_init_steps = n_init_steps
-        self.n_epochs = n_epochs
-        self.tol = tol
-        self.patience = patience
-        self.batch_size = batch_size
-        self.seed = seed
-        self.dtype = dtype
+        self._set_params(locals())
 
     def _check_params(self, X: sp.csr_matrix) -> None:
         super()._check_params(X)
@@ -367,25 +360,7 @@ class PLRec(_LinearEmbeddingModel):
         seed: int = 1337,
         dtype: str = "float32",
     ):
-        self.n_factors = n_factors
-        self.power = power
-        self.r_q = r_q
-        self.bias = bias
-        self.init = init
-        self.regularizer = regularizer
-        self.s_q = s_q
-        self.item_lambda = item_lambda
-        self.item_alpha = item_alpha
-        self.item_threshold = item_threshold
-        self.orth = orth
-        self.init_after_step = init_after_step
-        self.n_init_steps = n_init_steps
-        self.n_epochs = n_epochs
-        self.tol = tol
-        self.patience = patience
-        self.batch_size = batch_size
-        self.seed = seed
-        self.dtype = dtype
+        self._set_params(locals())
 
     def _init_every_epoch(self) -> bool:
         return self.init_after_step
