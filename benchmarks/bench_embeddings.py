@@ -1,17 +1,15 @@
 """Benchmark of the embedding extractors (run by hand; results go to stdout and a JSON file).
 
-1. ``implicit_slim`` on an ML-20M-shaped synthetic matrix (136,677 users × 20,108 items, ~10 M ones,
-   Zipf item popularity, log-normal user activity) for several d, side by side with a plain scipy
-   evaluation of the same formula in the official code's order (``A @ X.T @ X``, float32): wall
-   time, CPU time, peak extra RSS (sampled from ``/proc/self/statm`` in a fresh process, so BLAS
-   buffers count), the wall-time ratio, the one-off operator conversion time and the relative
-   deviation of both from a float64 evaluation.
-2. EASE / SLIM-LLE / ImplicitSLIM cost against the number of items on smaller matrices.
+``implicit_slim`` on the cached ML-20M-shaped synthetic matrix (136,677 users × 20,108 items, 10 M
+ones; ``benchmarks/measure.py``) for several d, side by side with a plain scipy evaluation of the same
+formula in the official code's order (``A @ X.T @ X``, float32): wall time, CPU time, peak extra RSS
+(sampled from ``/proc/self/statm`` in a fresh process, so BLAS buffers count), the wall-time ratio,
+the one-off operator conversion time and the relative deviation of both from a float64 evaluation.
+Cost against the number of items is measured by ``bench_scaling.py``.
 
 Usage::
 
-    PYTHONPATH=. python benchmarks/bench_embeddings.py [--dims 64 128 256 512] [--repeats 3]
-        [--scaling-items 1000 2000 4000] [--out benchmarks/out/embeddings.json]
+    python -m benchmarks.bench_embeddings [--dims 64 128 256 512] [--repeats 3] [--out benchmarks/out/embeddings.json]
 
 The machine may be shared: the load average is printed with every measurement, and the timing of
 each configuration alternates plain and islim runs so that both see the same background load.
@@ -35,34 +33,8 @@ import scipy.sparse as sp
 import torch
 from threadpoolctl import threadpool_info
 
-from islim.embeddings import gram_operator, implicit_slim, slim_lle, slim_lle_weights
-from islim.embeddings.weights import ease_weights
-from islim.gram import dense_gram
-
-ML20M_SHAPE = (136_677, 20_108)
-ML20M_NNZ = 10_000_000
-
-
-def synthetic_matrix(n_users: int, n_items: int, nnz: int, seed: int = 0, zipf: float = 0.9) -> sp.csr_matrix:
-    """Binary CSR float32 with Zipf(``zipf``) item popularity and log-normal user activity, ≈ ``nnz`` ones.
-
-    Items are drawn with replacement and duplicates merged, so the draw count is inflated by the
-    expected duplicate rate (estimated once and corrected). Seconds for ML-20M size.
-    """
-    rng = np.random.default_rng(seed)
-    popularity = rng.permutation(1.0 / np.arange(1, n_items + 1) ** zipf)
-    cdf = np.cumsum(popularity / popularity.sum())
-    activity = rng.lognormal(0.0, 1.0, n_users)
-    inflate = 1.0
-    for _ in range(2):
-        counts = np.clip(np.round(activity / activity.sum() * nnz * inflate), 1, n_items // 2).astype(np.int64)
-        rows = np.repeat(np.arange(n_users, dtype=np.int32), counts)
-        cols = np.minimum(np.searchsorted(cdf, rng.random(rows.size)), n_items - 1).astype(np.int32)
-        X = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n_users, n_items))
-        X.sum_duplicates()
-        X.data[:] = 1.0
-        inflate *= nnz / X.nnz
-    return X
+from benchmarks.measure import SHAPES, synthetic_matrix
+from islim.embeddings import gram_operator, implicit_slim
 
 
 def plain_implicit_slim(E0: np.ndarray, X: sp.csr_matrix, lam: float, alpha: float, threshold: float) -> np.ndarray:
@@ -187,37 +159,6 @@ def bench_implicit_slim(X: sp.csr_matrix, dims: list[int], repeats: int, lam: fl
     return rows
 
 
-def bench_scaling(item_counts: list[int], d: int, lam: float) -> list[dict]:
-    """EASE, SLIM-LLE weights, SLIM-LLE embeddings and ImplicitSLIM against n_items (≈500 ones per item)."""
-    rows = []
-    for n_items in item_counts:
-        X = synthetic_matrix(n_users=7 * n_items, n_items=n_items, nnz=500 * n_items, seed=n_items)
-        E0 = np.random.default_rng(0).standard_normal((n_items, d)).astype(np.float32)
-        start = time.perf_counter()
-        gram = dense_gram(X, np.float64)
-        gram_time = time.perf_counter() - start
-        row = {
-            "n_items": n_items,
-            "n_users": X.shape[0],
-            "nnz": int(X.nnz),
-            "gram_s": gram_time,
-            "ease_float32_s": timed(lambda: ease_weights(X, lam, dtype=np.float32, gram=gram))[0],
-            "ease_float64_s": timed(lambda: ease_weights(X, lam, gram=gram))[0],
-            "slim_lle_weights_s": timed(lambda: slim_lle_weights(X, lam, gram=gram))[0],
-            "slim_lle_embeddings_s": timed(lambda: slim_lle(X, lam, d))[0],
-            "implicit_slim_s": timed(lambda: implicit_slim(E0, X, lam, 1.0))[0],
-            "load_average": load_average(),
-        }
-        rows.append(row)
-        print(
-            f"I={n_items:6d} (U={X.shape[0]}, nnz={X.nnz})  Gram {row['gram_s']:.2f}s  EASE f32 {row['ease_float32_s']:.2f}s  "
-            f"EASE f64 {row['ease_float64_s']:.2f}s  SLIM-LLE weights {row['slim_lle_weights_s']:.2f}s  SLIM-LLE d={d} (incl. Gram) "
-            f"{row['slim_lle_embeddings_s']:.2f}s  ImplicitSLIM d={d} {row['implicit_slim_s']:.3f}s  load {row['load_average']:.1f}",
-            flush=True,
-        )
-    return rows
-
-
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--memory-child":
         path, d, which, lam, alpha, threshold = sys.argv[2:8]
@@ -226,8 +167,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dims", type=int, nargs="+", default=[64, 128, 256, 512])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--scaling-items", type=int, nargs="*", default=[1000, 2000, 4000])
-    parser.add_argument("--scaling-d", type=int, default=64)
     parser.add_argument("--lam", type=float, default=500.0)
     parser.add_argument("--alpha", type=float, default=1.0)
     parser.add_argument("--threshold", type=float, default=0.0)
@@ -238,7 +177,7 @@ def main() -> None:
     print("platform:", platform.platform(), "| CPUs usable:", len(os.sched_getaffinity(0)))
     print("BLAS/OpenMP:", blas, "| torch threads:", torch.get_num_threads(), "| torch MKL:", torch.backends.mkl.is_available())
     start = time.perf_counter()
-    X = synthetic_matrix(*ML20M_SHAPE, ML20M_NNZ)
+    X = synthetic_matrix(*SHAPES["ml-20m"])
     print(f"synthetic ML-20M-shaped matrix {X.shape}, nnz={X.nnz:,} in {time.perf_counter() - start:.1f}s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         matrix_path = Path(tmp) / "X.npz"
@@ -249,8 +188,6 @@ def main() -> None:
             "matrix": {"shape": list(X.shape), "nnz": int(X.nnz)},
             "implicit_slim": bench_implicit_slim(X, args.dims, args.repeats, args.lam, args.alpha, args.threshold, matrix_path),
         }
-    del X
-    results["scaling"] = bench_scaling(args.scaling_items, args.scaling_d, args.lam)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print("written", args.out)

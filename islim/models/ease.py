@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from islim.errors import IslimError
 from islim.gram import dense_gram
 from islim.memory import dense_bytes, ensure_fits
+from islim.spmm import sparse_dense_product
 
 
 def spd_inverse_inplace(A: np.ndarray) -> np.ndarray:
@@ -91,8 +92,8 @@ class EASE:
         """Fit on the ``(n_users, n_items)`` training matrix; pass a precomputed ``gram`` (not modified) to reuse it."""
         n_items = X.shape[1]
         itemsize = np.dtype(self.dtype).itemsize
-        copies = 1 if gram is not None else 2
-        ensure_fits(dense_bytes((n_items, n_items), itemsize, copies), f"EASE ({n_items:,} x {n_items:,} {self.dtype}, {copies} dense copies)", self.budget_bytes)
+        # One dense n_items² array: the Gram matrix inverted in place (or the copy of a given one).
+        ensure_fits(dense_bytes((n_items, n_items), itemsize), f"EASE ({n_items:,} x {n_items:,} {self.dtype})", self.budget_bytes)
         if gram is None:
             self.weights_ = ease_from_gram(dense_gram(X, self.dtype, budget_bytes=self.budget_bytes), self.lam, overwrite=True)
         else:
@@ -101,4 +102,4 @@ class EASE:
 
     def score_batch(self, fold_in: sp.spmatrix) -> np.ndarray:
         """Scores ``(b, n_items)`` of a CSR batch of fold-in rows: ``fold_in @ weights_``."""
-        return np.asarray(sp.csr_matrix(fold_in, dtype=self.weights_.dtype) @ self.weights_)
+        return sparse_dense_product(fold_in, self.weights_)
