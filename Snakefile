@@ -1,5 +1,6 @@
 # islim: the ImplicitSLIM benchmark workflow.
-# download -> preprocess/split -> EASE lambda sweep -> evaluation -> aggregation.
+# download -> preprocess/split -> EASE lambda sweep, ablation grid, model training -> evaluation ->
+# aggregation -> report (figures and tables).
 from snakemake.utils import min_version
 
 min_version("9.27")
@@ -19,6 +20,7 @@ include: "rules/ease.smk"
 include: "rules/ablations.smk"
 include: "rules/train.smk"
 include: "rules/aggregate.smk"
+include: "rules/report.smk"
 
 
 # Cheap rules (and downloads: compute nodes often lack internet) run on the submitting host.
@@ -27,6 +29,13 @@ localrules:
     fetch,
     ablation_table,
     aggregate,
+    plot_dimension,
+    plot_convergence,
+    plot_ablation_grid,
+    plot_scaling,
+    results_table,
+    provenance,
+    figures,
 
 
 rule all:

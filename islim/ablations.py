@@ -11,8 +11,9 @@ A cell's embeddings become the item factors of a linear model and are scored the
 Every hyper-parameter the arm reads (λ, α, τ, k, …) and every scorer weight is chosen on
 validation NDCG@100 from a small grid; test metrics are reported for that choice. Extraction
 time and peak memory (numpy/scipy allocations traced by ``tracemalloc``) are recorded for the
-selected hyper-parameters. A cell that cannot run (an undefined combination, or dense work over
-the memory budget) yields records with ``status: skipped`` and the reason.
+selected hyper-parameters. A cell that cannot run (an undefined combination, dense work over
+the memory budget, or embeddings with NaN or infinite entries) yields records with
+``status: skipped`` and the reason.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ import pandas as pd
 
 from islim.data.split import Split
 from islim.embeddings import arm_embeddings, reference_embeddings, validate_arm
-from islim.errors import ConfigError, MemoryBudgetError
+from islim.errors import ConfigError, MemoryBudgetError, NumericalError
 from islim.evaluate import evaluate
 from islim.models.ridge import item_statistics, plrec_encoder, plrec_item_weights, solve_item_step, user_ridge_encoder
 from islim.fileio import write_csv
+from islim.numerics import require_finite
 from islim.records import make_record, read_records
 
 log = logging.getLogger(__name__)
@@ -123,6 +125,7 @@ def run_cell(
     best: dict[str, tuple] = {}
     for params in grid_points(arm_params):
         embeddings, seconds, peak = _measured(lambda: extract(params))
+        require_finite(embeddings, f"{model_name}: the embeddings for {params}", "this arm is numerically unstable with these parameters")
         for scorer, grid in scorer_grids.items():
             for scorer_params in grid_points(grid):
                 score = scorer_functions(scorer, embeddings, split.train, scorer_params)
@@ -154,7 +157,12 @@ def ablation_cell(
     batch_size: int = 2000,
     budget_bytes: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Records of the grid cell ``arm`` (neighbourhood, first_step, second_step) at dimension ``d``."""
+    """Records of the grid cell ``arm`` (neighbourhood, first_step, second_step) at dimension ``d``.
+
+    ``arm = {"reference": "random" | "svd"}`` runs that reference arm instead (``axis_grids`` unused).
+    """
+    if "reference" in arm:
+        return reference_cell(dataset, split, arm["reference"], d, scorer_grids, seed, batch_size)
     name = f"ablation:{arm['neighbourhood']}/{arm['first_step']}/{arm['second_step']}"
     start = time.perf_counter()
     try:
@@ -168,7 +176,7 @@ def ablation_cell(
             return arm_embeddings(split.train, d, arm["neighbourhood"], arm["first_step"], arm["second_step"], params, seed=seed, budget_bytes=budget_bytes)
 
         records = run_cell(dataset, split, name, extract, grid, scorer_grids, batch_size)
-    except (MemoryBudgetError, ConfigError) as exc:
+    except (MemoryBudgetError, ConfigError, NumericalError) as exc:
         log.warning("%s d=%d skipped: %s", name, d, exc)
         records = skipped_records(dataset, name, scorer_grids, str(exc))
     return _label(records, d, dict(arm), time.perf_counter() - start)

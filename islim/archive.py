@@ -11,7 +11,12 @@ the way). A member is refused with :class:`~islim.errors.DataFormatError` when
   whatever they point to (an archive of a rating table has no reason to contain them),
   as are devices and FIFOs;
 * for tar archives, ``tarfile.data_filter`` (the ``filter="data"`` policy, Python ≥ 3.11.4)
-  rejects it.
+  rejects it;
+* decompressing it would produce more than :data:`MAX_EXPANDED_BYTES`, or more than
+  :data:`RATIO_FLOOR_BYTES` at a compression ratio above :data:`MAX_RATIO` (a zip bomb). The
+  sizes come from the archive's headers, before anything is decompressed: for zip the member's
+  own sizes (its stream never yields more than the declared size); for a tar stream the bytes up
+  to the end of each member on the way, against the size of the whole compressed file.
 """
 
 from __future__ import annotations
@@ -27,7 +32,15 @@ from typing import BinaryIO
 
 from islim.errors import DataFormatError
 
-__all__ = ["check_member_name", "open_member"]
+__all__ = ["MAX_EXPANDED_BYTES", "MAX_RATIO", "RATIO_FLOOR_BYTES", "check_expansion", "check_member_name", "open_member"]
+
+#: Most bytes one member may decompress to (a tar stream: everything up to its end).
+MAX_EXPANDED_BYTES = 64 * 2**30
+#: Highest compression ratio accepted above :data:`RATIO_FLOOR_BYTES`; rating tables compress
+#: 3–10×, zip bombs 1000× and more.
+MAX_RATIO = 200
+#: Outputs up to this size are not held to :data:`MAX_RATIO` (small files of zeros compress well).
+RATIO_FLOOR_BYTES = 16 * 2**20
 
 
 def check_member_name(member: str) -> str:
@@ -52,6 +65,21 @@ def check_member_name(member: str) -> str:
             "directory; the archive is malformed or malicious, use a trusted copy"
         )
     return member
+
+
+def check_expansion(archive: Path, member: str, expanded: int, compressed: int) -> None:
+    """Raise ``DataFormatError`` if ``compressed`` bytes of ``archive`` would expand too much.
+
+    ``expanded`` is the byte count decompression produces up to the end of ``member``.
+    """
+    ratio = expanded / max(compressed, 1)
+    if expanded > MAX_EXPANDED_BYTES or (expanded > RATIO_FLOOR_BYTES and ratio > MAX_RATIO):
+        raise DataFormatError(
+            f"refusing member {member!r} of {archive}: it would decompress to {expanded:,} bytes from "
+            f"{compressed:,} compressed ({ratio:,.0f}x); the limits are {MAX_EXPANDED_BYTES:,} bytes and "
+            f"{MAX_RATIO}x above {RATIO_FLOOR_BYTES:,} bytes (islim.archive). The archive is a "
+            "decompression bomb or corrupt; use a trusted copy"
+        )
 
 
 @contextlib.contextmanager
@@ -81,7 +109,8 @@ def open_member(
     Raises
     ------
     DataFormatError
-        Unsafe or non-regular member, member not found, or not an archive.
+        Unsafe or non-regular member, too large an expansion, member not found, or not an
+        archive.
 
     Notes
     -----
@@ -120,13 +149,16 @@ def _zip_member(zf: zipfile.ZipFile, member: str, archive: Path) -> zipfile.ZipI
             f"refusing member {member!r} of {archive}: expected a regular file, found a "
             f"{'directory' if info.is_dir() else 'symbolic link'}"
         )
+    check_expansion(archive, member, info.file_size, info.compress_size)
     return info
 
 
 def _tar_member(tf: tarfile.TarFile, member: str, archive: Path, dest_dir: Path) -> tarfile.TarInfo:
     """Advance the stream-mode tar to ``member`` and return its vetted TarInfo."""
     seen: list[str] = []
+    compressed = archive.stat().st_size
     for info in tf:
+        check_expansion(archive, info.name, info.offset_data + info.size, compressed)
         name = info.name.removeprefix("./")
         if name != member:
             seen.append(info.name)

@@ -51,10 +51,40 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     specific = [e for e in errors if e.validator != "unevaluatedProperties"]
     errors = specific or errors
     if errors:
-        lines = [f"  - {'/'.join(map(str, e.absolute_path)) or '<top level>'}: {e.message}" for e in errors[:10]]
+        lines = [f"  - {'/'.join(map(str, e.absolute_path)) or '<top level>'}: {_explain(e, validator, schema)}" for e in errors[:10]]
         raise ConfigError("invalid configuration:\n" + "\n".join(lines))
     check_cross_fields(config)
     return config
+
+
+def _explain(error: jsonschema.ValidationError, validator, root: dict[str, Any]) -> str:
+    """The validator's message plus what is allowed: the declared keys of a mapping with an unknown
+    key, the alternatives of a failed ``oneOf``/``anyOf``."""
+    if error.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(error.instance, dict):
+        keys = sorted(_declared_keys(error.schema, error.instance, validator, root))
+        return f"{error.message}; allowed keys here: {keys}"
+    if error.validator in ("oneOf", "anyOf"):
+        failures = " | ".join(sorted({e.message for e in error.context}))
+        description = error.schema.get("description", "").strip()
+        return f"{error.message}; the alternatives fail as: {failures}" + (f" (expected: {description})" if description else "")
+    return error.message
+
+
+def _declared_keys(schema: dict[str, Any], instance: dict[str, Any], validator, root: dict[str, Any]) -> set[str]:
+    """Property names a (sub)schema declares for ``instance``: its ``properties``, those of its
+    ``$ref`` and ``allOf`` parts, and of the ``then`` of every ``if`` the instance satisfies."""
+    keys = set(schema.get("properties", {}))
+    parts = list(schema.get("allOf", []))
+    if "$ref" in schema:
+        node = root
+        for name in schema["$ref"].removeprefix("#/").split("/"):
+            node = node[name]
+        parts.append(node)
+    if "if" in schema and validator.evolve(schema=schema["if"]).is_valid(instance):
+        parts.append(schema.get("then", {}))
+    for part in parts:
+        keys |= _declared_keys(part, instance, validator, root)
+    return keys
 
 
 def check_cross_fields(config: dict[str, Any]) -> None:

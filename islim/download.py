@@ -43,7 +43,10 @@ if the upstream file is known to have changed legitimately.
 
 Every file is written to a ``.part`` temporary in its destination directory while its
 size and digests are computed, and renamed into place only once verified, so a final
-path never holds a partial or unverified file.
+path never holds a partial or unverified file. A download whose connection breaks
+mid-file is resumed with an HTTP ``Range`` request (restarted if the server ignores
+ranges). A complete copy that fails verification is kept as ``<final>.bad`` for
+inspection, and the error names it; nothing else is left behind.
 """
 
 from __future__ import annotations
@@ -80,6 +83,8 @@ log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60
+#: Requests per download: the first plus the resumptions after a connection broke mid-file.
+MAX_ATTEMPTS = 4
 PYPI_JSON_URL = "https://pypi.org/pypi"
 USER_AGENT = "islim-download (Python urllib)"
 
@@ -113,6 +118,9 @@ _SOURCE_FAILURES = (
     zlib.error,
     EOFError,
 )
+
+# A connection that breaks while the body is read: the download resumes.
+_CONNECTION_CUTS = (http.client.IncompleteRead, ConnectionError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -383,6 +391,84 @@ def _write_pin(pin: Path, final: Path, sha256: str) -> None:
 # --------------------------------------------------------------------------- writing
 
 
+class _PartFile:
+    """The ``.part`` file of one final path, digested (after dropping header lines) as it grows."""
+
+    def __init__(self, out: BinaryIO, expected: Expected, label: str, strip_lines: int, bar: tqdm):
+        self.out, self.expected, self.label, self.strip_lines, self.bar = out, expected, label, strip_lines, bar
+        self.restart()
+
+    def restart(self, total: int | None = None) -> None:
+        """Forget every byte received so far: the source sends the file again from its start."""
+        self.received = 0
+        self.digest = _Digest(with_md5=self.expected.md5 is not None)
+        self.stripper = _HeaderStripper(self.strip_lines)
+        self.out.seek(0)
+        self.out.truncate()
+        self.bar.reset(total=total)
+
+    def write(self, chunk: bytes) -> None:
+        """Append a chunk of the source's bytes; refuse more than the expected size."""
+        self.received += len(chunk)
+        self.bar.update(len(chunk))
+        data = self.stripper.feed(chunk)
+        self.digest.update(data)
+        self.out.write(data)
+        if self.expected.size is not None and self.digest.size > self.expected.size:
+            raise IntegrityError(f"{self.label}: more than the expected {self.expected.size} bytes; not the expected file")
+
+    def copy_from(self, stream: BinaryIO) -> None:
+        """Append everything ``stream`` yields."""
+        while chunk := stream.read(CHUNK_BYTES):
+            self.write(chunk)
+
+
+def bad_copy_path(final: Path) -> Path:
+    """Where a copy of ``final`` that failed verification is kept for inspection."""
+    return final.with_name(final.name + ".bad")
+
+
+@contextlib.contextmanager
+def _receiving(
+    final: Path,
+    expected: Expected,
+    label: str,
+    *,
+    strip_lines: int = 0,
+    pin: Path | None = None,
+    progress: bool = False,
+    total: int | None = None,
+) -> Iterator[_PartFile]:
+    """Yield a :class:`_PartFile` beside ``final``; verify it when the block ends, then rename it.
+
+    A block that raises leaves nothing behind. A complete copy whose size, digests, line count or
+    pin do not match is moved to :func:`bad_copy_path` (replacing an older one) and the
+    :class:`IntegrityError` says so. Writes the pin on first success.
+    """
+    bar = tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=final.name,
+        disable=not progress or not sys.stderr.isatty(),
+        leave=False,
+    )
+    with bar, atomic_path(final) as tmp:
+        with open(tmp, "wb") as out:
+            part = _PartFile(out, expected, label, strip_lines, bar)
+            yield part
+        part.stripper.finish(label)
+        try:
+            _check(part.digest, expected, label, pin)
+        except IntegrityError as err:
+            bad = bad_copy_path(final)
+            os.replace(tmp, bad)
+            raise IntegrityError(f"{err}; the rejected copy is kept as {bad} for inspection (delete it when done)") from None
+    if pin is not None and not pin.exists():
+        _write_pin(pin, final, part.digest.sha256)
+
+
 def _write_verified(
     stream: BinaryIO,
     final: Path,
@@ -394,46 +480,50 @@ def _write_verified(
     pin: Path | None = None,
     progress: bool = False,
 ) -> Path:
-    """Copy ``stream`` to ``final`` through a ``.part`` file, verifying before the rename.
+    """Copy a local ``stream`` to ``final`` through a ``.part`` file, verifying before the rename.
 
-    ``announced`` is the byte count the producer promised (Content-Length, archive
-    header); fewer or more bytes is an error. Digests are of the bytes written, i.e.
-    after ``strip_lines`` leading lines are dropped. Writes the pin on first success.
+    ``announced`` is the byte count the producer promised (archive header, file size); fewer or
+    more bytes is an error. Digests are of the bytes written, i.e. after ``strip_lines`` leading
+    lines are dropped.
     """
-    digest = _Digest(with_md5=expected.md5 is not None)
-    stripper = _HeaderStripper(strip_lines)
-    received = 0
-    bar = tqdm(
-        total=announced,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        desc=final.name,
-        disable=not progress or not sys.stderr.isatty(),
-        leave=False,
-    )
-    with bar, atomic_path(final) as tmp:
-        with open(tmp, "wb") as out:
-            while chunk := stream.read(CHUNK_BYTES):
-                received += len(chunk)
-                bar.update(len(chunk))
-                data = stripper.feed(chunk)
-                digest.update(data)
-                out.write(data)
-                if expected.size is not None and digest.size > expected.size:
-                    raise IntegrityError(
-                        f"{label}: more than the expected {expected.size} bytes; not the expected file"
-                    )
-        stripper.finish(label)
-        if announced is not None and received != announced:
-            raise IntegrityError(
-                f"{label}: truncated or overlong: {announced} bytes announced, {received} received; "
-                "try again later"
-            )
-        _check(digest, expected, label, pin)
-    if pin is not None and not pin.exists():
-        _write_pin(pin, final, digest.sha256)
+    with _receiving(final, expected, label, strip_lines=strip_lines, pin=pin, progress=progress, total=announced) as part:
+        part.copy_from(stream)
+        if announced is not None and part.received != announced:
+            raise IntegrityError(f"{label}: truncated or overlong: {announced} bytes announced, {part.received} received")
     return final
+
+
+def _announced_range(response, offset: int) -> tuple[int, int | None]:
+    """(first byte, total size or None) of what an HTTP/file response to a request at ``offset`` carries."""
+    content_range = response.headers.get("Content-Range", "")
+    match = re.fullmatch(r"\s*bytes\s+(\d+)-\d+/(\d+|\*)\s*", content_range)
+    if getattr(response, "status", None) == 206 and match:
+        return int(match.group(1)), None if match.group(2) == "*" else int(match.group(2))
+    length = response.headers.get("Content-Length")
+    return 0, int(length) if length and length.strip().isdigit() else None
+
+
+def _get_into(url: str, part: _PartFile) -> int | None:
+    """One GET of ``url`` appended to ``part``: from byte ``part.received`` on (HTTP Range) if it is > 0.
+
+    A server that ignores the range sends the whole file again, and ``part`` restarts. A
+    connection that breaks mid-body ends the request quietly (the caller compares sizes).
+    Returns the total size the server announced, or ``None``.
+    """
+    offset = part.received
+    headers = {"User-Agent": USER_AGENT} | ({"Range": f"bytes={offset}-"} if offset else {})
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT_S) as response:
+        start, total = _announced_range(response, offset)
+        if start != offset:
+            if start != 0:
+                raise DownloadError(f"{url}: asked for bytes {offset}- and got bytes {start}-; the server mishandles ranges")
+            log.warning("%s: the server ignored the range request; downloading from the start", url)
+            part.restart(total)
+        try:
+            part.copy_from(response)
+        except _CONNECTION_CUTS as err:
+            log.warning("%s: connection broken after %d bytes: %s", url, part.received, err)
+    return total
 
 
 def download_file(
@@ -449,12 +539,13 @@ def download_file(
     Parameters
     ----------
     url : str
-        Where to read from; one GET request, read in 1 MiB chunks.
+        Where to read from, in 1 MiB chunks. When the connection breaks before the announced
+        Content-Length, the download resumes where it stopped (an HTTP ``Range`` request; from
+        the start if the server ignores ranges), up to ``MAX_ATTEMPTS`` requests in all.
     dest : path-like
         Final path; written only once every check passed.
     expected : Expected
-        Size, digests and line count to check; the Content-Length header, if any, is
-        checked too, so a connection closed early is detected.
+        Size, digests and line count to check.
     pin : Path, optional
         Trust-on-first-use pin file (see the module docstring).
     progress : bool
@@ -463,26 +554,27 @@ def download_file(
     Raises
     ------
     IntegrityError
-        Truncated download or size / digest / line-count mismatch; ``dest`` is untouched
-        and no ``.part`` file remains.
+        Still truncated after ``MAX_ATTEMPTS`` requests, or overlong: ``dest`` is untouched and
+        nothing is left behind. Size / digest / line-count mismatch of a complete download:
+        ``dest`` is untouched and the copy is kept as ``<dest>.bad`` (the message says so).
     OSError
         Network or HTTP error (``urllib.error.URLError`` / ``HTTPError``).
     """
     dest = Path(dest)
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    label = f"{dest.name} from {url}"
     log.info("downloading %s to %s", url, dest)
-    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-        length = response.headers.get("Content-Length")
-        announced = int(length) if length and length.strip().isdigit() else None
-        return _write_verified(
-            response,
-            dest,
-            expected,
-            f"{dest.name} from {url}",
-            announced=announced,
-            pin=pin,
-            progress=progress,
-        )
+    with _receiving(dest, expected, label, pin=pin, progress=progress) as part:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            total = _get_into(url, part)
+            if total is None or part.received == total:
+                break
+            if part.received > total or attempt == MAX_ATTEMPTS:
+                raise IntegrityError(
+                    f"{label}: truncated or overlong: {total} bytes announced, {part.received} received "
+                    f"after {attempt} request(s); try again later or use another source"
+                )
+            log.warning("%s: %d of %d bytes received; resuming (request %d of %d)", label, part.received, total, attempt + 1, MAX_ATTEMPTS)
+    return dest
 
 
 def _copy_file(

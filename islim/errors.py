@@ -26,3 +26,7 @@ class DownloadError(IslimError):
 
 class MemoryBudgetError(IslimError, MemoryError):
     """An allocation would exceed the memory budget; raised before allocating."""
+
+
+class NumericalError(IslimError, ArithmeticError):
+    """A computed quantity (a loss, embeddings, factors) became NaN or infinite."""

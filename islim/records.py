@@ -23,6 +23,11 @@ from islim.memory import peak_rss_bytes
 
 REQUIRED_KEYS = ("dataset", "model", "params", "metrics", "n_users", "wall_seconds", "peak_memory_mb")
 
+#: Fields that measure the run (time, memory) rather than result from its inputs and seeds: the
+#: only ones that differ between two runs of the same job (in a record, its ``extra``, or a
+#: training curve's columns).
+TIMING_FIELDS = ("wall_seconds", "peak_memory_mb", "extraction_seconds", "extraction_peak_mb")
+
 
 def _json_safe(value: Any) -> Any:
     """Numpy scalars to Python numbers, NaN to None (JSON has no NaN)."""
@@ -53,6 +58,15 @@ def make_record(dataset: str, model: str, params: dict, metrics: dict[str, dict]
             "extra": extra or {},
         }
     )
+
+
+def without_timing(record: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``record`` without :data:`TIMING_FIELDS`, at any depth (for comparing runs)."""
+    if isinstance(record, dict):
+        return {key: without_timing(value) for key, value in record.items() if key not in TIMING_FIELDS}
+    if isinstance(record, list):
+        return [without_timing(value) for value in record]
+    return record
 
 
 def write_record(path: str | Path, record: dict[str, Any]) -> None:

@@ -47,12 +47,14 @@ rule ablation_reference:
         mem_mb=lambda wildcards, input, attempt: 2048 * attempt,
         runtime=30,
     params:
+        arm=lambda wildcards: {"reference": wildcards.reference},
+        axis_grids={},
         scorers=ABLATIONS["scorers"],
         seed=ABLATIONS["seed"],
         batch_size=config["eval_batch_size"],
         code=CODE["ablation"],
     script:
-        "../workflow_scripts/ablation_reference.py"
+        "../workflow_scripts/ablation_cell.py"
 
 
 rule ablation_table:

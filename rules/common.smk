@@ -3,6 +3,7 @@
 import hashlib
 from pathlib import Path
 
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from islim.config import check_cross_fields, ease_settings, training_models
@@ -25,6 +26,7 @@ wildcard_constraints:
     model="mf|plrec|multvae|recvae|hvamp",
     variant="[A-Za-z0-9_]+",
     d=r"\d+",
+    scope="|".join(["summary", *map(str, DATASETS)]),
 
 
 def code_hash(*patterns):
@@ -37,11 +39,12 @@ def code_hash(*patterns):
 
 
 CODE = {
-    "fetch": code_hash("download.py", "data/synthetic.py", "pipeline.py"),
+    "fetch": code_hash("download.py", "archive.py", "data/synthetic.py", "pipeline.py"),
     "split": code_hash("data/*.py", "pipeline.py"),
     "ease": code_hash(
         "models/ease.py",
         "gram.py",
+        "spmm.py",
         "evaluate.py",
         "metrics.py",
         "records.py",
@@ -51,6 +54,7 @@ CODE = {
     "ablation": code_hash(
         "ablations.py",
         "embeddings/*.py",
+        "numerics.py",
         "models/ridge.py",
         "evaluate.py",
         "metrics.py",
@@ -62,10 +66,14 @@ CODE = {
         "models/ridge.py",
         "models/deep/*.py",
         "embeddings/*.py",
+        "numerics.py",
         "evaluate.py",
         "metrics.py",
         "records.py",
     ),
+    "plots": code_hash("plotting/*.py", "names.py"),
+    "tables": code_hash("results_table.py", "names.py", "reference/*.csv"),
+    "provenance": code_hash("provenance.py"),
 }
 
 ABLATIONS = config["ablations"]
@@ -104,16 +112,26 @@ def split_files(wildcards):
     )
 
 
-def training_runs(wildcards):
-    """Run records of every model x variant configured for the dataset."""
+def training_files(dataset, folder, ext):
+    """results/<dataset>/<folder>/<model>-<variant>.<ext> of every configured model x variant."""
     if not config["training"]["activate"]:
         return []
-    models = training_models(config, wildcards.dataset)
+    models = training_models(config, dataset)
     return [
-        f"results/{wildcards.dataset}/runs/{model}-{variant}.json"
+        f"results/{dataset}/{folder}/{model}-{variant}.{ext}"
         for model, settings in models.items()
         for variant in settings.get("variants", {})
     ]
+
+
+def training_runs(wildcards):
+    """Run records of every model x variant configured for the dataset."""
+    return training_files(wildcards.dataset, "runs", "json")
+
+
+def training_curves(wildcards):
+    """Training curves of every model x variant configured for the dataset."""
+    return training_files(wildcards.dataset, "curves", "csv")
 
 
 def run_records(wildcards):
@@ -132,8 +150,48 @@ def dense_items_mem_mb(wildcards, input, attempt):
     return int((3 * 4 * n_items**2 / 2**20 + 1024) * attempt)
 
 
+def report_png(name, kind, scope="{dataset}"):
+    """reports/<scope>/<name>.png, marked for the report with reports/captions/<name>.rst."""
+    return report(
+        f"reports/{scope}/{name}.png",
+        caption=f"../reports/captions/{name}.rst",
+        category=scope,
+        subcategory=kind,
+        labels={"dataset": scope, "figure": kind},
+    )
+
+
+SCALING = config["report"]["scaling"]
+if not Path(SCALING).is_file():
+    logger.info(
+        f"report: {SCALING} (config report.scaling) does not exist; the cost-scaling figure is skipped"
+    )
+
+
+def report_targets():
+    """Figures (PNG + PDF) and tables of the report, drawn from the aggregated results only."""
+    figures = ["dimension", "ablation_grid"] if ABLATIONS["activate"] else []
+    if config["training"]["activate"]:
+        figures.append("convergence")
+    targets = expand(
+        "reports/{dataset}/{figure}.{ext}",
+        dataset=DATASETS,
+        figure=figures,
+        ext=["png", "pdf"],
+    )
+    targets += expand(
+        "reports/{scope}/results.{ext}",
+        scope=["summary", *DATASETS],
+        ext=["csv", "md", "tex"],
+    )
+    targets.append("reports/summary/provenance.csv")
+    if Path(SCALING).is_file():
+        targets += ["reports/summary/scaling.png", "reports/summary/scaling.pdf"]
+    return targets
+
+
 def final_targets():
     targets = expand("results/{dataset}/metrics.csv", dataset=DATASETS)
     if ABLATIONS["activate"]:
         targets += expand("results/{dataset}/ablations.csv", dataset=DATASETS)
-    return targets
+    return targets + report_targets()

@@ -19,6 +19,8 @@ rule train:
             wildcards.model
         ],
         batch_size=config["eval_batch_size"],
+        # Per-epoch checkpoints of the deep models (not outputs): a rerun after a crash resumes.
+        checkpoint_dir="results/{dataset}/checkpoints",
         code=CODE["train"],
     script:
         "../workflow_scripts/train.py"

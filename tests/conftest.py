@@ -10,9 +10,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import settings
 
 from islim.data.readers import read_interactions
 from islim.data.split import Split, prepare
+
+#: Property-based tests: a fixed example sequence (derandomized), few enough examples for CI, no
+#: per-example deadline (timings vary on shared machines).
+settings.register_profile("islim", max_examples=60, deadline=None, derandomize=True, database=None, print_blob=True)
+settings.load_profile("islim")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ML_SMALL_RATINGS = SHARED_DATA / "ml-latest-small" / "ratings.csv"
@@ -90,3 +96,15 @@ def lastfm_frame(lastfm_path) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def lastfm_split(lastfm_frame) -> Split:
     return prepare(lastfm_frame, LASTFM_ENTRY, "lastfm-2k")
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """Run a module's small torch trainings on one intra-op thread (restored afterwards): on a
+    loaded machine, thread-pool contention makes tiny models many times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

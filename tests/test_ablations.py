@@ -75,3 +75,12 @@ def test_knn_cell_clamps_k_and_the_table_has_one_row_per_metric(split):
     assert len(ok) == 2 * 2 * 2 * 3  # two cells x two scorers x two splits x three metrics
     assert table[table["status"] == "skipped"]["reason"].str.len().gt(0).all()
     assert set(ok["arm"]) == {"ablation:knn/ease/implicit", "reference:svd"}
+
+
+def test_a_reference_arm_runs_through_ablation_cell(split):
+    """The workflow runs reference arms through the same entry point as grid cells."""
+    direct = reference_cell("toy", split, "random", 4, SCORERS, seed=3)
+    via_cell = ablation_cell("toy", split, {"reference": "random"}, 4, {}, SCORERS, seed=3)
+    for a, b in zip(direct, via_cell, strict=True):
+        assert a["run"] == b["run"] == f"reference:random|d=4|{a['extra']['scorer']}"
+        assert a["metrics"] == b["metrics"]

@@ -205,7 +205,7 @@ def test_wrong_sha256_raises_integrity_error_naming_both_digests(server, raw_dir
     assert not leftovers(raw_dir)
 
 
-def test_fetch_with_corrupt_archive_fails_and_leaves_nothing(server, raw_dir):
+def test_fetch_with_corrupt_archive_fails_and_keeps_only_the_bad_copy(server, raw_dir):
     good = zip_bytes({"ds/ratings.tsv": ROWS})
     corrupt = good[:-30] + bytes(30)
     source = zip_source(server.put("ds.zip", corrupt), good)
@@ -214,8 +214,9 @@ def test_fetch_with_corrupt_archive_fails_and_leaves_nothing(server, raw_dir):
         dl.fetch("toy", [source], raw_dir, progress=False)
     message = str(info.value)
     assert "IntegrityError" in message and sha256(good) in message and sha256(corrupt) in message
-    assert "data_mirror" in message
-    assert list(raw_dir.iterdir()) == []
+    assert "data_mirror" in message and str(raw_dir / "ds.zip.bad") in message
+    assert [p.name for p in raw_dir.iterdir()] == ["ds.zip.bad"]
+    assert (raw_dir / "ds.zip.bad").read_bytes() == corrupt
 
 
 def test_member_digest_mismatch_leaves_no_final_file(server, raw_dir):
@@ -254,7 +255,7 @@ def test_file_shorter_than_declared_size_is_an_error(server, raw_dir):
     source = {"url": server.put("ratings.tsv", ROWS[:-10]), "size": len(ROWS)}
     with pytest.raises(DownloadError, match=f"expected {len(ROWS)} bytes, found {len(ROWS) - 10}"):
         dl.fetch("toy", [source], raw_dir, progress=False)
-    assert list(raw_dir.iterdir()) == []
+    assert [p.name for p in raw_dir.iterdir()] == ["ratings.tsv.bad"]
 
 
 def test_file_longer_than_declared_size_is_cut_short(server, raw_dir):
@@ -531,7 +532,7 @@ def test_wrong_line_count_is_refused_and_not_pinned(server, raw_dir):
     source = {"url": server.put("triplets.tsv", ROWS), "expect_lines": ROWS.count(b"\n") + 1}
     with pytest.raises(DownloadError, match="lines"):
         dl.fetch("msd", [source], raw_dir, progress=False)
-    assert list(raw_dir.iterdir()) == []
+    assert [p.name for p in raw_dir.iterdir()] == ["triplets.tsv.bad"]
 
 
 def test_existing_unpinned_file_gets_pinned_on_verification(server, raw_dir):

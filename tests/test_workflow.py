@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
+import matplotlib.image as mpimg
 import pandas as pd
 import pytest
+import yaml
 
 from tests.workflow_helpers import REPO, snakemake, write_tiny_config
 
 pytestmark = pytest.mark.workflow
 
 METRICS = ["recall@20", "recall@50", "ndcg@100"]
+REPORT_RULES = ["plot_dimension", "plot_convergence", "plot_ablation_grid", "plot_scaling", "results_table", "provenance", "figures"]
+FIGURES_PROFILE = REPO / "profiles" / "figures"
 
 
 def test_dry_run_of_the_default_config_plans_the_whole_chain(tmp_path):
     result = snakemake(tmp_path, "--dry-run", "--cores", "2")
     assert result.returncode == 0, result.stderr
-    for rule in ("fetch", "split", "ease", "aggregate", "all"):
+    for rule in ("fetch", "split", "ease", "aggregate", "all", *REPORT_RULES[:3], "results_table", "provenance"):
         assert f"rule {rule}:" in result.stdout
-    assert "results/ml-100k/metrics.csv" in result.stdout
+    assert "results/ml-100k/metrics.csv" in result.stdout and "reports/ml-100k/dimension.pdf" in result.stdout
+    # benchmarks/results/scaling.csv does not exist in a fresh directory: no scaling job, and a message.
+    assert "rule plot_scaling:" not in result.stdout
+    assert "the cost-scaling figure is skipped" in result.stdout + result.stderr
 
 
 def test_lint_is_clean():
@@ -50,7 +59,9 @@ def test_invalid_config_fails_before_any_job_with_the_key_named(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("tiny_run")
-    config = write_tiny_config(directory)
+    scaling = directory / "scaling.csv"
+    scaling.write_text("method,n_items,d,seconds,peak_mb\nEASE,100,,0.01,1\nEASE,200,,0.08,4\nImplicitSLIM,100,16,0.01,1\nImplicitSLIM,200,16,0.02,2\n")
+    config = write_tiny_config(directory, {"report": {"scaling": str(scaling)}})
     result = snakemake(directory, "--cores", "2", configfile=config)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return directory, config
@@ -132,6 +143,61 @@ def test_every_rule_wrote_its_log_and_benchmark(tiny_run):
         for dataset in ("synthetic-tiny", "ml-latest-small"):
             assert "done in" in (directory / "logs" / rule / f"{dataset}.log").read_text()
             assert (directory / "results" / "benchmarks" / rule / f"{dataset}.tsv").is_file()
+
+
+@pytest.mark.parametrize("dataset", ["synthetic-tiny", "ml-latest-small"])
+def test_tiny_run_draws_every_figure_as_png_and_pdf(tiny_run, dataset):
+    directory, _ = tiny_run
+    for figure in ("dimension", "convergence", "ablation_grid"):
+        image = mpimg.imread(directory / "reports" / dataset / f"{figure}.png")
+        assert image.ndim == 3 and min(image.shape[:2]) > 100
+        assert (directory / "reports" / dataset / f"{figure}.pdf").read_bytes().startswith(b"%PDF")
+        assert "done in" in (directory / "logs" / "report" / dataset / f"{figure}.log").read_text()
+
+
+def test_tiny_run_writes_the_results_tables_provenance_and_scaling_figure(tiny_run):
+    directory, _ = tiny_run
+    summary = pd.read_csv(directory / "reports" / "summary" / "results.csv")
+    assert list(summary["dataset"].unique()) == ["synthetic-tiny", "ml-latest-small"]
+    for dataset in ("synthetic-tiny", "ml-latest-small"):
+        table = pd.read_csv(directory / "reports" / dataset / "results.csv")
+        assert set(table["model"]) == {"ease", "mf", "plrec", "multvae", "recvae", "hvamp"} and len(table) == 11 * 3
+        assert table["published"].isna().all()  # no published numbers for these datasets
+        assert (directory / "reports" / dataset / "results.md").read_text().startswith("| dataset | model |")
+        assert "\\begin{tabular}" in (directory / "reports" / dataset / "results.tex").read_text()
+    provenance = pd.read_csv(directory / "reports" / "summary" / "provenance.csv")
+    checksums = provenance[provenance["kind"] == "data"].set_index("name")["value"]
+    assert checksums["ml-latest-small"] == "aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646"
+    assert (directory / "reports" / "summary" / "scaling.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_report_of_the_tiny_run_holds_every_figure_and_table(tiny_run):
+    directory, config = tiny_run
+    report = directory / "report.zip"
+    result = snakemake(directory, "--report", str(report), configfile=config)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    names = [Path(name).name for name in zipfile.ZipFile(report).namelist()]
+    for name in ("report.html", "dimension.png", "convergence.png", "ablation_grid.png", "scaling.png", "provenance.csv"):
+        assert name in names
+    assert names.count("results.csv") == 3  # two datasets and the summary
+    assert names.count("dimension.png") == 2
+
+
+def test_figures_profile_redraws_the_report_only(tiny_run):
+    directory, config = tiny_run
+    result = snakemake(directory, "--profile", str(FIGURES_PROFILE), "--dry-run", "figures", configfile=config)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    planned = re.findall(r"^(?:local)?rule (\w+):$", result.stdout, re.MULTILINE)
+    assert set(planned) == set(REPORT_RULES)
+    assert planned.count("plot_dimension") == 2 and planned.count("results_table") == 3
+
+
+def test_figures_profile_and_localrules_name_every_report_rule():
+    rules = re.findall(r"^rule (\w+):$", (REPO / "rules" / "report.smk").read_text(), re.MULTILINE)
+    assert sorted(rules) == sorted(REPORT_RULES)
+    assert sorted(yaml.safe_load((FIGURES_PROFILE / "config.yaml").read_text())["allowed-rules"]) == sorted(REPORT_RULES)
+    localrules = (REPO / "Snakefile").read_text().split("localrules:")[1].split("rule all")[0]
+    assert all(f"    {rule},\n" in localrules for rule in REPORT_RULES)
 
 
 def test_second_invocation_does_nothing(tiny_run):

@@ -1,4 +1,4 @@
-"""Snakemake adapter: one cell of the ablation grid -> one record per scorer (or skipped records)."""
+"""Snakemake adapter: one cell of the ablation grid, or a reference arm -> one record per scorer (or skipped records)."""
 
 from pathlib import Path
 

@@ -1,4 +1,7 @@
-"""Snakemake adapter: train one model variant (grid searched on validation), write record + curve."""
+"""Snakemake adapter: train one model variant (grid searched on validation), write record + curve.
+
+Deep models checkpoint every epoch under ``params.checkpoint_dir``; a rerun after a crash resumes.
+"""
 
 from pathlib import Path
 
@@ -20,6 +23,7 @@ with job(snakemake):
         model_config["variants"][variant],
         model_config.get("grid", {}),
         batch_size=snakemake.params.batch_size,
+        checkpoint_dir=snakemake.params.checkpoint_dir,
     )
     write_csv(snakemake.output.curve, curve)
     write_record(snakemake.output.record, record)

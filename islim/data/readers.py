@@ -1,7 +1,11 @@
 """Readers of raw interaction files into a tidy frame with columns ``user``, ``item``, ``rating``.
 
 ``rating`` is the explicit rating (MovieLens, Netflix), the play count (MSD, Last.fm) or 1.0 when
-the file has none. Malformed files raise :class:`~islim.errors.DataFormatError` naming the file.
+the file has none. Malformed files raise :class:`~islim.errors.DataFormatError` naming the file,
+the line (text files; the data row for parquet and Netflix members) and what to fix: a line with
+too many or too few fields, a missing id, a rating that is not a finite number, an empty file or
+one without data rows. A UTF-8 byte-order mark and CRLF line endings are read as usual text.
+Duplicate (user, item) rows are kept here; the split merges them (:mod:`islim.data.split`).
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,31 +26,68 @@ COLUMNS = ["user", "item", "rating"]
 _NETFLIX_MEMBER = re.compile(r"(?:^|/)mv_(\d+)\.txt$")
 
 
-def _tidy(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """Check for missing values and give the canonical columns and dtypes."""
-    if frame[["user", "item"]].isna().any().any():
-        bad = int(frame[["user", "item"]].isna().any(axis=1).to_numpy().argmax())
-        raise DataFormatError(f"{path}: missing user or item id in data row {bad + 1}; fix or remove that row")
+def _data_row(row: int) -> str:
+    return f"data row {row + 1}"
+
+
+def _line_locator(path: Path, header: bool) -> Callable[[int], str]:
+    """Map a 0-based data row of a delimited text file to ``"line N"`` (1-based, as an editor shows).
+
+    Blank lines are skipped as pandas skips them. Only used to word errors: one pass over the file.
+    """
+
+    def locate(row: int) -> str:
+        seen = -1 if header else 0
+        with open(path, "rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip(b"\r\n"):
+                    if seen == row:
+                        return f"line {number}"
+                    seen += 1
+        return _data_row(row)
+
+    return locate
+
+
+def _tidy(frame: pd.DataFrame, path: Path, locate: Callable[[int], str] = _data_row) -> pd.DataFrame:
+    """Check ids and ratings and give the canonical columns and dtypes.
+
+    ``locate(row)`` words the position of a bad 0-based data row in errors.
+    """
+    missing_id = frame[["user", "item"]].isna().any(axis=1).to_numpy()
+    if missing_id.any():
+        raise DataFormatError(
+            f"{path}, {locate(int(missing_id.argmax()))}: missing user or item id; fix or remove that line "
+            "(or check the separator and the user/item columns)"
+        )
     if "rating" not in frame:
         frame = frame.assign(rating=1.0)
-    try:
-        rating = pd.to_numeric(frame["rating"], errors="raise").astype(np.float32)
-    except (ValueError, TypeError) as exc:
-        raise DataFormatError(f"{path}: the rating column is not numeric ({exc}); check rating_col and the separator") from exc
-    if rating.isna().any():
-        bad = int(rating.isna().to_numpy().argmax())
-        raise DataFormatError(f"{path}: missing rating in data row {bad + 1}; check the separator and the number of columns")
-    return pd.DataFrame({"user": frame["user"].to_numpy(), "item": frame["item"].to_numpy(), "rating": rating.to_numpy()})
+    rating = pd.to_numeric(frame["rating"], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(rating)
+    if bad.any():
+        row = int(bad.argmax())
+        value = frame["rating"].iloc[row]
+        problem = "missing rating (empty, NaN or too few fields)" if pd.isna(value) else f"rating {value!r} is not a finite number"
+        raise DataFormatError(
+            f"{path}, {locate(row)}: {problem}; fix or remove that line (or check rating_col, the separator "
+            "and the number of columns)"
+        )
+    return pd.DataFrame({"user": frame["user"].to_numpy(), "item": frame["item"].to_numpy(), "rating": rating.astype(np.float32)})
 
 
-def _read_delimited(path: Path, sep: str, header: bool, columns: list[Any] | None = None, source=None) -> pd.DataFrame:
+def _read_delimited(path: Path, sep: str, header: bool, source=None) -> pd.DataFrame:
     """``pandas.read_csv`` of ``source`` (default: ``path``, which names the file in errors)."""
+    name = "tab" if sep == "\t" else repr(sep)
     try:
-        frame = pd.read_csv(path if source is None else source, sep=sep, header=0 if header else None, usecols=columns, engine="c", low_memory=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataFormatError(f"{path}: cannot be parsed as {'tab' if sep == chr(9) else repr(sep)}-separated text: {exc}") from exc
-    except ValueError as exc:  # usecols naming a missing column
-        raise DataFormatError(f"{path}: {exc}; the file's columns do not match the configured ones") from exc
+        frame = pd.read_csv(path if source is None else source, sep=sep, header=0 if header else None, engine="c", low_memory=False)
+    except pd.errors.EmptyDataError as exc:
+        raise DataFormatError(f"{path}: the file is empty; expected {name}-separated interactions. Fetch it again or fix the path") from exc
+    except pd.errors.ParserError as exc:
+        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        detail = f"line {match.group(2)}: {match.group(3)} fields, expected {match.group(1)} like the lines before" if match else str(exc)
+        raise DataFormatError(f"{path}, {detail}; fix or remove that line, or check that the file is {name}-separated") from exc
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"{path}: cannot be parsed as {name}-separated UTF-8 text: {exc}") from exc
     return frame
 
 
@@ -54,7 +96,7 @@ def read_movielens_csv(path: Path) -> pd.DataFrame:
     frame = _read_delimited(path, ",", header=True)
     if frame.shape[1] < 3:
         raise DataFormatError(f"{path}: expected at least 3 columns userId,movieId,rating; found {list(frame.columns)}")
-    return _tidy(frame.iloc[:, :3].set_axis(COLUMNS, axis=1), path)
+    return _tidy(frame.iloc[:, :3].set_axis(COLUMNS, axis=1), path, _line_locator(path, header=True))
 
 
 def read_movielens_tsv(path: Path) -> pd.DataFrame:
@@ -62,7 +104,7 @@ def read_movielens_tsv(path: Path) -> pd.DataFrame:
     frame = _read_delimited(path, "\t", header=False)
     if frame.shape[1] < 3:
         raise DataFormatError(f"{path}: expected 4 tab-separated columns user, item, rating, timestamp; found {frame.shape[1]}")
-    return _tidy(frame.iloc[:, :3].set_axis(COLUMNS, axis=1), path)
+    return _tidy(frame.iloc[:, :3].set_axis(COLUMNS, axis=1), path, _line_locator(path, header=False))
 
 
 def read_movielens_dat(path: Path) -> pd.DataFrame:
@@ -72,7 +114,7 @@ def read_movielens_dat(path: Path) -> pd.DataFrame:
     frame = _read_delimited(path, ",", header=False, source=io.BytesIO(text))
     if frame.shape[1] < 3:
         raise DataFormatError(f"{path}: expected 4 '::'-separated columns user, movie, rating, timestamp")
-    return _tidy(frame.iloc[:, :3].set_axis(COLUMNS, axis=1), path)
+    return _tidy(frame.iloc[:, :3].set_axis(COLUMNS, axis=1), path, _line_locator(path, header=False))
 
 
 def read_netflix(path: Path) -> pd.DataFrame:
@@ -109,7 +151,7 @@ def read_msd(path: Path) -> pd.DataFrame:
         frame = pd.read_csv(path, sep="\t", header=None, names=COLUMNS, dtype={"user": "category", "item": "category", "rating": np.float32}, engine="c")
     except (pd.errors.ParserError, ValueError) as exc:
         raise DataFormatError(f"{path}: not user<TAB>song<TAB>count triplets: {exc}") from exc
-    return _tidy(frame.assign(user=frame["user"].astype(str), item=frame["item"].astype(str)), path)
+    return _tidy(frame, path, _line_locator(path, header=False))
 
 
 def read_custom(path: Path, entry: dict[str, Any]) -> pd.DataFrame:
@@ -121,10 +163,19 @@ def read_custom(path: Path, entry: dict[str, Any]) -> pd.DataFrame:
             frame = pd.read_parquet(path, columns=columns)
         except Exception as exc:  # pyarrow raises several unrelated types for bad files and columns
             raise DataFormatError(f"{path}: cannot read columns {columns} from this parquet file: {exc}") from exc
+        locate = _data_row
     else:
-        frame = _read_delimited(path, "," if fmt == "csv" else "\t", header=entry.get("header", True), columns=columns)
+        header = entry.get("header", True)
+        frame = _read_delimited(path, "," if fmt == "csv" else "\t", header=header)
+        missing = [column for column in columns if column not in frame.columns]
+        if missing:
+            raise DataFormatError(
+                f"{path}: no column(s) {missing} among {list(frame.columns)}; fix user_col, item_col, rating_col "
+                "or header in the dataset's registry entry"
+            )
         frame = frame[columns]
-    return _tidy(frame.set_axis(COLUMNS[: len(columns)], axis=1), path)
+        locate = _line_locator(path, header)
+    return _tidy(frame.set_axis(COLUMNS[: len(columns)], axis=1), path, locate)
 
 
 def _format_from_suffix(path: Path) -> str:
@@ -157,6 +208,9 @@ def read_interactions(path: str | Path, entry: dict[str, Any]) -> pd.DataFrame:
         raise DataFormatError(f"{path} does not exist; run the fetch step first (`islim fetch <dataset>`)")
     kind = entry["kind"]
     frame = read_custom(path, entry) if kind == "custom" else READERS[kind](path)
+    if frame.empty:
+        problem = "the file is empty" if path.stat().st_size == 0 else "no data rows"
+        raise DataFormatError(f"{path}: {problem}; fetch it again (delete it first) or fix the path")
     check_raw_counts(frame, entry.get("expected_raw", {}), path)
     return frame
 

@@ -2,7 +2,9 @@
 
 Steps, in order (``../shared/spec/protocol.md`` §2):
 
-1. keep ``rating > threshold`` (if a threshold is set) and binarise (one entry per user–item pair);
+1. keep ``rating > threshold`` (if a threshold is set) and binarise (one entry per user–item pair:
+   duplicate rows of a pair are merged, so a pair is positive if any of its ratings passes the
+   threshold, i.e. its maximum rating counts; the number merged is logged);
 2. keep items with ``>= min_item_users`` users, then users with ``>= min_user_interactions``;
 3. shuffle the users (sorted ids, ``numpy.random.RandomState(seed).permutation`` as in vae_cf);
    the last ``2H`` are held out: ``H`` for validation, then ``H`` for test;
@@ -19,6 +21,7 @@ rows follow the shuffled user order.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,8 @@ import scipy.sparse as sp
 
 from islim.errors import ConfigError, DataFormatError, IntegrityError
 from islim.fileio import atomic_path, write_csv, write_json
+
+log = logging.getLogger(__name__)
 
 PARTS = ("train", "validation_tr", "validation_te", "test_tr", "test_te")
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
@@ -64,7 +69,10 @@ def binarize_and_filter(frame: pd.DataFrame, threshold: float | None, min_item_u
     """Steps 1–2: threshold, binarise, then the item filter followed by the user filter (one pass each)."""
     if threshold is not None:
         frame = frame[frame["rating"] > threshold]
-    frame = frame.drop_duplicates(["user", "item"])[["user", "item"]]
+    duplicated = frame.duplicated(["user", "item"]).to_numpy()
+    if duplicated.any():
+        log.info("merged %d duplicate (user, item) rows: a pair counts once, as positive if any of its ratings passes the threshold", int(duplicated.sum()))
+    frame = frame.loc[~duplicated, ["user", "item"]]
     if min_item_users > 0:
         item_users = frame["item"].value_counts()
         frame = frame[frame["item"].isin(item_users.index[item_users >= min_item_users])]
@@ -78,9 +86,11 @@ def n_heldout(n_users: int, heldout_users: int | float) -> int:
     """Held-out users per validation/test part: a count, or a fraction of ``n_users`` (rounded)."""
     count = heldout_users if isinstance(heldout_users, int) else int(round(heldout_users * n_users))
     if count < 1 or n_users - 2 * count < 1:
+        most = (n_users - 1) // 2
+        advice = f"set heldout_users to a count from 1 to {most:,} or a fraction giving one" if most >= 1 else "lower threshold or the minimum counts so that at least 3 users remain"
         raise ConfigError(
             f"heldout_users={heldout_users} gives {count} validation and {count} test users out of "
-            f"{n_users:,} users after filtering; need at least 1 each and at least 1 training user"
+            f"{n_users:,} users after filtering; need at least 1 each and at least 1 training user: {advice}"
         )
     return count
 
@@ -184,8 +194,18 @@ def load_split(directory: str | Path) -> Split:
 
 def prepare(frame: pd.DataFrame, entry: dict[str, Any], name: str) -> Split:
     """Steps 1–5 with the parameters of a registry ``entry``; checks ``expected`` sizes if given."""
-    filtered = binarize_and_filter(frame, entry.get("threshold"), entry.get("min_item_users", 0), entry.get("min_user_interactions", 5))
-    split = make_split(filtered, entry["heldout_users"], entry.get("seed", 98765), entry.get("target_fraction", 0.2), entry.get("min_heldout_interactions", 5))
+    filters = {key: entry.get(key, default) for key, default in (("threshold", None), ("min_item_users", 0), ("min_user_interactions", 5))}
+    filtered = binarize_and_filter(frame, *filters.values())
+    if filtered.empty:
+        settings = ", ".join(f"{key}={value}" for key, value in filters.items())
+        raise DataFormatError(
+            f"dataset {name!r}: no user is left after thresholding and filtering {len(frame):,} raw interactions "
+            f"({settings}); lower these settings in its registry entry"
+        )
+    try:
+        split = make_split(filtered, entry["heldout_users"], entry.get("seed", 98765), entry.get("target_fraction", 0.2), entry.get("min_heldout_interactions", 5))
+    except ConfigError as exc:
+        raise ConfigError(f"dataset {name!r}: {exc}") from exc
     if entry.get("expected"):
         check_expected(split_stats(split), entry["expected"], name)
     return split

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg
 
-from islim.errors import IslimError
+from islim.errors import IslimError, NumericalError
 
 
 def is_torch(array) -> bool:
@@ -29,19 +29,19 @@ def solve_spd(B, R, what: str):
     """``B⁻¹ R`` for a small symmetric positive-definite ``B`` (d×d), by Cholesky in float64.
 
     Works for numpy arrays and torch tensors (result in ``R``'s dtype and device).
-    Raises :class:`IslimError` naming ``what`` if ``B`` is not SPD or not finite.
+    Raises :class:`NumericalError` naming ``what`` if ``B`` is not SPD or not finite.
     """
     if is_torch(B):
         import torch
 
         factor, info = torch.linalg.cholesky_ex(B.double())
         if int(info) != 0 or not bool(torch.isfinite(factor).all()):
-            raise IslimError(f"{what} is not positive definite (Cholesky info={int(info)}); check that the embeddings are finite and alpha > 0")
+            raise NumericalError(f"{what} is not positive definite (Cholesky info={int(info)}); check that the embeddings are finite and alpha > 0")
         return torch.cholesky_solve(R.double(), factor).to(R.dtype)
     try:
         factor = scipy.linalg.cho_factor(np.asarray(B, dtype=np.float64), lower=True, check_finite=True)
     except (np.linalg.LinAlgError, ValueError) as exc:
-        raise IslimError(f"{what} is not positive definite or not finite ({exc}); check that the embeddings are finite and alpha > 0") from exc
+        raise NumericalError(f"{what} is not positive definite or not finite ({exc}); check that the embeddings are finite and alpha > 0") from exc
     return scipy.linalg.cho_solve(factor, np.asarray(R, dtype=np.float64)).astype(R.dtype, copy=False)
 
 

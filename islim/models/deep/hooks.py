@@ -29,6 +29,7 @@ import torch
 
 from islim.errors import ConfigError
 from islim.models.deep.base import DeepRecommender
+from islim.numerics import require_finite
 
 MODES = ("none", "replace", "regularize")
 
@@ -106,7 +107,7 @@ class ImplicitSLIMHook:
             return epoch % step == 0
         return False
 
-    def _implicit_slim(self, weight: torch.Tensor) -> torch.Tensor:
+    def _implicit_slim(self, name: str, weight: torch.Tensor, epoch: int) -> torch.Tensor:
         from islim.embeddings import implicit_slim
 
         config = self.config
@@ -114,24 +115,38 @@ class ImplicitSLIMHook:
         out = torch.as_tensor(out).to(device=weight.device, dtype=weight.dtype)
         if out.shape != weight.shape:
             raise ConfigError(f"implicit_slim returned shape {tuple(out.shape)} for a weight of shape {tuple(weight.shape)}")
+        require_finite(out, f"the ImplicitSLIM embeddings of {name} at the start of epoch {epoch}", "raise implicit_slim.lam or lower the learning rate")
         return out
 
     @torch.no_grad()
     def on_epoch_start(self, model: DeepRecommender, optimizers: list[torch.optim.Optimizer], epoch: int) -> bool:
-        """Replace the weights or refresh the targets if due; returns whether anything was computed."""
+        """Replace the weights or refresh the targets if due; returns whether anything was computed.
+
+        Raises :class:`~islim.errors.NumericalError` naming the weight and the epoch if an update is
+        not finite (no weight is changed then).
+        """
         if not self.is_due(epoch):
             return False
         targets = model.implicit_slim_targets()
+        updates = {name: self._implicit_slim(name, weight, epoch) for name, weight in targets.items()}
         if self.config.mode == "replace":
-            for weight in targets.values():
-                weight.copy_(self._implicit_slim(weight))
+            for name, weight in targets.items():
+                weight.copy_(updates[name])
                 if self.config.reset_optimizer_state:
                     for optimizer in optimizers:
                         optimizer.state.pop(weight, None)
         else:
-            self.targets_ = {name: self._implicit_slim(weight) for name, weight in targets.items()}
+            self.targets_ = updates
         self.applied_epochs_.append(epoch)
         return True
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the hook carries between epochs (for a checkpoint)."""
+        return {"applied_epochs": list(self.applied_epochs_), "targets": dict(self.targets_)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.applied_epochs_ = list(state["applied_epochs"])
+        self.targets_ = dict(state["targets"])
 
     def penalty(self, model: DeepRecommender) -> torch.Tensor | None:
         """``reg_weight · Σ ‖W − T_W‖²_F`` in ``regularize`` mode once targets exist, else ``None``."""

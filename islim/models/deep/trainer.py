@@ -16,16 +16,21 @@ seeded with ``seed`` for the user shuffles, and ``torch.use_deterministic_algori
 warn_only=True)`` for the duration of :func:`fit` (restored afterwards). Seeded runs on CPU are
 bit-identical; on CUDA, sparse backward kernels may still use atomics (torch warns). This module never
 sets thread counts: the caller does.
+
+Interruptions: with ``checkpoint=path``, :func:`fit` saves its complete state after every epoch
+(:mod:`islim.models.deep.checkpoint`) and, when started again with the same arguments, resumes after
+the last saved epoch instead of epoch 0, with the same result as an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import time
-import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,11 +42,15 @@ from tqdm.auto import tqdm
 from islim.errors import ConfigError, DataFormatError
 from islim.evaluate import evaluate
 from islim.models.deep.base import DeepRecommender, Phase, TrainState
+from islim.models.deep.checkpoint import Checkpoint, run_fingerprint
 from islim.models.deep.hooks import ImplicitSLIMConfig, ImplicitSLIMHook
 from islim.models.deep.hvamp import HVamp
 from islim.models.deep.layers import SparseRows
 from islim.models.deep.multvae import MultVAE
 from islim.models.deep.recvae import RecVAE
+from islim.numerics import require_finite
+
+log = logging.getLogger(__name__)
 
 #: Model names accepted by :func:`fit`.
 MODELS: dict[str, type[DeepRecommender]] = {"multvae": MultVAE, "recvae": RecVAE, "hvamp": HVamp}
@@ -196,6 +205,14 @@ class BestEpoch:
         if self.state is not None:
             model.load_state_dict(self.state)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The best epoch, its score and weights (for a checkpoint)."""
+        return {"epoch": self.epoch, "score": float(self.score), "state": self.state}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.epoch, self.score = state["epoch"], state["score"]
+        self.state = None if state["state"] is None else {k: v.to("cpu") for k, v in state["state"].items()}
+
 
 class EpochRunner:
     """One epoch of training: the model's phases, each with its optimiser, over shuffled batches."""
@@ -278,6 +295,7 @@ def fit(
     params: Mapping[str, Any] | None = None,
     *,
     progress: bool = True,
+    checkpoint: str | os.PathLike | None = None,
 ) -> tuple[DeepRecommender, pd.DataFrame]:
     """Train a deep recommender with per-epoch validation and keep its best epoch.
 
@@ -289,16 +307,25 @@ def fit(
             ``None`` (then no early stopping and the last epoch is kept).
         params: overrides of :func:`default_params` (flat mapping, see the module docstring).
         progress: show tqdm bars over epochs and batches.
+        checkpoint: file to save the training state to after every epoch and to resume from when it
+            holds a checkpoint of this same run (model, resolved parameters and data); any other
+            checkpoint there is ignored with a warning and replaced. The caller deletes the file once
+            the results are resumed.
 
     Returns:
         ``(model, curve)``: the model in eval mode on its training device with the weights of the
-        epoch of best validation NDCG@100 (attributes ``best_epoch_`` and ``params_``), and a
+        epoch of best validation NDCG@100 (attributes ``best_epoch_``, ``params_`` and
+        ``resumed_from_epoch_``: the last epoch restored from ``checkpoint``, or ``None``), and a
         DataFrame with one row per epoch and columns :data:`CURVE_COLUMNS`; ``wall_seconds`` is the
-        time since training started, measured at the end of the epoch (validation included).
+        time spent training (over every resumed session), measured at the end of the epoch.
+
+    Raises:
+        NumericalError: the training loss or an ImplicitSLIM update is NaN or infinite; the message
+            names the epoch (the checkpoint keeps the last good epoch).
 
     Time per epoch: ``Σ_phases n_passes · ⌈U/batch_size⌉`` steps, each ``O(nnz_batch·h + b·I·d)``,
-    plus validation ``O(U_val · I · d)``. Memory: model, Adam moments and one ``b × I`` logit block.
-    A non-finite training loss stops training with a warning (the best epoch so far is kept).
+    plus validation ``O(U_val · I · d)``, plus writing the checkpoint (about 4× the model's size).
+    Memory: model, Adam moments and one ``b × I`` logit block.
     """
     params = resolve_params(model_name, params)
     X = _as_feedback(X_train, "X_train")
@@ -314,12 +341,22 @@ def fit(
         runner = EpochRunner(model, X, params, hook, device, progress)
         best = BestEpoch(params["patience"])
         state = TrainState()
-        rows = []
-        start = time.perf_counter()
-        for epoch in tqdm(range(params["n_epochs"]), desc=model_name, disable=not progress):
+        stateful = {"model": model, "best": best, "hook": hook, **{f"optimizer{i}": o for i, o in enumerate(runner.optimizers)}}
+        store = None  # the checkpoint, if any
+        if checkpoint is not None:
+            store = Checkpoint(Path(checkpoint), run_fingerprint(model_name, params, [X, *(validation or ())]), stateful, rng, device)
+        resumed = store.resume() if store else None
+        rows = resumed["rows"] if resumed else []
+        if resumed:
+            state.epoch, state.step = resumed["epoch"], resumed["step"]
+            log.info("%s: resuming from %s after epoch %d", model_name, checkpoint, state.epoch)
+        epochs = range(state.epoch + 1 if resumed else 0, 0 if resumed and resumed["finished"] else params["n_epochs"])
+        start = time.perf_counter() - (resumed["elapsed"] if resumed else 0.0)
+        for epoch in tqdm(epochs, desc=model_name, disable=not progress):
             state.epoch = epoch
             hook.on_epoch_start(model, runner.optimizers, epoch)
             train_loss = runner.run(state, rng)
+            require_finite(train_loss, f"{model_name}: the training loss at epoch {epoch}")
             metrics = validation_metrics(model, validation, params["eval_batch_size"]) if validation else {}
             rows.append(
                 {
@@ -329,13 +366,15 @@ def fit(
                     **{f"val_{name}": metrics.get(name, np.nan) for name in ("ndcg@100", "recall@20", "recall@50")},
                 }
             )
-            if not np.isfinite(train_loss):
-                warnings.warn(f"{model_name}: training loss became {train_loss} at epoch {epoch}; stopping", RuntimeWarning)
-                break
-            if validation is not None and best.update(epoch, metrics["ndcg@100"], model):
+            stop = validation is not None and best.update(epoch, metrics["ndcg@100"], model)
+            if store is not None:
+                done = stop or epoch == params["n_epochs"] - 1
+                store.save({"epoch": epoch, "step": state.step, "rows": rows, "elapsed": time.perf_counter() - start, "finished": done})
+            if stop:
                 break
         best.restore(model)
     model.eval()
-    model.best_epoch_ = best.epoch if validation is not None else epoch
+    model.best_epoch_ = best.epoch if validation is not None else int(rows[-1]["epoch"])
     model.params_ = params
+    model.resumed_from_epoch_ = resumed["epoch"] if resumed else None
     return model, pd.DataFrame(rows, columns=list(CURVE_COLUMNS))

@@ -1,0 +1,114 @@
+"""The results table: every model x dataset x metric on test, beside the published number.
+
+Published numbers (``islim/reference/published.csv``: ``dataset``, ``model``, ``metric``,
+``value``, ``source``) exist for the paper datasets (ML-20M, Netflix, MSD) and the baselines; they
+are matched to a run's ``baseline`` variant (or EASE, which has none), never to a variant with
+ImplicitSLIM. The table is written as CSV (numbers), Markdown and LaTeX (formatted).
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.resources import files
+
+import numpy as np
+import pandas as pd
+
+from islim.fileio import write_csv, write_text
+from islim.names import METRIC_NAMES, MODEL_NAMES
+
+COLUMNS = ["dataset", "model", "variant", "metric", "mean", "se", "n_users", "published", "difference", "source"]
+HEADER = ["dataset", "model", "variant", "metric", "measured (mean ± s.e.)", "published", "difference"]
+COMPARABLE_VARIANTS = ("", "baseline")
+LATEX_ESCAPES = str.maketrans({c: "\\" + c for c in "_%&#$"})
+
+
+def load_published() -> pd.DataFrame:
+    """The published numbers shipped with islim, one row per dataset x model x metric."""
+    with files("islim").joinpath("reference/published.csv").open(encoding="utf-8") as stream:
+        return pd.read_csv(stream)
+
+
+def results_table(metrics: pd.DataFrame, published: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Test metrics of every model run (ablation and reference arms left out) with the published number.
+
+    Args:
+        metrics: tidy ``metrics.csv`` rows of one or more datasets (``dataset``, ``model``, ``run``
+            such as ``mf|baseline``, ``split``, ``metric``, ``value``, ``se``, ``n_users``).
+        published: :func:`load_published` (the default) or a table of the same columns.
+
+    Returns:
+        :data:`COLUMNS`: ``mean`` and ``se`` over test users, ``published`` and
+        ``difference = mean - published`` (NaN where nothing was published), in dataset order,
+        then model, variant and metric order.
+    """
+    published = load_published() if published is None else published
+    test = metrics[(metrics["split"] == "test") & ~metrics["model"].str.contains(":")]
+    table = pd.DataFrame(
+        {
+            "dataset": test["dataset"],
+            "model": test["model"],
+            "variant": test["run"].str.partition("|")[2],
+            "metric": test["metric"],
+            "mean": test["value"],
+            "se": test["se"],
+            "n_users": test["n_users"],
+        }
+    )
+    table = table.merge(published.rename(columns={"value": "published"}), on=["dataset", "model", "metric"], how="left")
+    table.loc[~table["variant"].isin(COMPARABLE_VARIANTS), ["published", "source"]] = np.nan
+    table["difference"] = table["mean"] - table["published"]
+    order = {
+        "dataset": list(dict.fromkeys(metrics["dataset"])),
+        "model": list(MODEL_NAMES) + sorted(set(table["model"]) - set(MODEL_NAMES)),
+        "metric": list(METRIC_NAMES),
+    }
+    rank = {column: {name: i for i, name in enumerate(names)} for column, names in order.items()}
+    table = table.sort_values(["dataset", "model", "variant", "metric"], key=lambda col: col.map(rank[col.name]) if col.name in rank else col, kind="stable")
+    return table[COLUMNS].reset_index(drop=True)
+
+
+def formatted_rows(table: pd.DataFrame, missing: str = "—") -> list[list[str]]:
+    """:data:`HEADER` cells of each row: display names, 4 decimals, the published value's 3, signed difference."""
+    rows = []
+    for row in table.itertuples(index=False):
+        has_published = pd.notna(row.published)
+        rows.append(
+            [
+                row.dataset,
+                MODEL_NAMES.get(row.model, row.model),
+                row.variant or missing,
+                METRIC_NAMES.get(row.metric, row.metric),
+                f"{row.mean:.4f} ± {row.se:.4f}",
+                f"{row.published:.3f}" if has_published else missing,
+                f"{row.difference:+.4f}" if has_published else missing,
+            ]
+        )
+    return rows
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table of :func:`formatted_rows` (numbers right-aligned)."""
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "|".join(["---"] * 4 + ["---:"] * 3) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in formatted_rows(table)]
+    return "\n".join(lines) + "\n"
+
+
+def latex_cell(cell: str) -> str:
+    """``cell`` with LaTeX's special characters escaped and ± in math mode."""
+    return cell.translate(LATEX_ESCAPES).replace("±", "$\\pm$")
+
+
+def to_latex(table: pd.DataFrame) -> str:
+    """A booktabs ``tabular`` of :func:`formatted_rows`."""
+    lines = ["\\begin{tabular}{llllrrr}", "\\toprule", " & ".join(map(latex_cell, HEADER)) + " \\\\", "\\midrule"]
+    lines += [" & ".join(map(latex_cell, cells)) + " \\\\" for cells in formatted_rows(table, missing="--")]
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_results_table(table: pd.DataFrame, stem: str | os.PathLike) -> None:
+    """Write ``<stem>.csv`` (all columns, full precision), ``<stem>.md`` and ``<stem>.tex``, atomically."""
+    write_csv(f"{os.fspath(stem)}.csv", table)
+    write_text(f"{os.fspath(stem)}.md", to_markdown(table))
+    write_text(f"{os.fspath(stem)}.tex", to_latex(table))

@@ -1,0 +1,204 @@
+"""Bad input data: malformed lines are reported with the file, the line number and what to fix;
+a BOM and CRLF line endings are read as usual text; duplicates are merged (max rating); filters
+that leave nobody and too many held-out users are refused naming the parameter.
+
+Line numbers are those of the fabricated files (1-based, as an editor shows them), counted here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from islim.data.readers import read_interactions
+from islim.data.split import binarize_and_filter, prepare
+from islim.errors import ConfigError, DataFormatError
+from tests.test_readers import EXPECTED, assert_tidy_equal
+
+CUSTOM_CSV = {"kind": "custom", "user_col": "uid", "item_col": "iid", "rating_col": "score"}
+CUSTOM_TSV_NO_HEADER = {"kind": "custom", "user_col": 0, "item_col": 1, "rating_col": 2, "header": False, "format": "tsv"}
+
+#: (file name, registry entry, header line or None, separator) of every line-oriented format.
+FORMATS = {
+    "movielens-csv": ("ratings.csv", {"kind": "movielens-csv"}, "userId,movieId,rating,timestamp", ","),
+    "movielens-tsv": ("u.data", {"kind": "movielens-tsv"}, None, "\t"),
+    "movielens-dat": ("ratings.dat", {"kind": "movielens-dat"}, None, "::"),
+    "custom-csv": ("mine.csv", CUSTOM_CSV, "uid,iid,score,when", ","),
+    "custom-tsv": ("mine.tsv", CUSTOM_TSV_NO_HEADER, None, "\t"),
+}
+
+
+def lines_of(fmt: str, bad: str | None = None, at: int = 2) -> list[str]:
+    """The lines of a file of ``fmt`` holding EXPECTED, with data line ``at`` (0-based) replaced by ``bad``."""
+    _, _, header, sep = FORMATS[fmt]
+    data = [sep.join([str(u), str(i), f"{r:g}", f"97830{k}"]) for k, (u, i, r) in enumerate(EXPECTED.itertuples(index=False))]
+    if bad is not None:
+        data[at] = bad.replace(",", sep)
+    return ([header] if header else []) + data
+
+
+def write_lines(tmp_path: Path, fmt: str, lines: list[str], newline: str = "\n", prefix: bytes = b"") -> Path:
+    path = tmp_path / FORMATS[fmt][0]
+    path.write_bytes(prefix + "".join(line + newline for line in lines).encode())
+    return path
+
+
+def line_number(lines: list[str], text: str) -> int:
+    return lines.index(text) + 1
+
+
+# ------------------------------------------------------------------ malformed lines
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize(
+    "bad, problem",
+    [
+        ("2,10,five,978300", "rating 'five' is not a finite number"),
+        ("2,10,inf,978300", "is not a finite number"),
+        ("2,10,nan,978300", "missing rating"),
+        ("2,10,,978300", "missing rating"),
+        (",10,4,978300", "missing user or item id"),
+    ],
+)
+def test_bad_value_names_the_file_and_line(tmp_path, fmt, bad, problem):
+    lines = lines_of(fmt, bad)
+    sep = FORMATS[fmt][3]
+    path = write_lines(tmp_path, fmt, lines)
+    with pytest.raises(DataFormatError) as caught:
+        read_interactions(path, FORMATS[fmt][1])
+    message = str(caught.value)
+    assert f"{path}, line {line_number(lines, bad.replace(',', sep))}:" in message
+    assert problem in message and "fix or remove that line" in message
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_line_with_too_many_fields_names_the_line_and_the_counts(tmp_path, fmt):
+    lines = lines_of(fmt, "2,10,4,978300,extra", at=3)
+    path = write_lines(tmp_path, fmt, lines)
+    with pytest.raises(DataFormatError, match=rf"{re.escape(str(path))}, line {len(lines)}: 5 fields, expected 4"):
+        read_interactions(path, FORMATS[fmt][1])
+
+
+@pytest.mark.parametrize("fmt", ["movielens-csv", "movielens-tsv", "movielens-dat"])
+def test_a_line_with_too_few_fields_names_the_line(tmp_path, fmt):
+    lines = lines_of(fmt, "2,10", at=1)
+    path = write_lines(tmp_path, fmt, lines)
+    with pytest.raises(DataFormatError, match=rf"line {line_number(lines, lines[-3])}: missing rating"):
+        read_interactions(path, FORMATS[fmt][1])
+
+
+def test_blank_lines_do_not_shift_the_reported_line(tmp_path):
+    lines = lines_of("movielens-tsv", "3\t30\tx\t1", at=3)
+    lines.insert(1, "")
+    lines.insert(2, "")
+    path = write_lines(tmp_path, "movielens-tsv", lines)
+    with pytest.raises(DataFormatError, match=rf", line {len(lines)}: rating 'x'"):
+        read_interactions(path, FORMATS["movielens-tsv"][1])
+
+
+def test_parquet_rows_are_named_by_data_row(tmp_path):
+    path = tmp_path / "mine.parquet"
+    pd.DataFrame({"uid": [1, 2, 3], "iid": [10, 20, 30], "score": [4.0, np.nan, 1.0]}).to_parquet(path, index=False)
+    with pytest.raises(DataFormatError, match=rf"{re.escape(str(path))}, data row 2: missing rating"):
+        read_interactions(path, CUSTOM_CSV)
+
+
+# ------------------------------------------------------------------ empty files
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_empty_file_is_named_as_empty(tmp_path, fmt):
+    path = write_lines(tmp_path, fmt, [])
+    with pytest.raises(DataFormatError, match=rf"{re.escape(str(path))}: the file is empty"):
+        read_interactions(path, FORMATS[fmt][1])
+
+
+def test_an_empty_msd_file_is_named_as_empty(tmp_path):
+    path = tmp_path / "train_triplets.txt"
+    path.write_bytes(b"")
+    with pytest.raises(DataFormatError, match="the file is empty"):
+        read_interactions(path, {"kind": "msd"})
+
+
+@pytest.mark.parametrize("fmt", ["movielens-csv", "custom-csv"])
+def test_a_header_without_data_rows_is_refused(tmp_path, fmt):
+    path = write_lines(tmp_path, fmt, lines_of(fmt)[:1])
+    with pytest.raises(DataFormatError, match=rf"{re.escape(str(path))}: no data rows; fetch it again"):
+        read_interactions(path, FORMATS[fmt][1])
+
+
+# ------------------------------------------------------------------ BOM and CRLF are read correctly
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("bom, newline", [(b"\xef\xbb\xbf", "\n"), (b"", "\r\n"), (b"\xef\xbb\xbf", "\r\n")], ids=["bom", "crlf", "bom-crlf"])
+def test_bom_and_crlf_files_read_like_plain_ones(tmp_path, fmt, bom, newline):
+    path = write_lines(tmp_path, fmt, lines_of(fmt), newline=newline, prefix=bom)
+    assert_tidy_equal(read_interactions(path, FORMATS[fmt][1]), EXPECTED)
+
+
+def test_msd_with_bom_and_crlf_keeps_clean_string_ids(tmp_path):
+    path = tmp_path / "train_triplets.txt"
+    path.write_bytes(b"\xef\xbb\xbfu1\ts1\t3\r\nu2\ts1\t1\r\n")
+    frame = read_interactions(path, {"kind": "msd"})
+    assert frame["user"].tolist() == ["u1", "u2"] and frame["item"].tolist() == ["s1", "s1"]
+    assert frame["rating"].tolist() == [3.0, 1.0]
+
+
+# ------------------------------------------------------------------ duplicate (user, item) rows
+
+
+def test_duplicates_are_merged_keeping_the_maximum_rating(caplog):
+    raw = pd.DataFrame(
+        {
+            "user": [1, 1, 2, 2, 3, 3, 3],
+            "item": [10, 10, 10, 10, 10, 10, 11],
+            "rating": [3.0, 5.0, 5.0, 3.0, 2.0, 3.0, 4.0],
+        }
+    )
+    caplog.set_level(logging.INFO, logger="islim.data.split")
+    result = binarize_and_filter(raw, 3.5, 0, 0)
+    expected = {(u, i) for (u, i), r in raw.groupby(["user", "item"])["rating"].max().items() if r > 3.5}
+    assert set(map(tuple, result.to_numpy().tolist())) == expected == {(1, 10), (2, 10), (3, 11)}
+    assert len(result) == len(expected)
+    assert "duplicate" not in caplog.text  # each pair has at most one rating above the threshold
+    unthresholded = binarize_and_filter(raw, None, 0, 0)
+    assert set(map(tuple, unthresholded.to_numpy().tolist())) == set(zip(raw["user"], raw["item"]))
+    assert len(unthresholded) == 4 and "merged 3 duplicate (user, item) rows" in caplog.text
+
+
+# ------------------------------------------------------------------ impossible preprocessing
+
+
+def frame_of(n_users: int, per_user: int) -> pd.DataFrame:
+    users = np.repeat(np.arange(n_users), per_user)
+    return pd.DataFrame({"user": users, "item": np.tile(np.arange(per_user), n_users), "rating": 5.0})
+
+
+def test_filters_leaving_no_user_name_the_dataset_and_the_settings():
+    entry = {"kind": "custom", "threshold": 3.5, "min_user_interactions": 50, "heldout_users": 1}
+    with pytest.raises(DataFormatError) as caught:
+        prepare(frame_of(10, 8), entry, "tiny")
+    message = str(caught.value)
+    assert "dataset 'tiny'" in message and "80 raw interactions" in message
+    assert "threshold=3.5" in message and "min_user_interactions=50" in message and "lower these settings" in message
+
+
+def test_a_threshold_above_every_rating_is_refused_the_same_way():
+    with pytest.raises(DataFormatError, match=r"no user is left .*threshold=5\.0"):
+        prepare(frame_of(10, 8), {"threshold": 5.0, "heldout_users": 1}, "tiny")
+
+
+@pytest.mark.parametrize("heldout, most", [(6, 4), (5, 4), (0.49, 4)])
+def test_more_heldout_users_than_users_names_the_parameter_and_its_maximum(heldout, most):
+    with pytest.raises(ConfigError) as caught:
+        prepare(frame_of(10, 8), {"heldout_users": heldout}, "tiny")
+    message = str(caught.value)
+    assert message.startswith(f"dataset 'tiny': heldout_users={heldout}") and "out of 10 users" in message
+    assert f"a count from 1 to {most}" in message

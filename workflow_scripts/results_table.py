@@ -1,0 +1,12 @@
+"""Snakemake adapter: test metrics of every model beside the published numbers (CSV, Markdown, LaTeX)."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from islim.jobs import job
+from islim.results_table import results_table, write_results_table
+
+with job(snakemake):
+    metrics = pd.concat([pd.read_csv(path) for path in snakemake.input.metrics], ignore_index=True)
+    write_results_table(results_table(metrics), Path(snakemake.output.csv).with_suffix(""))
