@@ -9,7 +9,7 @@ Cost against the number of items is measured by ``bench_scaling.py``.
 
 Usage::
 
-    python -m benchmarks.bench_embeddings [--dims 64 128 256 512] [--repeats 3] [--out benchmarks/out/embeddings.json]
+    python -m benchmarks.bench_embeddings [--shape ml-20m] [--dims 64 128 256 512] [--repeats 3] [--out benchmarks/out/embeddings.json]
 
 The machine may be shared: the load average is printed with every measurement, and the timing of
 each configuration alternates plain and islim runs so that both see the same background load.
@@ -165,6 +165,7 @@ def main() -> None:
         memory_child(path, int(d), which, float(lam), float(alpha), float(threshold))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="ml-20m")
     parser.add_argument("--dims", type=int, nargs="+", default=[64, 128, 256, 512])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--lam", type=float, default=500.0)
@@ -177,8 +178,8 @@ def main() -> None:
     print("platform:", platform.platform(), "| CPUs usable:", len(os.sched_getaffinity(0)))
     print("BLAS/OpenMP:", blas, "| torch threads:", torch.get_num_threads(), "| torch MKL:", torch.backends.mkl.is_available())
     start = time.perf_counter()
-    X = synthetic_matrix(*SHAPES["ml-20m"])
-    print(f"synthetic ML-20M-shaped matrix {X.shape}, nnz={X.nnz:,} in {time.perf_counter() - start:.1f}s", flush=True)
+    X = synthetic_matrix(*SHAPES[args.shape])
+    print(f"synthetic {args.shape}-shaped matrix {X.shape}, nnz={X.nnz:,} in {time.perf_counter() - start:.1f}s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         matrix_path = Path(tmp) / "X.npz"
         sp.save_npz(matrix_path, X, compressed=False)

@@ -30,7 +30,9 @@ def fit_islim(X: sp.csr_matrix, dim: int, epochs: int) -> float:
 
 def fit_implicit(X: sp.csr_matrix, dim: int, iterations: int, threads: int) -> float:
     from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
 
+    threadpool_limits(1, "blas")  # implicit's own advice: its threads, not OpenBLAS's, do the work
     model = AlternatingLeastSquares(factors=dim, iterations=iterations, num_threads=threads, random_state=0)
     model.fit(X, show_progress=False)
     return float(np.linalg.norm(model.item_factors))

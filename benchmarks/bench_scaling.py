@@ -7,7 +7,8 @@ Usage::
 
 Synthetic matrices with ML-20M's profile scaled down: ``7 × n_items`` users and ``500 × n_items``
 ones (cached, ``benchmarks/measure.py``). Each method runs in a fresh forked child on ``--threads``
-threads; its wall time and peak memory growth are one CSV row ``method,n_items,d,seconds,peak_mb``
+threads (torch is imported before they fork, so no child pays for the import); its wall time and
+peak memory growth are one CSV row ``method,n_items,d,seconds,peak_mb``
 (written atomically). SLIM-LLE (dense I × I eigenproblem) runs up to ``--explicit-max-items``.
 The fitted log-log slopes are printed.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import torch  # noqa: F401  imported before the children fork, so no child pays for the import
 
 from benchmarks.measure import blas_summary, measure, synthetic_matrix
 from islim.embeddings import implicit_slim, slim_lle

@@ -7,6 +7,7 @@ Benchmarks report ratios against a baseline run in the same invocation; nothing 
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue as queue_module
 import os
 import resource
 import time
@@ -56,7 +57,13 @@ def measure(function, *args, threads: int = 2) -> dict:
     queue = context.Queue()
     process = context.Process(target=_child, args=(queue, function, args, threads))
     process.start()
-    outcome = queue.get()
+    while True:
+        try:
+            outcome = queue.get(timeout=5)
+            break
+        except queue_module.Empty:
+            if not process.is_alive():  # killed (OOM, segfault) before reporting
+                raise RuntimeError(f"the measured call {function.__name__} died with exit code {process.exitcode}") from None
     process.join()
     return outcome
 

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from islim.errors import IslimError, MemoryBudgetError
 from islim.gram import dense_gram
+from islim.models import ease as ease_module
 from islim.models.ease import EASE, ease_from_gram, mirror_upper_triangle, spd_inverse_inplace
 from islim.spmm import sparse_dense_product
 from tests.matrices import random_binary
@@ -79,8 +80,16 @@ def test_ease_from_gram_overwrite_flag():
     np.testing.assert_allclose(ease_from_gram(gram, 2.0, overwrite=True), reference_ease(X, 2.0), rtol=1e-9, atol=1e-12)
 
 
+@pytest.fixture(params=["openblas", "mkl"])
+def inverse_path(request, monkeypatch):
+    """Run a test through scipy's LAPACK and through the torch/MKL path used above 4 GiB."""
+    if request.param == "mkl":
+        monkeypatch.setattr(ease_module, "OPENBLAS_MAX_BYTES", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])
-def test_spd_inverse_inplace_equals_numpy_inverse_for_c_order(dtype, rtol):
+def test_spd_inverse_inplace_equals_numpy_inverse_for_c_order(dtype, rtol, inverse_path):
     A = random_spd(23, dtype, seed=7, order="C")
     expected = np.linalg.inv(A.astype(np.float64))
     result = spd_inverse_inplace(A)
@@ -91,7 +100,7 @@ def test_spd_inverse_inplace_equals_numpy_inverse_for_c_order(dtype, rtol):
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])
-def test_spd_inverse_inplace_equals_numpy_inverse_for_fortran_order(dtype, rtol):
+def test_spd_inverse_inplace_equals_numpy_inverse_for_fortran_order(dtype, rtol, inverse_path):
     A = random_spd(23, dtype, seed=7, order="F")
     expected = np.linalg.inv(A.astype(np.float64))
     result = spd_inverse_inplace(A)
@@ -99,7 +108,7 @@ def test_spd_inverse_inplace_equals_numpy_inverse_for_fortran_order(dtype, rtol)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_spd_inverse_of_an_indefinite_matrix_raises(dtype):
+def test_spd_inverse_of_an_indefinite_matrix_raises(dtype, inverse_path):
     A = np.diag([2.0, -1.0, 3.0]).astype(dtype)
     with pytest.raises(IslimError, match="not positive definite"):
         spd_inverse_inplace(A)

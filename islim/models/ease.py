@@ -20,15 +20,24 @@ from islim.memory import dense_bytes, ensure_fits
 from islim.spmm import sparse_dense_product
 
 
+#: Above this many bytes the inverse goes through torch's LAPACK (MKL) instead of scipy's bundled
+#: OpenBLAS, which segfaulted in ``spotrf``/``spotri`` on a 41,140² float32 matrix (6.8 GB, MSD's
+#: item count) on the 2-core development machine while 20,108² (1.6 GB) worked. The MKL path needs
+#: one more ``n²`` buffer (the Cholesky factor).
+OPENBLAS_MAX_BYTES = 2**32
+
+
 def spd_inverse_inplace(A: np.ndarray) -> np.ndarray:
     """Invert a symmetric positive-definite matrix in place via Cholesky; returns the full symmetric inverse.
 
     ``A`` must be a C- or F-contiguous float32/float64 square array; it is overwritten and the
     returned array shares its memory. Cost: ``n³/3`` (factor) + ``2n³/3`` (inverse) flops; no
-    extra ``n²`` buffer.
+    extra ``n²`` buffer up to :data:`OPENBLAS_MAX_BYTES`, one above it.
     """
     if not (A.flags.c_contiguous or A.flags.f_contiguous):
         raise ValueError("spd_inverse_inplace needs a contiguous array")
+    if A.nbytes > OPENBLAS_MAX_BYTES:
+        return _spd_inverse_torch(A)
     # LAPACK works on Fortran order: a C array is handled as its transpose (same matrix, since A = Aᵀ),
     # whose lower triangle is the C array's upper triangle.
     c_order = A.flags.c_contiguous
@@ -42,6 +51,19 @@ def spd_inverse_inplace(A: np.ndarray) -> np.ndarray:
         raise IslimError(f"Cholesky inverse failed (LAPACK info={info})")
     mirror_upper_triangle(inverse.T)  # the valid lower triangle of `inverse` is the upper one of its transpose
     return inverse.T if c_order else inverse  # same memory and order as the input
+
+
+def _spd_inverse_torch(A: np.ndarray) -> np.ndarray:
+    """:func:`spd_inverse_inplace` through torch (MKL ``potrf``/``potri``); the result is written into ``A``."""
+    import torch
+
+    ensure_fits(dense_bytes(A.shape, A.itemsize), f"Cholesky factor for the MKL inverse ({A.shape[0]:,} x {A.shape[0]:,} {A.dtype.name})")
+    matrix = torch.from_numpy(A)  # shares A's memory; A is symmetric, so its order does not matter
+    factor, info = torch.linalg.cholesky_ex(matrix)
+    if int(info) != 0:
+        raise IslimError(f"Cholesky factorisation failed (info={int(info)}): the matrix is not positive definite; increase lambda")
+    torch.cholesky_inverse(factor, out=matrix)
+    return A
 
 
 def mirror_upper_triangle(A: np.ndarray, block: int = 1024) -> None:
