@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from islim.metrics import ndcg_at_k, recall_at_k, top_k_items
+from islim.numerics import require_finite
 
 #: The metrics reported everywhere: (name, function, cut-off).
 REPORTED_METRICS = (("recall@20", recall_at_k, 20), ("recall@50", recall_at_k, 50), ("ndcg@100", ndcg_at_k, 100))
@@ -58,6 +59,7 @@ def per_user_metrics(
         scores = np.array(_to_numpy(score_batch(x)), dtype=np.float32, copy=True)
         if scores.shape != x.shape:
             raise ValueError(f"score function returned shape {scores.shape}, expected {x.shape}")
+        require_finite(scores, f"scores of users {batch[0]}..{batch[-1]}", "the model's weights or embeddings are not finite; check its training log")
         scores[x.nonzero()] = -np.inf
         top = top_k_items(scores, k_max)
         t = target[batch]

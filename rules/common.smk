@@ -45,6 +45,7 @@ CODE = {
         "models/ease.py",
         "gram.py",
         "spmm.py",
+        "numerics.py",
         "evaluate.py",
         "metrics.py",
         "records.py",

@@ -9,6 +9,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from islim.errors import NumericalError
 from islim.evaluate import evaluate, per_user_metrics
 from islim.metrics import ndcg_at_k, recall_at_k, top_k_items
 
@@ -222,6 +223,19 @@ def test_score_function_with_the_wrong_shape_is_rejected():
     fold_in, target, weights, bias = random_problem(10, 30, seed=5)
     with pytest.raises(ValueError, match="score function returned shape"):
         evaluate(lambda x: np.zeros((x.shape[0], 29)), fold_in, target)
+
+
+def test_non_finite_scores_stop_the_evaluation_naming_the_users():
+    """A NaN score would rank first under torch's top-k: it must fail, not yield a plausible metric."""
+    fold_in, target, weights, bias = random_problem(10, 30, seed=5)
+
+    def scorer(x: sp.csr_matrix) -> np.ndarray:
+        scores = np.asarray(x @ weights) + bias
+        scores[-1, 3] = np.nan
+        return scores
+
+    with pytest.raises(NumericalError, match=r"scores of users \d+\.\.\d+ is not finite \(1 of \d+ entries"):
+        evaluate(scorer, fold_in, target, batch_size=10)
 
 
 def test_evaluate_does_not_modify_the_scores_returned_by_the_model():
