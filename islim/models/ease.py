@@ -23,7 +23,8 @@ from islim.spmm import sparse_dense_product
 #: Above this many bytes the inverse goes through torch's LAPACK (MKL) instead of scipy's bundled
 #: OpenBLAS, which segfaulted in ``spotrf``/``spotri`` on a 41,140² float32 matrix (6.8 GB, MSD's
 #: item count) on the 2-core development machine while 20,108² (1.6 GB) worked. The MKL path needs
-#: one more ``n²`` buffer (the Cholesky factor).
+#: two more ``n²`` buffers (the Cholesky factor and the inverse before it is copied back): 20.4 GB
+#: peak at MSD's shape.
 OPENBLAS_MAX_BYTES = 2**32
 
 
@@ -32,7 +33,7 @@ def spd_inverse_inplace(A: np.ndarray) -> np.ndarray:
 
     ``A`` must be a C- or F-contiguous float32/float64 square array; it is overwritten and the
     returned array shares its memory. Cost: ``n³/3`` (factor) + ``2n³/3`` (inverse) flops; no
-    extra ``n²`` buffer up to :data:`OPENBLAS_MAX_BYTES`, one above it.
+    extra ``n²`` buffer up to :data:`OPENBLAS_MAX_BYTES`, two above it.
     """
     if not (A.flags.c_contiguous or A.flags.f_contiguous):
         raise ValueError("spd_inverse_inplace needs a contiguous array")
@@ -57,7 +58,7 @@ def _spd_inverse_torch(A: np.ndarray) -> np.ndarray:
     """:func:`spd_inverse_inplace` through torch (MKL ``potrf``/``potri``); the result is written into ``A``."""
     import torch
 
-    ensure_fits(dense_bytes(A.shape, A.itemsize), f"Cholesky factor for the MKL inverse ({A.shape[0]:,} x {A.shape[0]:,} {A.dtype.name})")
+    ensure_fits(dense_bytes(A.shape, A.itemsize, 2), f"Cholesky factor and inverse for the MKL path ({A.shape[0]:,} x {A.shape[0]:,} {A.dtype.name}, 2 dense copies)")
     matrix = torch.from_numpy(A)  # shares A's memory; A is symmetric, so its order does not matter
     factor, info = torch.linalg.cholesky_ex(matrix)
     if int(info) != 0:
@@ -114,8 +115,10 @@ class EASE:
         """Fit on the ``(n_users, n_items)`` training matrix; pass a precomputed ``gram`` (not modified) to reuse it."""
         n_items = X.shape[1]
         itemsize = np.dtype(self.dtype).itemsize
-        # One dense n_items² array: the Gram matrix inverted in place (or the copy of a given one).
-        ensure_fits(dense_bytes((n_items, n_items), itemsize), f"EASE ({n_items:,} x {n_items:,} {self.dtype})", self.budget_bytes)
+        # One dense n_items² array, the Gram matrix inverted in place (or the copy of a given one);
+        # two more above OPENBLAS_MAX_BYTES (the MKL path).
+        copies = 1 if dense_bytes((n_items, n_items), itemsize) <= OPENBLAS_MAX_BYTES else 3
+        ensure_fits(dense_bytes((n_items, n_items), itemsize, copies), f"EASE ({n_items:,} x {n_items:,} {self.dtype}, {copies} dense copies)", self.budget_bytes)
         if gram is None:
             self.weights_ = ease_from_gram(dense_gram(X, self.dtype, budget_bytes=self.budget_bytes), self.lam, overwrite=True)
         else:
