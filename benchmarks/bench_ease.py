@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from benchmarks.measure import SHAPES, blas_summary, measure, synthetic_matrix
 from islim.gram import dense_gram
-from islim.models.ease import ease_from_gram
+from islim.linalg import ease_from_gram
 
 
 def fit_islim(X: sp.csr_matrix, lam: float) -> dict:

@@ -18,16 +18,16 @@ the memory budget, or embeddings with NaN or infinite entries) yields records wi
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 import tracemalloc
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from islim.config import grid_points
 from islim.data.split import Split
 from islim.embeddings import arm_embeddings, reference_embeddings, validate_arm
 from islim.errors import ConfigError, MemoryBudgetError, NumericalError
@@ -52,13 +52,6 @@ RELEVANT_PARAMS = {
     ("second_step", "implicit_iterated"): ("alpha", "threshold", "n_iter"),
 }
 SCORERS = ("mf", "plrec")
-
-
-def grid_points(grid: Mapping[str, list]) -> Iterator[dict[str, Any]]:
-    """Every combination of a ``{name: [values]}`` grid, as dicts (one empty dict for an empty grid)."""
-    names = sorted(grid)
-    for values in itertools.product(*(grid[name] for name in names)):
-        yield dict(zip(names, values))
 
 
 def arm_grid(arm: Mapping[str, str], axis_grids: Mapping[str, Mapping[str, Mapping[str, list]]]) -> dict[str, list]:

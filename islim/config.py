@@ -8,6 +8,8 @@ the Snakefile validates against it with ``snakemake.utils.validate`` and the CLI
 from __future__ import annotations
 
 import copy
+import itertools
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +148,10 @@ def training_models(config: dict[str, Any], name: str) -> dict[str, Any]:
 def ease_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
     """Global ``ease`` settings with the dataset's own ``ease`` overrides applied."""
     return {**config["ease"], **dataset_entry(config, name).get("ease", {})}
+
+
+def grid_points(grid: Mapping[str, list]) -> Iterator[dict[str, Any]]:
+    """Every combination of a ``{name: [values]}`` grid, as dicts (one empty dict for an empty grid)."""
+    names = sorted(grid)
+    for values in itertools.product(*(grid[name] for name in names)):
+        yield dict(zip(names, values))

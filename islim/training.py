@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from islim.ablations import grid_points
+from islim.config import grid_points
 from islim.data.split import Split
 from islim.errors import ConfigError
 from islim.evaluate import evaluate

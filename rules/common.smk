@@ -43,6 +43,7 @@ CODE = {
     "split": code_hash("data/*.py", "pipeline.py"),
     "ease": code_hash(
         "models/ease.py",
+        "linalg.py",
         "gram.py",
         "spmm.py",
         "numerics.py",
@@ -54,7 +55,9 @@ CODE = {
     "aggregate": code_hash("records.py", "evaluate.py"),
     "ablation": code_hash(
         "ablations.py",
+        "config.py",
         "embeddings/*.py",
+        "linalg.py",
         "numerics.py",
         "models/ridge.py",
         "evaluate.py",
@@ -67,6 +70,8 @@ CODE = {
         "models/ridge.py",
         "models/deep/*.py",
         "embeddings/*.py",
+        "linalg.py",
+        "config.py",
         "numerics.py",
         "evaluate.py",
         "metrics.py",

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from islim.ablations import ablation_cell, ablation_table, arm_grid, grid_points, reference_cell, run_cell, scorer_functions
+from islim.ablations import ablation_cell, ablation_table, arm_grid, reference_cell, run_cell, scorer_functions
+from islim.config import grid_points
 from islim.data.split import make_split
 from islim.data.synthetic import generate
 from islim.errors import ConfigError

@@ -10,8 +10,9 @@ import scipy.sparse as sp
 
 from islim.errors import IslimError, MemoryBudgetError
 from islim.gram import dense_gram
-from islim.models import ease as ease_module
-from islim.models.ease import EASE, ease_from_gram, mirror_upper_triangle, spd_inverse_inplace
+from islim import linalg as linalg_module
+from islim.linalg import ease_from_gram, mirror_upper_triangle, spd_inverse_inplace
+from islim.models.ease import EASE
 from islim.spmm import sparse_dense_product
 from tests.matrices import random_binary
 
@@ -84,7 +85,7 @@ def test_ease_from_gram_overwrite_flag():
 def inverse_path(request, monkeypatch):
     """Run a test through scipy's LAPACK and through the torch/MKL path used above 4 GiB."""
     if request.param == "mkl":
-        monkeypatch.setattr(ease_module, "OPENBLAS_MAX_BYTES", 0)
+        monkeypatch.setattr(linalg_module, "OPENBLAS_MAX_BYTES", 0)
     return request.param
 
 

@@ -70,7 +70,7 @@ CHILD = textwrap.dedent(
         import torch
         from islim.embeddings import implicit_slim
         from islim.gram import dense_gram
-        from islim.models.ease import ease_from_gram
+        from islim.linalg import ease_from_gram
         from islim.spmm import sparse_dense_product
         A = rng.standard_normal((2048, 2048), dtype=np.float32)
         T = torch.randn(2048, 2048)

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.linalg
 
 from islim.errors import IslimError, NumericalError
+from islim.linalg import qr_orthonormal_basis
 
 
 def is_torch(array) -> bool:
@@ -43,12 +44,6 @@ def solve_spd(B, R, what: str):
     except (np.linalg.LinAlgError, ValueError) as exc:
         raise NumericalError(f"{what} is not positive definite or not finite ({exc}); check that the embeddings are finite and alpha > 0") from exc
     return scipy.linalg.cho_solve(factor, np.asarray(R, dtype=np.float64)).astype(R.dtype, copy=False)
-
-
-def orthonormal_columns(E: np.ndarray) -> np.ndarray:
-    """An orthonormal basis (reduced QR) of the column space of ``E`` (n, d), same dtype; O(n d²)."""
-    q, _ = np.linalg.qr(E, mode="reduced")
-    return q
 
 
 def max_principal_angle_degrees(A: np.ndarray, B: np.ndarray) -> float:
@@ -93,9 +88,9 @@ def subspace_iteration(step: Callable[[np.ndarray], np.ndarray], E0: np.ndarray,
     """
     if n_iter < 1:
         raise IslimError(f"n_iter must be at least 1, got {n_iter}")
-    result = IterationResult(embeddings=orthonormal_columns(E0))
+    result = IterationResult(embeddings=qr_orthonormal_basis(E0))
     for _ in range(n_iter):
-        nxt = orthonormal_columns(step(result.embeddings))
+        nxt = qr_orthonormal_basis(step(result.embeddings))
         result.angles.append(max_principal_angle_degrees(result.embeddings, nxt))
         result.embeddings = nxt
         result.n_iter += 1

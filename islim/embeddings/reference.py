@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from islim.embeddings._linalg import orthonormal_columns
 from islim.embeddings.gram_operator import SparseGram
 from islim.errors import ConfigError
+from islim.linalg import qr_orthonormal_basis
 
 
 def random_embeddings(n_items: int, d: int, seed: int = 0, scale: float | None = None, dtype=np.float32) -> np.ndarray:
@@ -58,9 +58,9 @@ def svd_embeddings(X, d: int, seed: int = 0, n_power_iter: int = 4, oversampling
         raise ConfigError(f"svd_embeddings needs 1 <= d < n_items={n_items}, got d={d}")
     width = min(n_items, d + oversampling)
     gram = SparseGram(X, dtype=dtype)
-    Q = orthonormal_columns(np.random.default_rng(seed).standard_normal((n_items, width)).astype(dtype))
+    Q = qr_orthonormal_basis(np.random.default_rng(seed).standard_normal((n_items, width)).astype(dtype))
     for _ in range(n_power_iter):
-        Q = orthonormal_columns(gram.matmul(Q))
+        Q = qr_orthonormal_basis(gram.matmul(Q))
     projected = Q.T @ gram.matmul(Q)
     eigval, eigvec = np.linalg.eigh((projected + projected.T).astype(np.float64) / 2)
     top = np.argsort(eigval)[::-1][:d]

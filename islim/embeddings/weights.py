@@ -29,8 +29,8 @@ import scipy.sparse as sp
 
 from islim.errors import ConfigError
 from islim.gram import dense_gram
+from islim.linalg import spd_inverse_inplace, zero_diagonal_weights
 from islim.memory import dense_bytes, ensure_fits
-from islim.models.ease import spd_inverse_inplace, zero_diagonal_weights
 
 #: Rows processed at once by the blocked in-place updates of n×n arrays.
 ROW_BLOCK = 1024

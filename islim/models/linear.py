@@ -24,11 +24,11 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 
 from islim.embeddings import implicit_slim, random_embeddings, slim_lle, svd_embeddings
 from islim.errors import ConfigError, DataFormatError, IslimError
+from islim.linalg import column_space_basis
 from islim.memory import dense_bytes, ensure_fits
 from islim.models.ridge import (
     DEFAULT_BATCH_SIZE,
@@ -60,15 +60,6 @@ def _training_matrix(X, dtype: np.dtype) -> sp.csr_matrix:
             f"convert it with scipy.sparse.csr_matrix"
         )
     return X.tocsr().astype(dtype, copy=False)
-
-
-def _orthonormal_columns(E: np.ndarray) -> np.ndarray:
-    """An orthonormal basis of ``E``'s column space (``(n_items, d)``), or ``E`` itself if rank-deficient.
-
-    The official ``orth=True`` option (``scipy.linalg.orth``, SVD based); O(I d²).
-    """
-    basis = scipy.linalg.orth(E)
-    return basis if basis.shape[1] == E.shape[1] else E
 
 
 def _parameter_names(cls: type) -> list[str]:
@@ -179,7 +170,7 @@ class _LinearEmbeddingModel:
         """ImplicitSLIM(E) with this model's λ, α, τ, then optional orthonormalisation (every call, as the official code)."""
         out = np.asarray(implicit_slim(E, X, self.item_lambda, self.item_alpha, self.item_threshold))
         if self.orth:
-            out = _orthonormal_columns(out)
+            out = column_space_basis(out)
         return out.astype(self.dtype_, copy=False)
 
     def _initialised(self, E: np.ndarray, X: sp.csr_matrix) -> np.ndarray:
