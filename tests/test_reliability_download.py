@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import islim.download as dl
+import islim.download.transfer as dl_transfer
 from islim.errors import DownloadError, IntegrityError
 from tests.test_download import ROWS, leftovers, sha256, zip_bytes
 
@@ -129,7 +130,7 @@ def test_cut_archive_is_resumed_inside_fetch_and_its_member_extracted(server, ra
 
 
 def test_a_download_cut_on_every_request_gives_up_after_max_attempts(server, raw_dir, monkeypatch):
-    monkeypatch.setattr(dl, "MAX_ATTEMPTS", 3)
+    monkeypatch.setattr(dl_transfer, "MAX_ATTEMPTS", 3)
     url = server.put("/ratings.tsv", PAYLOAD, "cut-always")
     with pytest.raises(IntegrityError, match=rf"{len(PAYLOAD)} bytes announced, {server.cut_at} received after 3 request"):
         dl.download_file(url, raw_dir / "ratings.tsv", progress=False)
