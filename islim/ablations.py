@@ -30,6 +30,7 @@ import pandas as pd
 from islim.config import grid_points
 from islim.data.split import Split
 from islim.embeddings import arm_embeddings, reference_embeddings, validate_arm
+from islim.embeddings.registry import ARMS, AXES
 from islim.errors import ConfigError, MemoryBudgetError, NumericalError
 from islim.evaluate import evaluate
 from islim.models.ridge import item_statistics, plrec_encoder, plrec_item_weights, solve_item_step, user_ridge_encoder
@@ -40,17 +41,7 @@ from islim.records import make_record, read_records
 log = logging.getLogger(__name__)
 
 #: The arm parameters each axis value reads (others are irrelevant to it and not searched).
-RELEVANT_PARAMS = {
-    ("neighbourhood", "all"): (),
-    ("neighbourhood", "knn"): ("k",),
-    ("first_step", "ease"): ("lam",),
-    ("first_step", "lle"): ("reg",),
-    ("first_step", "cooccurrence"): (),
-    ("first_step", "identity"): (),
-    ("second_step", "explicit"): (),
-    ("second_step", "implicit"): ("alpha", "threshold"),
-    ("second_step", "implicit_iterated"): ("alpha", "threshold", "n_iter"),
-}
+RELEVANT_PARAMS = {(entry.axis, entry.name): entry.params for entry in ARMS}
 SCORERS = ("mf", "plrec")
 
 
@@ -61,7 +52,7 @@ def arm_grid(arm: Mapping[str, str], axis_grids: Mapping[str, Mapping[str, Mappi
     ``axis_grids["first_step"]["ease"] == {"lam": [100, 500]}``.
     """
     grid: dict[str, list] = {}
-    for axis in ("neighbourhood", "first_step", "second_step"):
+    for axis in AXES:
         value = arm[axis]
         given = axis_grids.get(axis, {}).get(value) or {}
         unknown = set(given) - set(RELEVANT_PARAMS[(axis, value)])

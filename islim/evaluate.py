@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 
+from islim.errors import DataFormatError
 from islim.metrics import ndcg_at_k, recall_at_k, top_k_items
 from islim.numerics import require_finite
 
@@ -93,3 +94,37 @@ def evaluate(
     ``recall@50``, ``recall@50_se``, ``ndcg@100``, ``ndcg@100_se`` and ``n_users``.
     """
     return summarize(per_user_metrics(score_batch, fold_in, target, batch_size))
+
+
+def holdout_validator(fold_in: sp.spmatrix, target: sp.spmatrix, batch_size: int = 2000) -> Callable[[object], dict[str, float]]:
+    """A ``validate`` callback for ``Recommender.fit``: the mean metrics of held-out users.
+
+    Parameters
+    ----------
+    fold_in, target : scipy.sparse matrix, shape (n_users, n_items)
+        Fold-in and target interactions of the validation users (same shape).
+    batch_size : int
+        Users scored at once.
+
+    Returns
+    -------
+    callable
+        ``validate(model) -> {"recall@20": …, "recall@50": …, "ndcg@100": …}`` (means over the
+        evaluated users), scoring with ``model.score_batch``.
+
+    Raises
+    ------
+    DataFormatError
+        The shapes differ or the target holds no interaction (no user could be evaluated).
+    """
+    fold_in, target = sp.csr_matrix(fold_in, dtype=np.float32), sp.csr_matrix(target, dtype=np.float32)
+    if fold_in.shape != target.shape:
+        raise DataFormatError(f"validation fold-in {fold_in.shape} and target {target.shape} must have the same shape")
+    if target.nnz == 0:
+        raise DataFormatError("the validation target matrix is empty: no user can be evaluated")
+
+    def validate(model) -> dict[str, float]:
+        summary = evaluate(model.score_batch, fold_in, target, batch_size)
+        return {name: summary[name] for name, _, _ in REPORTED_METRICS}
+
+    return validate

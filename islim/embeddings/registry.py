@@ -22,7 +22,8 @@ Reference arms without an item–item model are :func:`reference_embeddings` (``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,10 +37,93 @@ from islim.embeddings.explicit import lle_embeddings
 from islim.embeddings.weights import cooccurrence_weights, ease_weights, identity_weights, lle_weights
 from islim.errors import ConfigError
 
-NEIGHBOURHOODS = ("all", "knn")
-FIRST_STEPS = ("ease", "lle", "cooccurrence", "identity")
-SECOND_STEPS = ("explicit", "implicit", "implicit_iterated")
-REFERENCE_ARMS = ("random", "svd")
+@dataclass(frozen=True)
+class Arm:
+    """One value of an ablation axis.
+
+    Parameters
+    ----------
+    axis : {"neighbourhood", "first_step", "second_step", "reference"}
+        The axis (``reference`` arms stand alone: embeddings without an item–item model).
+    name : str
+        Config and file name of the arm.
+    params : tuple of str
+        The entries of :data:`DEFAULT_PARAMS` the arm reads (its searchable hyper-parameters).
+    build : callable, optional
+        ``first_step``: ``build(X, p, sum_to_one, budget_bytes) -> S`` dense ``(n_items, n_items)``
+        weights of the global neighbourhood; ``second_step``: ``build(S, E0, p, mask,
+        budget_bytes) -> E``; ``reference``: ``build(X, d, seed) -> E``; ``None`` for
+        neighbourhoods.
+    knn : bool
+        ``first_step`` only: the rule also has a k-NN (local) version in :mod:`islim.embeddings.knn`.
+    """
+
+    axis: str
+    name: str
+    params: tuple[str, ...] = ()
+    build: Callable[..., Any] | None = field(default=None, repr=False)
+    knn: bool = False
+
+
+def _dtype(p: Mapping[str, Any]) -> np.dtype:
+    return np.dtype(p["dtype"])
+
+
+def _popularity_mask(X, threshold: float) -> np.ndarray:
+    return squared_column_norms(as_csr(X, np.float32)) >= threshold
+
+
+#: Every arm, per axis in display order (figures and tables list arms in this order).
+ARMS: tuple[Arm, ...] = (
+    Arm("neighbourhood", "all"),
+    Arm("neighbourhood", "knn", ("k",)),
+    Arm("first_step", "ease", ("lam",), lambda X, p, sum_to_one, budget: ease_weights(X, p["lam"], sum_to_one=sum_to_one, dtype=_dtype(p), budget_bytes=budget), knn=True),
+    Arm("first_step", "lle", ("reg",), lambda X, p, sum_to_one, budget: lle_weights(X, p["reg"], dtype=_dtype(p), budget_bytes=budget), knn=True),
+    Arm("first_step", "cooccurrence", (), lambda X, p, sum_to_one, budget: cooccurrence_weights(X, dtype=_dtype(p), budget_bytes=budget), knn=True),
+    Arm("first_step", "identity", (), lambda X, p, sum_to_one, budget: identity_weights(X.shape[1], _dtype(p)), knn=True),
+    Arm("second_step", "explicit", (), lambda S, E0, p, mask, budget: lle_embeddings(S, E0.shape[1], budget_bytes=budget)),
+    Arm(
+        "second_step",
+        "implicit",
+        ("alpha", "threshold"),
+        lambda S, E0, p, mask, budget: anchored_update(S, E0, p["alpha"], mask, tol=p["cg_tol"], maxiter=p["cg_maxiter"], budget_bytes=budget),
+    ),
+    Arm(
+        "second_step",
+        "implicit_iterated",
+        ("alpha", "threshold", "n_iter"),
+        lambda S, E0, p, mask, budget: iterate_anchored_update(
+            S, E0, p["alpha"], p["n_iter"], p["tol"], mask, cg_tol=p["cg_tol"], cg_maxiter=p["cg_maxiter"], budget_bytes=budget
+        ).embeddings,
+    ),
+    Arm("reference", "random", (), lambda X, d, seed: random_embeddings(X.shape[1], d, seed)),
+    Arm("reference", "svd", (), lambda X, d, seed: svd_embeddings(X, d, seed)),
+)
+
+#: Combinations that are undefined, with the reason (recorded as skipped cells).
+UNDEFINED = {
+    ("identity", "explicit"): "first_step='identity' with second_step='explicit' is undefined: (I - S)(I - S)' = I has no preferred eigenvectors; use an implicit second step",
+}
+
+
+def arms_of(axis: str) -> tuple[str, ...]:
+    """Names of the arms of ``axis``, in display order."""
+    return tuple(arm.name for arm in ARMS if arm.axis == axis)
+
+
+def arm(axis: str, name: str) -> Arm:
+    """The registry entry of arm ``name`` of ``axis``; unknown arms raise :class:`ConfigError`."""
+    for entry in ARMS:
+        if entry.axis == axis and entry.name == name:
+            return entry
+    raise ConfigError(f"unknown {axis} {name!r}; expected one of {arms_of(axis)}")
+
+
+NEIGHBOURHOODS = arms_of("neighbourhood")
+FIRST_STEPS = arms_of("first_step")
+SECOND_STEPS = arms_of("second_step")
+REFERENCE_ARMS = arms_of("reference")
+AXES = ("neighbourhood", "first_step", "second_step")
 
 #: Every parameter an arm may read, with its default. ``sum_to_one=None`` means "True for the
 #: explicit step (SLIM-LLE), False for the implicit ones (ImplicitSLIM drops the constraint)".
@@ -61,11 +145,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
 
 def validate_arm(neighbourhood: str, first_step: str, second_step: str) -> None:
     """Raise :class:`ConfigError` for an unknown axis value or an undefined combination."""
-    for axis, value, allowed in (("neighbourhood", neighbourhood, NEIGHBOURHOODS), ("first_step", first_step, FIRST_STEPS), ("second_step", second_step, SECOND_STEPS)):
-        if value not in allowed:
-            raise ConfigError(f"unknown {axis} {value!r}; expected one of {allowed}")
-    if first_step == "identity" and second_step == "explicit":
-        raise ConfigError("first_step='identity' with second_step='explicit' is undefined: (I - S)(I - S)' = I has no preferred eigenvectors; use an implicit second step")
+    for axis, value in zip(AXES, (neighbourhood, first_step, second_step)):
+        arm(axis, value)
+    if (first_step, second_step) in UNDEFINED:
+        raise ConfigError(UNDEFINED[(first_step, second_step)])
 
 
 def _params(params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -79,20 +162,12 @@ def _params(params: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def first_step_weights(X, neighbourhood: str, first_step: str, p: Mapping[str, Any], sum_to_one: bool, budget_bytes: int | None = None):
     """The weights ``S`` of a first step: dense (n_items, n_items) for ``"all"``, sparse CSC for ``"knn"``."""
-    dtype = np.dtype(p["dtype"])
+    entry = arm("first_step", first_step)
     if neighbourhood == "knn":
-        return knn_weights(X, p["k"], first_step, lam=p["lam"], reg=p["reg"], sum_to_one=sum_to_one, dtype=dtype, budget_bytes=budget_bytes)
-    if first_step == "ease":
-        return ease_weights(X, p["lam"], sum_to_one=sum_to_one, dtype=dtype, budget_bytes=budget_bytes)
-    if first_step == "lle":
-        return lle_weights(X, p["reg"], dtype=dtype, budget_bytes=budget_bytes)
-    if first_step == "cooccurrence":
-        return cooccurrence_weights(X, dtype=dtype, budget_bytes=budget_bytes)
-    return identity_weights(X.shape[1], dtype)
-
-
-def _popularity_mask(X, threshold: float) -> np.ndarray:
-    return squared_column_norms(as_csr(X, np.float32)) >= threshold
+        if not entry.knn:
+            raise ConfigError(f"first_step {first_step!r} has no k-NN version; use neighbourhood 'all'")
+        return knn_weights(X, p["k"], first_step, lam=p["lam"], reg=p["reg"], sum_to_one=sum_to_one, dtype=_dtype(p), budget_bytes=budget_bytes)
+    return entry.build(X, p, sum_to_one, budget_bytes)
 
 
 def arm_embeddings(
@@ -143,18 +218,10 @@ def arm_embeddings(
             return implicit_slim(E0, X, p["lam"], p["alpha"], p["threshold"])
         return iterate_implicit_slim(E0, X, p["lam"], p["alpha"], p["n_iter"], p["tol"], p["threshold"]).embeddings
     S = first_step_weights(X, neighbourhood, first_step, p, sum_to_one, budget_bytes)
-    if second_step == "explicit":
-        return lle_embeddings(S, d, budget_bytes=budget_bytes)
-    mask = _popularity_mask(X, p["threshold"])
-    if second_step == "implicit":
-        return anchored_update(S, E0, p["alpha"], mask, tol=p["cg_tol"], maxiter=p["cg_maxiter"], budget_bytes=budget_bytes)
-    return iterate_anchored_update(S, E0, p["alpha"], p["n_iter"], p["tol"], mask, cg_tol=p["cg_tol"], cg_maxiter=p["cg_maxiter"], budget_bytes=budget_bytes).embeddings
+    mask = _popularity_mask(X, p["threshold"]) if implicit else None
+    return arm("second_step", second_step).build(S, E0, p, mask, budget_bytes)
 
 
 def reference_embeddings(name: str, X, d: int, seed: int = 0) -> np.ndarray:
-    """Reference arms: ``"random"`` (Gaussian, :func:`random_embeddings`) or ``"svd"`` (:func:`svd_embeddings`)."""
-    if name == "random":
-        return random_embeddings(X.shape[1], d, seed)
-    if name == "svd":
-        return svd_embeddings(X, d, seed)
-    raise ConfigError(f"unknown reference arm {name!r}; expected one of {REFERENCE_ARMS}")
+    """Reference arms (``(n_items, d)`` embeddings without an item–item model): see :data:`ARMS`."""
+    return arm("reference", name).build(X, d, seed)

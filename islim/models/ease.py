@@ -16,40 +16,64 @@ import scipy.sparse as sp
 from islim.gram import dense_gram
 from islim.linalg import OPENBLAS_MAX_BYTES, ease_from_gram
 from islim.memory import dense_bytes, ensure_fits
+from islim.models.base import DEFAULT_MONITOR, EpochHistory, Recommender, Validator
 from islim.spmm import sparse_dense_product
 
 
-class EASE:
+class EASE(Recommender):
     """EASE recommender.
 
-    Args:
-        lam: L2 weight λ > 0 (config name ``lambda``).
-        dtype: ``"float32"`` (default) or ``"float64"``.
-        budget_bytes: memory budget for the dense ``n_items²`` arrays (default: available memory).
+    Parameters
+    ----------
+    lam : float
+        L2 weight λ > 0 (config name ``lambda``).
+    dtype : {"float32", "float64"}
+        Dtype of the dense ``n_items²`` arrays.
+    budget_bytes : int, optional
+        Memory budget for the dense ``n_items²`` arrays (default: available memory).
 
-    Attributes:
-        weights_: ``(n_items, n_items)`` item–item weights with a zero diagonal.
+    Attributes
+    ----------
+    weights_ : ndarray, shape (n_items, n_items)
+        Item–item weights with a zero diagonal.
+    history_, best_epoch_
+        One epoch (0), validated when ``fit`` is given ``validate``.
     """
 
     def __init__(self, lam: float = 500.0, dtype: str = "float32", budget_bytes: int | None = None):
-        self.lam = lam
-        self.dtype = dtype
-        self.budget_bytes = budget_bytes
+        self._store_params(locals())
 
-    def fit(self, X: sp.spmatrix, gram: np.ndarray | None = None) -> "EASE":
-        """Fit on the ``(n_users, n_items)`` training matrix; pass a precomputed ``gram`` (not modified) to reuse it."""
+    def fit(
+        self,
+        X: sp.spmatrix,
+        validate: Validator | None = None,
+        *,
+        monitor: str = DEFAULT_MONITOR,
+        checkpoint: str | None = None,
+        progress: bool = False,
+        gram: np.ndarray | None = None,
+    ) -> EASE:
+        """Fit on the ``(n_users, n_items)`` training matrix in closed form (one "epoch").
+
+        Pass a precomputed dense ``gram`` (``XᵀX``, not modified) to reuse it across a λ sweep.
+        ``checkpoint`` and ``progress`` are ignored (one dense inversion).
+        """
         n_items = X.shape[1]
         itemsize = np.dtype(self.dtype).itemsize
         # One dense n_items² array, the Gram matrix inverted in place (or the copy of a given one);
         # two more above OPENBLAS_MAX_BYTES (the MKL path).
         copies = 1 if dense_bytes((n_items, n_items), itemsize) <= OPENBLAS_MAX_BYTES else 3
         ensure_fits(dense_bytes((n_items, n_items), itemsize, copies), f"EASE ({n_items:,} x {n_items:,} {self.dtype}, {copies} dense copies)", self.budget_bytes)
+        history = EpochHistory(validate, monitor)
         if gram is None:
             self.weights_ = ease_from_gram(dense_gram(X, self.dtype, budget_bytes=self.budget_bytes), self.lam, overwrite=True)
         else:
             self.weights_ = ease_from_gram(gram.astype(self.dtype, copy=False), self.lam)
+        if validate is not None:
+            history.record(self, 0)
+        self.history_, self.best_epoch_ = history.rows, 0
         return self
 
-    def score_batch(self, fold_in: sp.spmatrix) -> np.ndarray:
-        """Scores ``(b, n_items)`` of a CSR batch of fold-in rows: ``fold_in @ weights_``."""
-        return sparse_dense_product(fold_in, self.weights_)
+    def score_batch(self, rows: sp.spmatrix, users: np.ndarray | None = None) -> np.ndarray:
+        """Scores ``(b, n_items)`` of a CSR batch of fold-in rows: ``rows @ weights_`` (``users`` is ignored)."""
+        return sparse_dense_product(rows, self.weights_)

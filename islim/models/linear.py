@@ -18,9 +18,6 @@ and the best embeddings are restored.
 
 from __future__ import annotations
 
-import inspect
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,6 +27,8 @@ from islim.embeddings import implicit_slim, random_embeddings, slim_lle, svd_emb
 from islim.errors import ConfigError, DataFormatError, IslimError
 from islim.linalg import column_space_basis
 from islim.memory import dense_bytes, ensure_fits
+from islim.models.base import DEFAULT_MONITOR, EpochHistory, Recommender, Validator
+from islim.numerics import require_finite
 from islim.models.ridge import (
     DEFAULT_BATCH_SIZE,
     UserEncoder,
@@ -48,10 +47,6 @@ INITS = ("random", "svd", "slim_lle", "implicit_slim")
 #: Item-step regularisers: plain ridge, or a pull towards ImplicitSLIM embeddings.
 REGULARIZERS = ("none", "implicit_slim")
 
-#: ``validate(model) -> score`` (higher is better, e.g. validation NDCG@100).
-Validator = Callable[[Any], float]
-
-
 def _training_matrix(X, dtype: np.dtype) -> sp.csr_matrix:
     """``X`` as a CSR matrix of ``dtype`` (no copy when it already is one)."""
     if not sp.issparse(X):
@@ -62,58 +57,54 @@ def _training_matrix(X, dtype: np.dtype) -> sp.csr_matrix:
     return X.tocsr().astype(dtype, copy=False)
 
 
-def _parameter_names(cls: type) -> list[str]:
-    """Names of ``cls.__init__``'s arguments, ``self`` excluded."""
-    return [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
-
-
-class _LinearEmbeddingModel:
+class _LinearEmbeddingModel(Recommender):
     """Fit loop, ImplicitSLIM call, initialisation and scoring shared by MF and PLRec."""
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor arguments (hyper-parameters) of this model, by name."""
-        return {name: getattr(self, name) for name in _parameter_names(type(self))}
-
-    def _set_params(self, arguments: dict[str, Any]) -> None:
-        """Store the constructor's arguments (its ``locals()``) as attributes, scikit-learn style."""
-        for name in _parameter_names(type(self)):
-            setattr(self, name, arguments[name])
-
     # ----------------------------------------------------------------- fitting
-    def fit(self, X, validate: Validator | None = None):
-        """Train on the training users' feedback ``X``.
+    def fit(
+        self,
+        X: sp.spmatrix,
+        validate: Validator | None = None,
+        *,
+        monitor: str = DEFAULT_MONITOR,
+        checkpoint: str | None = None,
+        progress: bool = False,
+    ) -> _LinearEmbeddingModel:
+        """Train on the training users' feedback ``X`` (see :meth:`Recommender.fit`).
 
-        Args:
-            X: ``(n_users, n_items)`` scipy sparse binary training matrix (training users only;
-                held-out users are never passed here).
-            validate: optional ``validate(model) -> float`` called after every training epoch (after
-                every initialisation step when ``n_epochs == 0``); enables early stopping and
-                restoring the best embeddings. Without it all epochs run.
+        ``validate`` is called after every training epoch (after every initialisation step when
+        ``n_epochs == 0``); without it all epochs run. Every step's factors are checked for NaN
+        and infinite entries. ``checkpoint`` and ``progress`` are ignored: a fit takes seconds to
+        minutes and runs no mini-batch loop.
 
-        Returns:
-            ``self``, with ``history_`` (list of ``{"epoch", "score", "fit_seconds"}``),
-            ``best_epoch_`` and ``best_score_`` (``None`` without ``validate``).
+        Returns
+        -------
+        self
+            With ``history_``, ``best_epoch_`` and ``best_score_`` (``None`` without ``validate``).
+
+        Raises
+        ------
+        NumericalError
+            A step produced non-finite factors; the message names the epoch.
         """
         self.dtype_ = np.dtype(self.dtype)
         X = _training_matrix(X, self.dtype_)
         self._check_params(X)
         self._start(X)
-        self.history_: list[dict[str, float]] = []
+        history = EpochHistory(validate, monitor)
         self.best_epoch_: int | None = None
         self.best_score_: float | None = None
         best_state = None
         since_best = 0
         for epoch in range(-self.n_init_steps, self.n_epochs):
-            started = time.perf_counter()
             if epoch < 0:
                 self._init_step(X)
             else:
                 self._train_step(X, epoch)
+            self._check_finite(epoch)
             if validate is None or (epoch < 0 and self.n_epochs > 0):
                 continue
-            seconds = time.perf_counter() - started
-            score = float(validate(self))
-            self.history_.append({"epoch": epoch, "score": score, "fit_seconds": seconds})
+            score = history.record(self, epoch)
             if self.best_score_ is None or score > self.best_score_ + self.tol:
                 self.best_score_, self.best_epoch_, best_state = score, epoch, self._state()
                 since_best = 0
@@ -121,9 +112,16 @@ class _LinearEmbeddingModel:
                 since_best += 1
                 if since_best > self.patience:
                     break
+        self.history_ = history.rows
         if best_state is not None:
             self._restore(best_state)
         return self
+
+    def _check_finite(self, epoch: int) -> None:
+        """Raise :class:`NumericalError` if the factors of ``epoch`` hold NaN or infinite entries."""
+        for factors in ("item_factors_", "encoder_factors_"):
+            if getattr(self, factors, None) is not None:
+                require_finite(getattr(self, factors), f"{factors.rstrip('_').replace('_', ' ')} after ALS epoch {epoch}")
 
     def _check_params(self, X: sp.csr_matrix) -> None:
         n_items = X.shape[1]
@@ -203,18 +201,24 @@ class _LinearEmbeddingModel:
         X = self._check_fitted(X)
         return encode_users(X, self._user_encoder(), self.n_factors, self.dtype_, self.batch_size)
 
-    def score_batch(self, X) -> np.ndarray:
+    def score_batch(self, rows: sp.spmatrix, users: np.ndarray | None = None) -> np.ndarray:
         """Scores ``P Qᵀ + 1bᵀ`` of every item for a batch of fold-in rows.
 
-        Args:
-            X: ``(b, n_items)`` sparse fold-in rows of held-out (or training) users.
+        Parameters
+        ----------
+        rows : scipy.sparse matrix, shape (b, n_items)
+            Fold-in rows of held-out (or training) users.
+        users : ignored
+            Users are scored from their rows alone (``user_scoring = "fold_in"``).
 
-        Returns:
-            ``(b, n_items)`` float32; row ``u`` depends only on row ``u`` of ``X`` and the fitted
-            model. Already-seen items are *not* masked (the evaluator does that). Cost
-            O(nnz · d + b I d); memory one ``(b, n_items)`` float32 array (checked).
+        Returns
+        -------
+        ndarray, shape (b, n_items), float32
+            Row ``u`` depends only on row ``u`` of ``rows`` and the fitted model. Already-seen
+            items are *not* masked (the evaluator does that). Cost O(nnz · d + b I d); memory one
+            ``(b, n_items)`` float32 array (checked).
         """
-        X = self._check_fitted(X)
+        X = self._check_fitted(rows)
         ensure_fits(dense_bytes((X.shape[0], self.n_items_), 4, 2), f"score batch ({X.shape[0]} x {self.n_items_} float32)")
         P = self._user_encoder()(X).astype(np.float32, copy=False)
         scores = P @ self.item_factors_.astype(np.float32, copy=False).T
@@ -275,7 +279,7 @@ class MatrixFactorization(_LinearEmbeddingModel):
         seed: int = 1337,
         dtype: str = "float32",
     ):
-        self._set_params(locals())
+        self._store_params(locals())
 
     def _check_params(self, X: sp.csr_matrix) -> None:
         super()._check_params(X)
@@ -351,7 +355,7 @@ class PLRec(_LinearEmbeddingModel):
         seed: int = 1337,
         dtype: str = "float32",
     ):
-        self._set_params(locals())
+        self._store_params(locals())
 
     def _init_every_epoch(self) -> bool:
         return self.init_after_step

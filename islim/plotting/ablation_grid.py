@@ -11,17 +11,13 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
+from islim.embeddings.registry import AXES, arms_of
 from islim.names import METRIC_NAMES, MODEL_NAMES
 from islim.plotting.dimension import metric_rows
 from islim.plotting.style import NEUTRAL, PAGE, new_figure, styled
 
-AXES = ("neighbourhood", "first_step", "second_step")
-#: Display order of each axis' arms (as the config names them); unknown arms follow, sorted.
-ARM_ORDER = {
-    "neighbourhood": ("all", "knn"),
-    "first_step": ("ease", "lle", "cooccurrence", "identity"),
-    "second_step": ("explicit", "implicit", "implicit_iterated"),
-}
+#: Display order of each axis' arms: the arms registry's order; unknown arms follow, sorted.
+ARM_ORDER = {axis: arms_of(axis) for axis in AXES}
 HATCH = "////"
 
 

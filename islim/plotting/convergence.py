@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from islim.names import METRIC_NAMES, MODEL_NAMES
-from islim.plotting.style import PAGE, PALETTE, new_figure, styled
+from islim.plotting.style import PAGE, model_style, new_figure, styled
 
 #: Line style of a variant (the config's variant names); other variants take the remaining styles.
 VARIANT_STYLES = {"baseline": "-", "implicit_slim": "--"}
@@ -51,12 +51,12 @@ def convergence_figure(curves: pd.DataFrame, column: str = "val_ndcg@100") -> Fi
     """
     present = set(curves["model"])
     models = [m for m in MODEL_NAMES if m in present] + sorted(present - set(MODEL_NAMES))
-    colours = dict(zip(models, PALETTE))
+    colours = {model: model_style(model)["color"] for model in models}
     styles = variant_styles(list(dict.fromkeys(curves["variant"])))
     figure, axes = new_figure(PAGE, 2.6, 1, 2, sharey=True)
     for (model, variant), curve in curves.groupby(["model", "variant"], sort=False):
         for ax, x in zip(axes[0], ("epoch", "wall_seconds")):
-            ax.plot(curve[x], curve[column], color=colours[model], linestyle=styles[variant], marker="o", markersize=2.5)
+            ax.plot(curve[x], curve[column], color=colours[model], linestyle=styles[variant], marker=model_style(model)["marker"], markersize=2.5)
     axes[0][0].set_xlabel("epoch")
     axes[0][1].set_xlabel("wall-clock time (s)")
     axes[0][1].set_xscale("log")

@@ -18,11 +18,22 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from islim.fileio import atomic_path
+from islim.models.registry import MODELS
 
 COLUMN = 3.4  # inches: one column of a two-column paper
 PAGE = 7.0  # inches: the full text width
 PALETTE = sns.color_palette("colorblind")
 NEUTRAL = "0.6"  # grey of context lines (e.g. arms not singled out)
+
+
+
+def model_style(name: str) -> dict[str, object]:
+    """Colour and marker of model ``name`` from the model registry (unknown models: grey circles)."""
+    spec = MODELS.get(name)
+    if spec is None:
+        return {"color": NEUTRAL, "marker": "o"}
+    return {"color": PALETTE[spec.colour % len(PALETTE)], "marker": spec.marker}
+
 
 RC = {
     **sns.axes_style("whitegrid"),

@@ -36,10 +36,6 @@ log = logging.getLogger(__name__)
 #: Format of the checkpoint payload; a checkpoint of another version is ignored.
 CHECKPOINT_VERSION = 1
 
-#: File name suffix of checkpoints (``<run>.ckpt.pt``).
-SUFFIX = ".ckpt.pt"
-
-
 #: The islim sources a training run depends on (relative to the package); a change to any of
 #: them makes older checkpoints unusable.
 CODE_PATTERNS = ("models/deep/*.py", "embeddings/*.py", "evaluate.py", "metrics.py", "numerics.py")

@@ -1,102 +1,69 @@
-"""Training loop of the deep recommenders: mini-batches of sparse user rows, per-epoch validation,
-early stopping, best-epoch restore and an ImplicitSLIM hook.
+"""The training engine of the torch recommenders (:mod:`islim.models.deep.estimator`): parameter
+resolution, mini-batches of sparse user rows, one Adam optimiser per training phase, best-epoch
+tracking and deterministic execution.
 
-``fit("recvae", X_train, validation=(fold_in, target), params)`` returns the trained model and a
-training curve. Parameters are one flat mapping: the model's constructor arguments
-(``MODEL_DEFAULTS`` of its class), its training settings (``TRAINING_DEFAULTS``) and the common keys
-below; :func:`default_params` lists them with their reference values.
+Parameters of a network are one flat mapping: its constructor arguments (``MODEL_DEFAULTS`` of its
+class), its training settings (``TRAINING_DEFAULTS``) and the common keys below;
+:func:`default_params` lists them with their reference values.
 
 Common keys: ``seed`` (1337, as the ImplicitSLIM/RecVAE code), ``device`` (``"auto"`` = CUDA if
-available, else CPU; or any torch device string), ``eval_batch_size`` (users scored at once in
-validation, 2000 as the reference evaluation) and ``implicit_slim`` (see
+available, else CPU; or any torch device string) and ``implicit_slim`` (see
 :class:`~islim.models.deep.hooks.ImplicitSLIMConfig`).
 
-Reproducibility: ``torch.manual_seed(seed)`` before building the model, a ``numpy.random.Generator``
-seeded with ``seed`` for the user shuffles, and ``torch.use_deterministic_algorithms(True,
-warn_only=True)`` for the duration of :func:`fit` (restored afterwards). Seeded runs on CPU are
-bit-identical; on CUDA, sparse backward kernels may still use atomics (torch warns). This module never
-sets thread counts: the caller does.
-
-Interruptions: with ``checkpoint=path``, :func:`fit` saves its complete state after every epoch
-(:mod:`islim.models.deep.checkpoint`) and, when started again with the same arguments, resumes after
-the last saved epoch instead of epoch 0, with the same result as an uninterrupted run.
+This module never sets thread counts: the caller does.
 """
 
 from __future__ import annotations
 
 import copy
-import logging
 import os
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
-from islim.errors import ConfigError, DataFormatError
-from islim.evaluate import evaluate
+from islim.errors import ConfigError
 from islim.models.deep.base import DeepRecommender, Phase, TrainState
-from islim.models.deep.checkpoint import Checkpoint, run_fingerprint
 from islim.models.deep.hooks import ImplicitSLIMConfig, ImplicitSLIMHook
-from islim.models.deep.hvamp import HVamp
 from islim.models.deep.layers import SparseRows
-from islim.models.deep.multvae import MultVAE
-from islim.models.deep.recvae import RecVAE
-from islim.numerics import require_finite
-
-log = logging.getLogger(__name__)
-
-#: Model names accepted by :func:`fit`.
-MODELS: dict[str, type[DeepRecommender]] = {"multvae": MultVAE, "recvae": RecVAE, "hvamp": HVamp}
 
 COMMON_DEFAULTS: dict[str, Any] = {
     "seed": 1337,
     "device": "auto",
-    "eval_batch_size": 2000,
     "implicit_slim": ImplicitSLIMConfig().as_dict(),
 }
-
-#: Columns of the training curve returned by :func:`fit`.
-CURVE_COLUMNS = ("epoch", "wall_seconds", "train_loss", "val_ndcg@100", "val_recall@20", "val_recall@50")
 
 #: Added to a gradient's norm before dividing by it (``normalize_grad``), as ``AdamNormGrad``.
 GRAD_NORM_EPS = 1e-7
 
 
-def _model_class(model_name: str) -> type[DeepRecommender]:
-    try:
-        return MODELS[model_name]
-    except KeyError:
-        raise ConfigError(f"unknown deep model {model_name!r}; choose one of {sorted(MODELS)}") from None
+def default_params(network: type[DeepRecommender]) -> dict[str, Any]:
+    """All parameters of ``network`` with their reference defaults (a fresh deep copy)."""
+    return copy.deepcopy({**COMMON_DEFAULTS, **network.TRAINING_DEFAULTS, **network.MODEL_DEFAULTS})
 
 
-def default_params(model_name: str) -> dict[str, Any]:
-    """All parameters of ``model_name`` with their reference defaults (a fresh deep copy)."""
-    cls = _model_class(model_name)
-    return copy.deepcopy({**COMMON_DEFAULTS, **cls.TRAINING_DEFAULTS, **cls.MODEL_DEFAULTS})
-
-
-def resolve_params(model_name: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def resolve_params(network: type[DeepRecommender], params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``params`` laid over :func:`default_params`; the ``implicit_slim`` mapping is merged key by key.
 
-    Raises :class:`ConfigError` for unknown keys or invalid common/training values (model values are
-    checked by the model's constructor).
+    Raises
+    ------
+    ConfigError
+        An unknown key or an invalid common/training value (model values are checked by the
+        network's constructor).
     """
-    resolved = default_params(model_name)
+    resolved = default_params(network)
     params = dict(params or {})
     unknown = sorted(set(params) - set(resolved))
     if unknown:
-        raise ConfigError(f"unknown parameters {unknown} for deep model {model_name!r}; allowed: {sorted(resolved)}")
+        raise ConfigError(f"unknown parameters {unknown} for {network.__name__}; allowed: {sorted(resolved)}")
     implicit = {**resolved["implicit_slim"], **dict(params.pop("implicit_slim", None) or {})}
     resolved.update(params)
     resolved["implicit_slim"] = ImplicitSLIMConfig.from_mapping(implicit).as_dict()
-    for key in ("batch_size", "n_epochs", "eval_batch_size"):
+    for key in ("batch_size", "n_epochs"):
         if not (isinstance(resolved[key], int) and resolved[key] >= 1):
             raise ConfigError(f"{key} must be an integer >= 1, got {resolved[key]!r}")
     if not resolved["lr"] > 0:
@@ -114,16 +81,9 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def build_model(model_name: str, n_items: int, params: Mapping[str, Any]) -> DeepRecommender:
-    """Instantiate ``model_name`` with the model keys of resolved ``params`` (on the CPU)."""
-    cls = _model_class(model_name)
-    return cls(n_items, **{key: params[key] for key in cls.MODEL_DEFAULTS})
-
-
-def _as_feedback(X, name: str) -> sp.csr_matrix:
-    if not sp.issparse(X):
-        raise DataFormatError(f"{name} must be a scipy.sparse (users, items) matrix, got {type(X).__name__}")
-    return sp.csr_matrix(X, dtype=np.float32)
+def build_model(network: type[DeepRecommender], n_items: int, params: Mapping[str, Any]) -> DeepRecommender:
+    """Instantiate ``network`` with the model keys of resolved ``params`` (on the CPU)."""
+    return network(n_items, **{key: params[key] for key in network.MODEL_DEFAULTS})
 
 
 @contextmanager
@@ -174,14 +134,6 @@ def score_batch(model: DeepRecommender, csr_batch: sp.spmatrix) -> np.ndarray:
     finally:
         model.train(was_training)
     return scores.float().cpu().numpy()
-
-
-def validation_metrics(
-    model: DeepRecommender, validation: tuple[sp.csr_matrix, sp.csr_matrix], batch_size: int
-) -> dict[str, float]:
-    """Recall@20, Recall@50 and NDCG@100 (means) of ``model`` on ``(fold_in, target)``."""
-    fold_in, target = validation
-    return evaluate(lambda batch: score_batch(model, batch), fold_in, target, batch_size)
 
 
 class BestEpoch:
@@ -272,109 +224,3 @@ class EpochRunner:
                 if phase.on_end is not None:
                     phase.on_end()
         return float(loss_sum) / n_rows
-
-
-def _check_validation(validation, n_items: int) -> tuple[sp.csr_matrix, sp.csr_matrix] | None:
-    if validation is None:
-        return None
-    fold_in, target = (_as_feedback(m, name) for m, name in zip(validation, ("validation fold-in", "validation target")))
-    if fold_in.shape != target.shape or fold_in.shape[1] != n_items:
-        raise DataFormatError(
-            f"validation fold-in {fold_in.shape} and target {target.shape} must have the same shape with "
-            f"{n_items} item columns (the training vocabulary)"
-        )
-    if target.nnz == 0:
-        raise DataFormatError("the validation target matrix is empty: no user can be evaluated")
-    return fold_in, target
-
-
-def fit(
-    model_name: str,
-    X_train,
-    validation: tuple[sp.spmatrix, sp.spmatrix] | None = None,
-    params: Mapping[str, Any] | None = None,
-    *,
-    progress: bool = True,
-    checkpoint: str | os.PathLike | None = None,
-) -> tuple[DeepRecommender, pd.DataFrame]:
-    """Train a deep recommender with per-epoch validation and keep its best epoch.
-
-    Args:
-        model_name: ``"multvae"``, ``"recvae"`` or ``"hvamp"``.
-        X_train: ``(n_users, n_items)`` scipy sparse training feedback (converted to float32 CSR). Never
-            densified: each step copies one batch of rows (``O(nnz_batch)``).
-        validation: ``(fold_in, target)`` CSR matrices of held-out users over the same items, or
-            ``None`` (then no early stopping and the last epoch is kept).
-        params: overrides of :func:`default_params` (flat mapping, see the module docstring).
-        progress: show tqdm bars over epochs and batches.
-        checkpoint: file to save the training state to after every epoch and to resume from when it
-            holds a checkpoint of this same run (model, resolved parameters and data); any other
-            checkpoint there is ignored with a warning and replaced. The caller deletes the file once
-            the results are resumed.
-
-    Returns:
-        ``(model, curve)``: the model in eval mode on its training device with the weights of the
-        epoch of best validation NDCG@100 (attributes ``best_epoch_``, ``params_`` and
-        ``resumed_from_epoch_``: the last epoch restored from ``checkpoint``, or ``None``), and a
-        DataFrame with one row per epoch and columns :data:`CURVE_COLUMNS`; ``wall_seconds`` is the
-        time spent training (over every resumed session), measured at the end of the epoch.
-
-    Raises:
-        NumericalError: the training loss or an ImplicitSLIM update is NaN or infinite; the message
-            names the epoch (the checkpoint keeps the last good epoch).
-
-    Time per epoch: ``Σ_phases n_passes · ⌈U/batch_size⌉`` steps, each ``O(nnz_batch·h + b·I·d)``,
-    plus validation ``O(U_val · I · d)``, plus writing the checkpoint (about 4× the model's size).
-    Memory: model, Adam moments and one ``b × I`` logit block.
-    """
-    params = resolve_params(model_name, params)
-    X = _as_feedback(X_train, "X_train")
-    if X.shape[0] == 0 or X.nnz == 0:
-        raise DataFormatError(f"X_train {X.shape} has no interactions to train on")
-    validation = _check_validation(validation, X.shape[1])
-    device = resolve_device(params["device"])
-    with deterministic_algorithms():
-        torch.manual_seed(params["seed"])
-        rng = np.random.default_rng(params["seed"])
-        model = build_model(model_name, X.shape[1], params).to(device)
-        hook = ImplicitSLIMHook(ImplicitSLIMConfig.from_mapping(params["implicit_slim"]), X)
-        runner = EpochRunner(model, X, params, hook, device, progress)
-        best = BestEpoch(params["patience"])
-        state = TrainState()
-        stateful = {"model": model, "best": best, "hook": hook, **{f"optimizer{i}": o for i, o in enumerate(runner.optimizers)}}
-        store = None  # the checkpoint, if any
-        if checkpoint is not None:
-            store = Checkpoint(Path(checkpoint), run_fingerprint(model_name, params, [X, *(validation or ())]), stateful, rng, device)
-        resumed = store.resume() if store else None
-        rows = resumed["rows"] if resumed else []
-        if resumed:
-            state.epoch, state.step = resumed["epoch"], resumed["step"]
-            log.info("%s: resuming from %s after epoch %d", model_name, checkpoint, state.epoch)
-        epochs = range(state.epoch + 1 if resumed else 0, 0 if resumed and resumed["finished"] else params["n_epochs"])
-        start = time.perf_counter() - (resumed["elapsed"] if resumed else 0.0)
-        for epoch in tqdm(epochs, desc=model_name, disable=not progress):
-            state.epoch = epoch
-            hook.on_epoch_start(model, runner.optimizers, epoch)
-            train_loss = runner.run(state, rng)
-            require_finite(train_loss, f"{model_name}: the training loss at epoch {epoch}")
-            metrics = validation_metrics(model, validation, params["eval_batch_size"]) if validation else {}
-            rows.append(
-                {
-                    "epoch": epoch,
-                    "wall_seconds": time.perf_counter() - start,
-                    "train_loss": train_loss,
-                    **{f"val_{name}": metrics.get(name, np.nan) for name in ("ndcg@100", "recall@20", "recall@50")},
-                }
-            )
-            stop = validation is not None and best.update(epoch, metrics["ndcg@100"], model)
-            if store is not None:
-                done = stop or epoch == params["n_epochs"] - 1
-                store.save({"epoch": epoch, "step": state.step, "rows": rows, "elapsed": time.perf_counter() - start, "finished": done})
-            if stop:
-                break
-        best.restore(model)
-    model.eval()
-    model.best_epoch_ = best.epoch if validation is not None else int(rows[-1]["epoch"])
-    model.params_ = params
-    model.resumed_from_epoch_ = resumed["epoch"] if resumed else None
-    return model, pd.DataFrame(rows, columns=list(CURVE_COLUMNS))

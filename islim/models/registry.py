@@ -1,0 +1,115 @@
+"""The model registry: every recommender islim knows, in one place.
+
+Each :class:`ModelSpec` names a :class:`~islim.models.base.Recommender` class and says how the
+workflow and the report treat it: its display name, its colour and marker in figures, whether it
+can use a GPU, which evaluation protocols it supports and which workflow rule trains it.
+Everything else is derived from :data:`MODELS`: the wildcard constraints and the GPU resource of
+the rules, the model names the config schema accepts (checked by a test), display names
+(:mod:`islim.names`) and figure styles. Default hyper-parameters come from the class itself
+(:meth:`ModelSpec.default_params`), never repeated here.
+
+Importing this module is cheap (no numpy, no torch): the classes are imported on first use, so the
+Snakefile can read the registry while it builds the DAG.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from islim.errors import ConfigError
+
+if TYPE_CHECKING:
+    from islim.models.base import Recommender
+
+#: Evaluation protocols: ``strong`` = held-out users scored from fold-in rows (Liang et al., 2018).
+PROTOCOLS = ("strong",)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registered model.
+
+    Parameters
+    ----------
+    name : str
+        Config and file name (``results/<dataset>/runs/<name>-<variant>.json``).
+    display_name : str
+        Name in tables and figures.
+    estimator : str
+        ``"module:Class"`` of the :class:`~islim.models.base.Recommender` subclass.
+    colour : int
+        Index into the figures' colour-blind palette (:data:`islim.plotting.style.PALETTE`).
+    marker : str
+        Matplotlib marker of the model in figures.
+    gpu : bool
+        The model trains on a GPU when it gets one (the ``train`` rule asks SLURM for one).
+    protocols : tuple of str
+        Evaluation protocols the model supports (see :data:`PROTOCOLS`).
+    rule : str
+        The workflow rule that trains it: ``"train"`` (model × variant runs, grid searched on
+        validation) or ``"ease"`` (EASE's own λ sweep sharing one Gram matrix).
+    """
+
+    name: str
+    display_name: str
+    estimator: str
+    colour: int
+    marker: str
+    gpu: bool = False
+    protocols: tuple[str, ...] = ("strong",)
+    rule: str = "train"
+
+    def load(self) -> type[Recommender]:
+        """The estimator class (imported on first use)."""
+        module, _, attribute = self.estimator.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    def default_params(self) -> dict[str, Any]:
+        """Every hyper-parameter with its default, from the class."""
+        return self.load().default_params()
+
+    def build(self, params: Mapping[str, Any] | None = None) -> Recommender:
+        """An unfitted model with ``params`` over the defaults; unknown keys raise :class:`ConfigError`."""
+        cls = self.load()
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(cls.parameter_names()))
+        if unknown:
+            raise ConfigError(f"unknown parameters {unknown} for model {self.name!r}; allowed: {sorted(cls.parameter_names())}")
+        return cls(**params)
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("ease", "EASE", "islim.models.ease:EASE", colour=7, marker="s", rule="ease"),
+        ModelSpec("mf", "MF", "islim.models.linear:MatrixFactorization", colour=0, marker="o"),
+        ModelSpec("plrec", "PLRec", "islim.models.linear:PLRec", colour=1, marker="^"),
+        ModelSpec("multvae", "Mult-VAE", "islim.models.deep.estimator:MultVAEModel", colour=2, marker="v", gpu=True),
+        ModelSpec("recvae", "RecVAE", "islim.models.deep.estimator:RecVAEModel", colour=3, marker="D", gpu=True),
+        ModelSpec("hvamp", "H+Vamp(Gated)", "islim.models.deep.estimator:HVampModel", colour=4, marker="P", gpu=True),
+    )
+}
+
+#: Models with published numbers but no islim implementation (shown by their display name).
+PUBLISHED_ONLY: dict[str, str] = {"multdae": "Mult-DAE"}
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The registry entry of ``name``; an unknown name raises :class:`ConfigError` listing the known ones."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}; registered models: {sorted(MODELS)}") from None
+
+
+def trained_by(rule: str) -> list[str]:
+    """Names of the models the workflow rule ``rule`` trains, in registry order."""
+    return [name for name, spec in MODELS.items() if spec.rule == rule]
+
+
+def uses_gpu(name: str) -> bool:
+    """Whether model ``name`` trains on a GPU when one is available (SLURM routing)."""
+    return model_spec(name).gpu
