@@ -18,7 +18,9 @@ import yaml
 
 from islim.errors import ConfigError
 
-SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
+#: Package data this module reads (declared for :mod:`islim.codehash`).
+PACKAGE_DATA = ("schemas/config.schema.yaml",)
+SCHEMA_PATH = Path(__file__).parent / PACKAGE_DATA[0]
 
 
 def load_schema() -> dict[str, Any]:

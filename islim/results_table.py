@@ -22,10 +22,13 @@ HEADER = ["dataset", "model", "variant", "metric", "measured (mean ± s.e.)", "p
 COMPARABLE_VARIANTS = ("", "baseline")
 LATEX_ESCAPES = str.maketrans({c: "\\" + c for c in "_%&#$"})
 
+#: Package data this module reads (declared for :mod:`islim.codehash`).
+PACKAGE_DATA = ("reference/published.csv",)
+
 
 def load_published() -> pd.DataFrame:
     """The published numbers shipped with islim, one row per dataset x model x metric."""
-    with files("islim").joinpath("reference/published.csv").open(encoding="utf-8") as stream:
+    with files("islim").joinpath(PACKAGE_DATA[0]).open(encoding="utf-8") as stream:
         return pd.read_csv(stream)
 
 

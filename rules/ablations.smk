@@ -26,7 +26,7 @@ rule ablation_cell:
         scorers=ABLATIONS["scorers"],
         seed=ABLATIONS["seed"],
         batch_size=config["eval_batch_size"],
-        code=CODE["ablation"],
+        code=code("ablation_cell"),
     script:
         "../workflow_scripts/ablation_cell.py"
 
@@ -52,7 +52,7 @@ rule ablation_reference:
         scorers=ABLATIONS["scorers"],
         seed=ABLATIONS["seed"],
         batch_size=config["eval_batch_size"],
-        code=CODE["ablation"],
+        code=code("ablation_cell"),
     script:
         "../workflow_scripts/ablation_cell.py"
 
@@ -79,6 +79,6 @@ rule ablation_table:
         mem_mb=512,
         runtime=5,
     params:
-        code=CODE["ablation"],
+        code=code("ablation_table"),
     script:
         "../workflow_scripts/ablation_table.py"

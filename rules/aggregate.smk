@@ -20,6 +20,6 @@ rule aggregate:
         mem_mb=512,
         runtime=5,
     params:
-        code=CODE["aggregate"],
+        code=code("aggregate"),
     script:
         "../workflow_scripts/aggregate.py"

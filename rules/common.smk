@@ -1,11 +1,13 @@
 # Shared helpers: config validation, target lists, code hashes. Nothing computes here and no
 # heavy library is imported at DAG-construction time.
-import hashlib
+import functools
 from pathlib import Path
 
 from snakemake.logging import logger
 from snakemake.utils import validate
 
+import islim
+from islim.codehash import code_hash
 from islim.config import check_cross_fields, ease_settings, training_models
 from islim.pipeline import fetch_parameters
 
@@ -13,7 +15,8 @@ validate(config, schema="../islim/schemas/config.schema.yaml")
 check_cross_fields(config)
 
 DATASETS = config["run_datasets"]
-ISLIM_DIR = Path(workflow.basedir) / "islim"
+# The islim package the jobs import (the installed one), whose code the `code` params hash.
+ISLIM_DIR = Path(islim.__file__).parent
 SPLIT_PARTS = ["train", "validation_tr", "validation_te", "test_tr", "test_te"]
 
 
@@ -29,58 +32,14 @@ wildcard_constraints:
     scope="|".join(["summary", *map(str, DATASETS)]),
 
 
-def code_hash(*patterns):
-    """sha256 over the islim sources a rule depends on, passed as a param so code changes rerun it."""
-    digest = hashlib.sha256()
-    for pattern in patterns:
-        for path in sorted(ISLIM_DIR.glob(pattern)):
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+@functools.cache
+def code(script):
+    """Hash of the islim code that workflow_scripts/<script>.py can run (its import
+    graph, see islim.codehash); passed as `params: code=` so that a change reruns it."""
+    return code_hash(
+        Path(workflow.basedir) / "workflow_scripts" / f"{script}.py", ISLIM_DIR
+    )
 
-
-CODE = {
-    "fetch": code_hash("download.py", "archive.py", "data/synthetic.py", "pipeline.py"),
-    "split": code_hash("data/*.py", "pipeline.py"),
-    "ease": code_hash(
-        "models/ease.py",
-        "linalg.py",
-        "gram.py",
-        "spmm.py",
-        "numerics.py",
-        "evaluate.py",
-        "metrics.py",
-        "records.py",
-        "pipeline.py",
-    ),
-    "aggregate": code_hash("records.py", "evaluate.py"),
-    "ablation": code_hash(
-        "ablations.py",
-        "config.py",
-        "embeddings/*.py",
-        "linalg.py",
-        "numerics.py",
-        "models/ridge.py",
-        "evaluate.py",
-        "metrics.py",
-        "records.py",
-    ),
-    "train": code_hash(
-        "training.py",
-        "models/linear.py",
-        "models/ridge.py",
-        "models/deep/*.py",
-        "embeddings/*.py",
-        "linalg.py",
-        "config.py",
-        "numerics.py",
-        "evaluate.py",
-        "metrics.py",
-        "records.py",
-    ),
-    "plots": code_hash("plotting/*.py", "names.py"),
-    "tables": code_hash("results_table.py", "names.py", "reference/*.csv"),
-    "provenance": code_hash("provenance.py"),
-}
 
 ABLATIONS = config["ablations"]
 ARMS = {

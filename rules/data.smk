@@ -14,7 +14,7 @@ rule fetch:
     params:
         entry=lambda wildcards: fetch_parameters(config["datasets"][wildcards.dataset]),
         mirror=config["data_mirror"],
-        code=CODE["fetch"],
+        code=code("fetch"),
     script:
         "../workflow_scripts/fetch.py"
 
@@ -40,6 +40,6 @@ rule split:
         runtime=60,
     params:
         entry=lambda wildcards: config["datasets"][wildcards.dataset],
-        code=CODE["split"],
+        code=code("split"),
     script:
         "../workflow_scripts/split.py"

@@ -24,6 +24,6 @@ rule ease:
     params:
         settings=lambda wildcards: ease_settings(config, wildcards.dataset),
         batch_size=config["eval_batch_size"],
-        code=CODE["ease"],
+        code=code("ease"),
     script:
         "../workflow_scripts/ease.py"

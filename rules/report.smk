@@ -20,7 +20,7 @@ rule plot_dimension:
         mem_mb=1024,
         runtime=10,
     params:
-        code=CODE["plots"],
+        code=code("plot_dimension"),
     script:
         "../workflow_scripts/plot_dimension.py"
 
@@ -42,7 +42,7 @@ rule plot_convergence:
         mem_mb=1024,
         runtime=10,
     params:
-        code=CODE["plots"],
+        code=code("plot_convergence"),
     script:
         "../workflow_scripts/plot_convergence.py"
 
@@ -64,7 +64,7 @@ rule plot_ablation_grid:
         mem_mb=1024,
         runtime=10,
     params:
-        code=CODE["plots"],
+        code=code("plot_ablation_grid"),
     script:
         "../workflow_scripts/plot_ablation_grid.py"
 
@@ -87,7 +87,7 @@ rule plot_scaling:
         mem_mb=1024,
         runtime=10,
     params:
-        code=CODE["plots"],
+        code=code("plot_scaling"),
     script:
         "../workflow_scripts/plot_scaling.py"
 
@@ -119,7 +119,7 @@ rule results_table:
         mem_mb=512,
         runtime=5,
     params:
-        code=CODE["tables"],
+        code=code("results_table"),
     script:
         "../workflow_scripts/results_table.py"
 
@@ -146,7 +146,7 @@ rule provenance:
         mem_mb=512,
         runtime=5,
     params:
-        code=CODE["provenance"],
+        code=code("provenance"),
     script:
         "../workflow_scripts/provenance.py"
 

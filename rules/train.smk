@@ -21,6 +21,6 @@ rule train:
         batch_size=config["eval_batch_size"],
         # Per-epoch checkpoints of the deep models (not outputs): a rerun after a crash resumes.
         checkpoint_dir="results/{dataset}/checkpoints",
-        code=CODE["train"],
+        code=code("train"),
     script:
         "../workflow_scripts/train.py"
