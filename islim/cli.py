@@ -62,7 +62,10 @@ def _run(args: argparse.Namespace) -> None:
     from islim import pipeline
     from islim.threads import limit_threads
 
+    from islim.catalog import check_registered_names
+
     config = load_config(args.config, args.configfile)
+    check_registered_names(config)
     if args.command == "check-config":
         print(f"{args.config}: valid ({len(config['datasets'])} datasets, run_datasets={config['run_datasets']})")
         return

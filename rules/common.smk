@@ -7,12 +7,17 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 import islim
+from islim.catalog import check_registered_names
 from islim.codehash import code_hash
 from islim.config import check_cross_fields, ease_settings, training_models
+from islim.embeddings.registry import arms_of
+from islim.models.registry import trained_by, uses_gpu
 from islim.pipeline import fetch_parameters
+from islim.plotting.registry import FIGURES
 
 validate(config, schema="../islim/schemas/config.schema.yaml")
 check_cross_fields(config)
+check_registered_names(config)
 
 DATASETS = config["run_datasets"]
 # The islim package the jobs import (the installed one), whose code the `code` params hash.
@@ -22,11 +27,11 @@ SPLIT_PARTS = ["train", "validation_tr", "validation_te", "test_tr", "test_te"]
 
 wildcard_constraints:
     dataset="|".join(map(str, DATASETS)),
-    neighbourhood="all|knn",
-    first_step="ease|lle|cooccurrence|identity",
-    second_step="explicit|implicit|implicit_iterated",
-    reference="random|svd",
-    model="mf|plrec|multvae|recvae|hvamp",
+    neighbourhood="|".join(arms_of("neighbourhood")),
+    first_step="|".join(arms_of("first_step")),
+    second_step="|".join(arms_of("second_step")),
+    reference="|".join(arms_of("reference")),
+    model="|".join(trained_by("train")),
     variant="[A-Za-z0-9_]+",
     d=r"\d+",
     scope="|".join(["summary", *map(str, DATASETS)]),
@@ -94,11 +99,6 @@ def training_runs(wildcards):
     return training_files(wildcards.dataset, "runs", "json")
 
 
-def training_curves(wildcards):
-    """Training curves of every model x variant configured for the dataset."""
-    return training_files(wildcards.dataset, "curves", "csv")
-
-
 def run_records(wildcards):
     return (
         [f"results/{wildcards.dataset}/runs/ease.json"]
@@ -115,43 +115,100 @@ def dense_items_mem_mb(wildcards, input, attempt):
     return int((3 * 4 * n_items**2 / 2**20 + 1024) * attempt)
 
 
-def report_png(name, kind, scope="{dataset}"):
-    """reports/<scope>/<name>.png, marked for the report with reports/captions/<name>.rst."""
-    return report(
-        f"reports/{scope}/{name}.png",
-        caption=f"../reports/captions/{name}.rst",
-        category=scope,
-        subcategory=kind,
-        labels={"dataset": scope, "figure": kind},
-    )
-
-
 SCALING = config["report"]["scaling"]
-if not Path(SCALING).is_file():
-    logger.info(
-        f"report: {SCALING} (config report.scaling) does not exist; the cost-scaling figure is skipped"
+# Whether each workflow stage a report figure can need (islim/plotting/registry.py) runs, and why not.
+FIGURE_STAGES = {
+    "ablations": (ABLATIONS["activate"], "config ablations.activate is false"),
+    "training": (config["training"]["activate"], "config training.activate is false"),
+    "scaling": (
+        Path(SCALING).is_file(),
+        f"{SCALING} (config report.scaling) does not exist",
+    ),
+}
+# The files of each figure input (registry SOURCES) for a list of datasets.
+FIGURE_SOURCES = {
+    "metrics": lambda datasets: expand("results/{d}/metrics.csv", d=datasets),
+    "ablations": lambda datasets: expand("results/{d}/ablations.csv", d=datasets),
+    "curves": lambda datasets: [
+        path for d in datasets for path in training_files(d, "curves", "csv")
+    ],
+    "scaling": lambda datasets: [SCALING],
+}
+
+
+def figure_scopes(figure):
+    """The <scope> folders of reports/ a registered figure is drawn into."""
+    return DATASETS if figure.scope == "dataset" else ["summary"]
+
+
+def figure_skipped_because(figure):
+    """Why a registered figure is not drawn under this config (empty: it is drawn)."""
+    return [FIGURE_STAGES[s][1] for s in figure.stages if not FIGURE_STAGES[s][0]]
+
+
+def report_figures():
+    """The registered figures whose workflow stages all run under this config."""
+    return [f for f in FIGURES.values() if not figure_skipped_because(f)]
+
+
+def log_skipped_figures():
+    for figure in FIGURES.values():
+        if reasons := figure_skipped_because(figure):
+            logger.info(
+                f"report: the {figure.label} figure is skipped: {'; '.join(reasons)}"
+            )
+
+
+log_skipped_figures()
+
+
+def figure_inputs(wildcards):
+    """The files of each input of {figure}, by input name (input function of the figure rule)."""
+    figure = FIGURES[wildcards.figure]
+    if wildcards.scope not in figure_scopes(figure):
+        raise ValueError(
+            f"figure {figure.name} is drawn per {figure.scope}, "
+            f"not into reports/{wildcards.scope}/ (see islim/plotting/registry.py)"
+        )
+    datasets = DATASETS if wildcards.scope == "summary" else [wildcards.scope]
+    return {name: FIGURE_SOURCES[name](datasets) for name in figure.inputs}
+
+
+def figure_caption(wildcards):
+    """The text of reports/captions/{figure}.rst, which reports/figure.rst shows."""
+    captions = Path(workflow.basedir) / "reports" / "captions"
+    return (captions / f"{wildcards.figure}.rst").read_text(encoding="utf-8")
+
+
+def report_png():
+    """reports/{scope}/{figure}.png marked for the report: caption reports/captions/{figure}.rst,
+    subcategory and "figure" label from the registry."""
+    return report(
+        "reports/{scope}/{figure}.png",
+        caption="../reports/figure.rst",
+        category="{scope}",
+        subcategory=lambda wildcards: FIGURES[wildcards.figure].label,
+        labels=lambda wildcards: {
+            "dataset": wildcards.scope,
+            "figure": FIGURES[wildcards.figure].label,
+        },
     )
 
 
 def report_targets():
     """Figures (PNG + PDF) and tables of the report, drawn from the aggregated results only."""
-    figures = ["dimension", "ablation_grid"] if ABLATIONS["activate"] else []
-    if config["training"]["activate"]:
-        figures.append("convergence")
-    targets = expand(
-        "reports/{dataset}/{figure}.{ext}",
-        dataset=DATASETS,
-        figure=figures,
-        ext=["png", "pdf"],
-    )
+    targets = [
+        f"reports/{scope}/{figure.name}.{ext}"
+        for figure in report_figures()
+        for scope in figure_scopes(figure)
+        for ext in ("png", "pdf")
+    ]
     targets += expand(
         "reports/{scope}/results.{ext}",
         scope=["summary", *DATASETS],
         ext=["csv", "md", "tex"],
     )
     targets.append("reports/summary/provenance.csv")
-    if Path(SCALING).is_file():
-        targets += ["reports/summary/scaling.png", "reports/summary/scaling.pdf"]
     return targets
 
 

@@ -14,10 +14,12 @@ rule train:
     resources:
         mem_mb=lambda wildcards, input, attempt: (2048 + 40 * input.size_mb) * attempt,
         runtime=240,
+        # GPUs from the model registry: 1 for models that train on one (SLURM: --gpus=1).
+        gpu=lambda wildcards: int(uses_gpu(wildcards.model)),
     params:
-        model_config=lambda wildcards: training_models(config, wildcards.dataset)[
-            wildcards.model
-        ],
+        model_config=lambda wildcards: training_variant(
+            config, wildcards.dataset, wildcards.model, wildcards.variant
+        ),
         batch_size=config["eval_batch_size"],
         # Per-epoch checkpoints of the deep models (not outputs): a rerun after a crash resumes.
         checkpoint_dir="results/{dataset}/checkpoints",
