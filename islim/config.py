@@ -152,6 +152,22 @@ def ease_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
     return {**config["ease"], **dataset_entry(config, name).get("ease", {})}
 
 
+def training_variant(config: dict[str, Any], name: str, model: str, variant: str) -> dict[str, Any]:
+    """What one training run (``model`` in ``variant`` on dataset ``name``) uses of
+    :func:`training_models`: the model's ``params`` and ``grid`` and this variant's settings only,
+    as ``{"params", "grid", "variants": {variant: settings}}`` (so that editing another variant of
+    the model does not rerun this one)."""
+    settings = training_models(config, name)[model]
+    return {"params": settings.get("params", {}), "grid": settings.get("grid", {}), "variants": {variant: settings["variants"][variant]}}
+
+
+def ablation_cell_grids(ablations: Mapping[str, Any], arm: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """The hyper-parameter grids one ablation cell uses: ``{axis: {arm: grid}}`` for the cell's arm
+    on each axis (``arm`` as ``{"neighbourhood": "knn", "first_step": "ease", ...}``), out of the
+    ``ablations`` config section; the other arms' grids are left out."""
+    return {axis: {value: ablations.get(axis, {}).get(value) or {}} for axis, value in arm.items()}
+
+
 def grid_points(grid: Mapping[str, list]) -> Iterator[dict[str, Any]]:
     """Every combination of a ``{name: [values]}`` grid, as dicts (one empty dict for an empty grid)."""
     names = sorted(grid)

@@ -19,15 +19,56 @@ from islim.fileio import write_json
 
 log = logging.getLogger(__name__)
 
-#: Registry keys that only affect preprocessing (a change must not trigger a new download).
-PREPROCESSING_KEYS = frozenset(
-    {"threshold", "min_item_users", "min_user_interactions", "heldout_users", "target_fraction", "min_heldout_interactions", "expected", "ease", "description"}
+#: Registry keys that determine the raw file (:func:`fetch`), by dataset kind: the sources of a
+#: downloaded dataset, the file (or URL and digest) of a ``custom`` one, the generator settings of a
+#: ``synthetic`` one (whose ``seed`` also seeds the split).
+FETCH_KEYS = {
+    "synthetic": ("kind", "n_users", "n_items", "n_interactions", "rank", "popularity_exponent", "activity_sigma", "taste_strength", "seed"),
+    "custom": ("kind", "path", "url", "sha256"),
+}
+#: :data:`FETCH_KEYS` of the downloaded kinds (movielens-*, netflix, msd).
+DOWNLOAD_KEYS = ("kind", "sources")
+
+#: Registry keys that determine the split of a fetched raw file (:func:`prepare`): how the file is
+#: read and checked (:func:`islim.data.readers.read_interactions`: ``kind``, the columns of a
+#: ``custom`` file, ``expected_raw``), then filtered and split (:func:`islim.data.split.prepare`).
+SPLIT_KEYS = (
+    "kind",
+    "format",
+    "user_col",
+    "item_col",
+    "rating_col",
+    "header",
+    "expected_raw",
+    "threshold",
+    "min_item_users",
+    "min_user_interactions",
+    "heldout_users",
+    "seed",
+    "target_fraction",
+    "min_heldout_interactions",
+    "expected",
 )
 
 
 def fetch_parameters(entry: dict[str, Any]) -> dict[str, Any]:
-    """The part of a registry entry that determines the raw file."""
-    return {key: value for key, value in entry.items() if key not in PREPROCESSING_KEYS}
+    """The part of a registry entry that determines the raw file (:data:`FETCH_KEYS`).
+
+    The workflow passes only this to the fetch step, so that changing anything else (the split,
+    ``ease`` or ``training`` settings, the ``description``) does not fetch the data again.
+    """
+    keys = FETCH_KEYS.get(entry["kind"], DOWNLOAD_KEYS)
+    return {key: entry[key] for key in keys if key in entry}
+
+
+def split_parameters(entry: dict[str, Any]) -> dict[str, Any]:
+    """The part of a registry entry that determines the split of the fetched file (:data:`SPLIT_KEYS`).
+
+    The workflow passes only this to the split step: changing a dataset's ``ease`` or ``training``
+    settings, its ``description`` or where its file comes from does not split it again (a different
+    file reaches the split through the manifest, whose content is the split's input).
+    """
+    return {key: entry[key] for key in SPLIT_KEYS if key in entry}
 
 
 def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:

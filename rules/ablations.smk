@@ -19,10 +19,14 @@ rule ablation_cell:
             "first_step": wildcards.first_step,
             "second_step": wildcards.second_step,
         },
-        axis_grids=lambda wildcards: {
-            axis: ABLATIONS[axis]
-            for axis in ("neighbourhood", "first_step", "second_step")
-        },
+        axis_grids=lambda wildcards: ablation_cell_grids(
+            ABLATIONS,
+            {
+                "neighbourhood": wildcards.neighbourhood,
+                "first_step": wildcards.first_step,
+                "second_step": wildcards.second_step,
+            },
+        ),
         scorers=ABLATIONS["scorers"],
         seed=ABLATIONS["seed"],
         batch_size=config["eval_batch_size"],

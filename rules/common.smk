@@ -9,10 +9,16 @@ from snakemake.utils import validate
 import islim
 from islim.catalog import check_registered_names
 from islim.codehash import code_hash
-from islim.config import check_cross_fields, ease_settings, training_models
+from islim.config import (
+    ablation_cell_grids,
+    check_cross_fields,
+    ease_settings,
+    training_models,
+    training_variant,
+)
 from islim.embeddings.registry import arms_of
 from islim.models.registry import trained_by, uses_gpu
-from islim.pipeline import fetch_parameters
+from islim.pipeline import fetch_parameters, split_parameters
 from islim.plotting.registry import FIGURES
 
 validate(config, schema="../islim/schemas/config.schema.yaml")

@@ -39,7 +39,7 @@ rule split:
         + input.size_mb * 20 * attempt,
         runtime=60,
     params:
-        entry=lambda wildcards: config["datasets"][wildcards.dataset],
+        entry=lambda wildcards: split_parameters(config["datasets"][wildcards.dataset]),
         code=code("split"),
     script:
         "../workflow_scripts/split.py"
