@@ -98,13 +98,27 @@ def run_cell(
 ) -> list[dict[str, Any]]:
     """Search one cell's grid and return one run record per scorer.
 
-    Args:
-        dataset: dataset name for the records.
-        split: the strong-generalisation split.
-        model_name: the arm's name in the records, e.g. ``"ablation:all/ease/implicit"``.
-        extract: ``extract(params) -> (n_items, d)`` embeddings for one point of ``arm_params``.
-        arm_params: the arm's hyper-parameter grid (:func:`arm_grid`).
-        scorer_grids: ``{scorer: {param: [values]}}``.
+    Parameters
+    ----------
+    dataset : str
+        Dataset name for the records.
+    split : Split
+        The strong-generalisation split.
+    model_name : str
+        The arm's name in the records, e.g. ``"ablation:all/ease/implicit"``.
+    extract : callable
+        ``extract(params) -> (n_items, d)`` embeddings for one point of ``arm_params``.
+    arm_params : mapping of str to list
+        The arm's hyper-parameter grid (:func:`arm_grid`).
+    scorer_grids : mapping
+        ``{scorer: {param: [values]}}``.
+    batch_size : int, default 2000
+        Users per evaluation batch.
+
+    Returns
+    -------
+    list of dict
+        One run record per scorer.
     """
     best: dict[str, tuple] = {}
     for params in grid_points(arm_params):

@@ -36,14 +36,21 @@ def per_user_metrics(
 ) -> dict[str, np.ndarray]:
     """Metrics for every evaluated user (those with a non-empty target set).
 
-    Args:
-        score_batch: maps a ``(b, n_items)`` CSR batch of fold-in rows to ``(b, n_items)`` scores
-            (numpy array or torch tensor). Fold-in items are excluded here, not by the model.
-        fold_in: ``(n_users, n_items)`` CSR fold-in interactions of the held-out users.
-        target: ``(n_users, n_items)`` CSR target interactions, same shape.
-        batch_size: users scored at once.
+    Parameters
+    ----------
+    score_batch : ScoreFunction
+        Maps a ``(b, n_items)`` CSR batch of fold-in rows to ``(b, n_items)`` scores (numpy array
+        or torch tensor). Fold-in items are excluded here, not by the model.
+    fold_in : scipy.sparse.csr_matrix, shape (n_users, n_items)
+        CSR fold-in interactions of the held-out users.
+    target : scipy.sparse.csr_matrix, shape (n_users, n_items)
+        CSR target interactions, same shape.
+    batch_size : int, default 2000
+        Users scored at once.
 
-    Returns:
+    Returns
+    -------
+    dict of str to ndarray
         ``{"user": indices of evaluated users, "recall@20": ..., "recall@50": ..., "ndcg@100": ...}``,
         each a 1-D array over the evaluated users.
     """

@@ -19,13 +19,26 @@ from islim.threads import compute_threads
 def dense_gram(X: sp.spmatrix, dtype=np.float32, slab: int = 1024, n_threads: int | None = None, budget_bytes: int | None = None) -> np.ndarray:
     """``XᵀX`` as a dense C-ordered ``(n_items, n_items)`` array of ``dtype``.
 
-    Args:
-        X: ``(n_users, n_items)`` sparse interaction matrix.
-        dtype: output dtype (float32 or float64).
-        slab: items (columns) per task; extra memory is one sparse ``n_items × slab`` product per thread.
-        n_threads: worker threads (default :func:`islim.threads.compute_threads`).
-        budget_bytes: memory budget for the dense result (default: available memory).
+    Parameters
+    ----------
+    X : scipy sparse matrix, shape (n_users, n_items)
+        Sparse interaction matrix.
+    dtype : dtype, default float32
+        Output dtype (float32 or float64).
+    slab : int, default 1024
+        Items (columns) per task; extra memory is one sparse ``n_items × slab`` product per thread.
+    n_threads : int or None
+        Worker threads (default :func:`islim.threads.compute_threads`).
+    budget_bytes : int or None
+        Memory budget for the dense result (default: available memory).
 
+    Returns
+    -------
+    ndarray, shape (n_items, n_items)
+        ``XᵀX``, C-ordered, of ``dtype``.
+
+    Notes
+    -----
     Cost ``O(Σ_u n_u²)`` flops.
     """
     n_items = X.shape[1]

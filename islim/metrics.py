@@ -24,12 +24,17 @@ def top_k_items(scores: np.ndarray, k: int) -> np.ndarray:
     numpy array) and an exact stable sort only for the rare rows whose k-th score is tied with
     scores outside the top k.
 
-    Args:
-        scores: ``(n_users, n_items)`` float array; ``-inf`` marks excluded items.
-        k: number of items to return, ``1 <= k <= n_items``.
+    Parameters
+    ----------
+    scores : ndarray of float, shape (n_users, n_items)
+        ``-inf`` marks excluded items.
+    k : int
+        Number of items to return, ``1 <= k <= n_items``.
 
-    Returns:
-        ``(n_users, k)`` int64 array of item indices.
+    Returns
+    -------
+    ndarray of int64, shape (n_users, k)
+        Item indices.
     """
     n_users, n_items = scores.shape
     if not 1 <= k <= n_items:

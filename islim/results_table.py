@@ -35,12 +35,17 @@ def load_published() -> pd.DataFrame:
 def results_table(metrics: pd.DataFrame, published: pd.DataFrame | None = None) -> pd.DataFrame:
     """Test metrics of every model run (ablation and reference arms left out) with the published number.
 
-    Args:
-        metrics: tidy ``metrics.csv`` rows of one or more datasets (``dataset``, ``model``, ``run``
-            such as ``mf|baseline``, ``split``, ``metric``, ``value``, ``se``, ``n_users``).
-        published: :func:`load_published` (the default) or a table of the same columns.
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        Tidy ``metrics.csv`` rows of one or more datasets (``dataset``, ``model``, ``run`` such as
+        ``mf|baseline``, ``split``, ``metric``, ``value``, ``se``, ``n_users``).
+    published : pandas.DataFrame or None
+        :func:`load_published` (the default) or a table of the same columns.
 
-    Returns:
+    Returns
+    -------
+    pandas.DataFrame
         :data:`COLUMNS`: ``mean`` and ``se`` over test users, ``published`` and
         ``difference = mean - published`` (NaN where nothing was published), in dataset order,
         then model, variant and metric order.

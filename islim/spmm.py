@@ -19,11 +19,20 @@ from islim.threads import compute_threads
 def sparse_dense_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | None = None, block: int = 256) -> np.ndarray:
     """``X @ dense`` as a C-ordered ``(n_rows, dense.shape[1])`` array of ``dense``'s dtype.
 
-    Args:
-        X: ``(n_rows, n)`` sparse matrix (converted to CSR of ``dense``'s dtype).
-        dense: ``(n, m)`` array.
-        n_threads: worker threads (default :func:`islim.threads.compute_threads`).
-        block: rows of ``X`` per task.
+    Parameters
+    ----------
+    X : scipy sparse matrix, shape (n_rows, n)
+        Converted to CSR of ``dense``'s dtype.
+    dense : ndarray, shape (n, m)
+    n_threads : int or None
+        Worker threads (default :func:`islim.threads.compute_threads`).
+    block : int, default 256
+        Rows of ``X`` per task.
+
+    Returns
+    -------
+    ndarray, shape (n_rows, m)
+        ``X @ dense``, C-ordered, of ``dense``'s dtype.
     """
     X = sp.csr_matrix(X, dtype=dense.dtype)
     shape = (X.shape[0], dense.shape[1])

@@ -42,13 +42,20 @@ QUANTILES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
 class Split:
     """The five matrices of the protocol plus the maps back to raw ids.
 
-    Attributes:
-        train: ``(n_train_users, n_items)`` all interactions of the training users.
-        validation_tr, validation_te: fold-in and target of the validation users.
-        test_tr, test_te: fold-in and target of the test users.
-        user_ids: raw user id of each row, per group ``train``/``validation``/``test``.
-        item_ids: raw item id of each column (the vocabulary), ``(n_items,)``.
-        n_filtered_interactions: interactions after filtering, before the vocabulary cut.
+    Attributes
+    ----------
+    train : scipy.sparse.csr_matrix, shape (n_train_users, n_items)
+        All interactions of the training users.
+    validation_tr, validation_te : scipy.sparse.csr_matrix
+        Fold-in and target of the validation users.
+    test_tr, test_te : scipy.sparse.csr_matrix
+        Fold-in and target of the test users.
+    user_ids : dict of str to ndarray
+        Raw user id of each row, per group ``train``/``validation``/``test``.
+    item_ids : ndarray, shape (n_items,)
+        Raw item id of each column (the vocabulary).
+    n_filtered_interactions : int
+        Interactions after filtering, before the vocabulary cut.
     """
 
     train: sp.csr_matrix

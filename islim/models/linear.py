@@ -233,29 +233,48 @@ class MatrixFactorization(_LinearEmbeddingModel):
     Defaults are the official "MF + ImplicitSLIM init + reg" setup (spec §3.5, tuned on ML-20M);
     see :data:`REFERENCE_HYPERPARAMETERS` for the other setups.
 
-    Args:
-        n_factors: embedding size ``d``.
-        r_p: user ridge strength (``> 0``); also used for the fold-in of held-out users.
-        r_q: item ridge strength (``≥ 0``).
-        bias: use the fixed item bias ``b`` = item means of the training matrix.
-        init: item-embedding initialisation, one of :data:`INITS`.
-        regularizer: ``"none"`` or ``"implicit_slim"`` (item step pulled towards
-            ``V = ImplicitSLIM(Q)``, recomputed before every item step; at epoch 0 ``V = Q`` when
-            ``init="implicit_slim"``).
-        s_q: strength of that pull (``≥ 0``).
-        item_lambda, item_alpha, item_threshold: ImplicitSLIM's λ, α and popularity threshold τ
-            (``item_lambda`` is also SLIM-LLE's λ).
-        orth: orthonormalise the columns of every ImplicitSLIM output (init and target).
-        n_init_steps: initialisation steps before training; ``> 1`` repeats ImplicitSLIM
-            ("multistep init"); 0 keeps the Gaussian embeddings (``init="random"`` only).
-        n_epochs: ALS epochs; 0 = initialisation only, users folded in by the ridge step.
-        tol, patience: early stopping (needs ``validate`` in :meth:`fit`).
-        batch_size: users per batch; seed: seed of the Gaussian embeddings and the SVD;
-        dtype: dtype of the embeddings and of the products with ``R``.
+    Parameters
+    ----------
+    n_factors : int
+        Embedding size ``d``.
+    r_p : float
+        User ridge strength (``> 0``); also used for the fold-in of held-out users.
+    r_q : float
+        Item ridge strength (``≥ 0``).
+    bias : bool
+        Use the fixed item bias ``b`` = item means of the training matrix.
+    init : str
+        Item-embedding initialisation, one of :data:`INITS`.
+    regularizer : str
+        ``"none"`` or ``"implicit_slim"`` (item step pulled towards ``V = ImplicitSLIM(Q)``,
+        recomputed before every item step; at epoch 0 ``V = Q`` when ``init="implicit_slim"``).
+    s_q : float
+        Strength of that pull (``≥ 0``).
+    item_lambda, item_alpha, item_threshold : float
+        ImplicitSLIM's λ, α and popularity threshold τ (``item_lambda`` is also SLIM-LLE's λ).
+    orth : bool
+        Orthonormalise the columns of every ImplicitSLIM output (init and target).
+    n_init_steps : int
+        Initialisation steps before training; ``> 1`` repeats ImplicitSLIM ("multistep init");
+        0 keeps the Gaussian embeddings (``init="random"`` only).
+    n_epochs : int
+        ALS epochs; 0 = initialisation only, users folded in by the ridge step.
+    tol, patience : float, int
+        Early stopping (needs ``validate`` in :meth:`fit`).
+    batch_size : int
+        Users per batch.
+    seed : int
+        Seed of the Gaussian embeddings and the SVD.
+    dtype : str
+        Dtype of the embeddings and of the products with ``R``.
 
-    Attributes:
-        item_factors_: ``(n_items, d)`` ``Q``. item_bias_: ``(n_items,)`` float64 or ``None``.
-        history_, best_epoch_, best_score_: see :meth:`fit`.
+    Attributes
+    ----------
+    item_factors_ : ndarray, shape (n_items, d)
+        ``Q``.
+    item_bias_ : ndarray of float64, shape (n_items,), or None
+    history_, best_epoch_, best_score_
+        See :meth:`fit`.
     """
 
     def __init__(
@@ -321,16 +340,27 @@ class PLRec(_LinearEmbeddingModel):
     Defaults are the official "PLRec (SVD)" baseline (spec §3.5); see
     :data:`REFERENCE_HYPERPARAMETERS`. Arguments as in :class:`MatrixFactorization`, plus:
 
-    Args:
-        power: ``p`` of the popularity weighting (large = none).
-        init_after_step: re-apply ImplicitSLIM to ``W`` at the start of every epoch
-            ("multistep"; needs ``init="implicit_slim"``).
-        n_epochs: item steps (``≥ 1``); without re-initialisation or a changing target they repeat
-            the same solution.
+    Parameters
+    ----------
+    power : float
+        ``p`` of the popularity weighting (large = none).
+    init_after_step : bool
+        Re-apply ImplicitSLIM to ``W`` at the start of every epoch ("multistep"; needs
+        ``init="implicit_slim"``).
+    n_epochs : int
+        Item steps (``≥ 1``); without re-initialisation or a changing target they repeat the same
+        solution.
 
-    Attributes:
-        encoder_factors_: ``(n_items, d)`` ``W``. item_factors_: ``(n_items, d)`` ``Q``.
-        item_weights_: ``(n_items,)`` float64 ``ω``. item_bias_, history_, best_epoch_, best_score_.
+    Attributes
+    ----------
+    encoder_factors_ : ndarray, shape (n_items, d)
+        ``W``.
+    item_factors_ : ndarray, shape (n_items, d)
+        ``Q``.
+    item_weights_ : ndarray of float64, shape (n_items,)
+        ``ω``.
+    item_bias_, history_, best_epoch_, best_score_
+        As in :class:`MatrixFactorization`.
     """
 
     def __init__(

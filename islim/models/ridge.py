@@ -36,10 +36,14 @@ UserEncoder = Callable[[sp.csr_matrix], np.ndarray]
 class ItemStatistics(NamedTuple):
     """Sufficient statistics of the item step, accumulated over user batches.
 
-    Attributes:
-        gram: ``(d, d)`` float64, ``PᵀP``.
-        cross: ``(n_items, d)`` float64, ``Rᵀ P``.
-        total: ``(d,)`` float64, ``1ᵀ P`` (column sums of ``P``).
+    Attributes
+    ----------
+    gram : ndarray of float64, shape (d, d)
+        ``PᵀP``.
+    cross : ndarray of float64, shape (n_items, d)
+        ``Rᵀ P``.
+    total : ndarray of float64, shape (d,)
+        ``1ᵀ P`` (column sums of ``P``).
     """
 
     gram: np.ndarray
@@ -82,14 +86,23 @@ def user_ridge_encoder(Q: np.ndarray, r_p: float, bias: np.ndarray | None = None
     ``P = (R − 1bᵀ) Q (r_p I + QᵀQ)⁻¹``, i.e. every user's row of ``P`` is the ridge regression of
     its (bias-centred) feedback row on the item embeddings. The d×d matrix is factorised once here.
 
-    Args:
-        Q: ``(n_items, d)`` item embeddings (float32 or float64).
-        r_p: ridge strength ``r_p > 0``.
-        bias: ``(n_items,)`` item bias ``b`` or ``None`` for no bias.
+    Parameters
+    ----------
+    Q : ndarray, shape (n_items, d)
+        Item embeddings (float32 or float64).
+    r_p : float
+        Ridge strength ``r_p > 0``.
+    bias : ndarray, shape (n_items,), or None
+        Item bias ``b`` or ``None`` for no bias.
 
-    Returns:
-        ``encode(X_batch) -> (b, d)`` array in ``Q``'s dtype. Cost: O(I d² + d³) here, then
-        O(nnz_batch · d + b d²) per call.
+    Returns
+    -------
+    UserEncoder
+        ``encode(X_batch) -> (b, d)`` array in ``Q``'s dtype.
+
+    Notes
+    -----
+    Cost: O(I d² + d³) here, then O(nnz_batch · d + b d²) per call.
     """
     factor = _cholesky(r_p * np.eye(Q.shape[1]) + Q.T.astype(np.float64) @ Q, "r_p I + QᵀQ")
     shift = None if bias is None else np.asarray(bias, dtype=np.float64) @ Q
@@ -106,12 +119,16 @@ def user_ridge_encoder(Q: np.ndarray, r_p: float, bias: np.ndarray | None = None
 def plrec_item_weights(X: sp.csr_matrix, power: float) -> np.ndarray:
     """PLRec's item weights ``ω_i = 1 / (c_i^{1/p} + 1e-4)`` from the *training* popularity.
 
-    Args:
-        X: ``(n_users, n_items)`` CSR training matrix (never a fold-in batch, spec §8 pitfall 3).
-        power: ``p > 0``; large ``p`` means (almost) no popularity weighting.
+    Parameters
+    ----------
+    X : scipy.sparse.csr_matrix, shape (n_users, n_items)
+        CSR training matrix (never a fold-in batch, spec §8 pitfall 3).
+    power : float
+        ``p > 0``; large ``p`` means (almost) no popularity weighting.
 
-    Returns:
-        ``(n_items,)`` float64.
+    Returns
+    -------
+    ndarray of float64, shape (n_items,)
     """
     if not power > 0:
         raise ConfigError(f"PLRec power must be positive, got {power}")
@@ -121,11 +138,16 @@ def plrec_item_weights(X: sp.csr_matrix, power: float) -> np.ndarray:
 def plrec_encoder(W: np.ndarray, item_weights: np.ndarray) -> UserEncoder:
     """PLRec's user projection ``P = R Diag(ω) W`` as a function of a batch of user rows.
 
-    Args:
-        W: ``(n_items, d)`` encoder embeddings.
-        item_weights: ``(n_items,)`` ``ω`` from :func:`plrec_item_weights` (training popularity).
+    Parameters
+    ----------
+    W : ndarray, shape (n_items, d)
+        Encoder embeddings.
+    item_weights : ndarray, shape (n_items,)
+        ``ω`` from :func:`plrec_item_weights` (training popularity).
 
-    Returns:
+    Returns
+    -------
+    UserEncoder
         ``encode(X_batch) -> (b, d)`` in ``W``'s dtype; O(nnz_batch · d) per call.
     """
     scaled = (np.asarray(item_weights)[:, None] * W).astype(W.dtype, copy=False)
@@ -183,13 +205,28 @@ def solve_item_step(
     ``Q = (Rᵀ P − b (1ᵀP) + s_q V) ((r_q + s_q) I + PᵀP)⁻¹`` (paper layout:
     ``((r_q+s_q) I + PPᵀ)⁻¹ (P R − (P1) bᵀ + s_q V)``).
 
-    Args:
-        stats: :class:`ItemStatistics` of the current user factors.
-        r_q: ridge strength ``≥ 0``; ``s_q``: strength of the pull towards ``target`` (``≥ 0``).
-        bias: ``(n_items,)`` item bias or ``None``.
-        target: ``(n_items, d)`` ``V``; required when ``s_q > 0``.
-        dtype: dtype of the returned ``(n_items, d)`` array.
+    Parameters
+    ----------
+    stats : ItemStatistics
+        :class:`ItemStatistics` of the current user factors.
+    r_q : float
+        Ridge strength ``≥ 0``.
+    bias : ndarray, shape (n_items,), or None
+        Item bias or ``None``.
+    s_q : float
+        Strength of the pull towards ``target`` (``≥ 0``).
+    target : ndarray, shape (n_items, d), or None
+        ``V``; required when ``s_q > 0``.
+    dtype : dtype
+        Dtype of the returned ``(n_items, d)`` array.
 
+    Returns
+    -------
+    ndarray, shape (n_items, d)
+        ``Q``.
+
+    Notes
+    -----
     Cost: O(d³ + I d²); memory two ``(n_items, d)`` float64 arrays.
     """
     rhs = stats.cross.copy()

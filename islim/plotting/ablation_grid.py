@@ -68,16 +68,24 @@ def panels(cells: pd.DataFrame, metric: str) -> list[Panel]:
 def ablation_grid_figure(ablations: pd.DataFrame, d: int | None = None, metric: str = "ndcg@100") -> Figure:
     """Heatmaps of the grid at dimension ``d``: rows = neighbourhood, columns = panels.
 
-    Args:
-        ablations: the tidy ``ablations.csv`` (columns ``arm``, the three axes, ``d``, ``scorer``,
-            ``status``, ``reason``, ``extraction_seconds``, ``extraction_peak_mb``, ``split``,
-            ``metric``, ``value``); reference arms are left out.
-        d: embedding dimension shown (default: the largest in the table).
-        metric: the test metric of the quality panels.
-
     Each panel is first step (rows) x second step (columns), annotated with its values. The
     quality panels share one colour scale, each cost panel has its own. Skipped cells are hatched,
     marked ``(a)``, ``(b)``, ... and the legend gives each distinct reason.
+
+    Parameters
+    ----------
+    ablations : pandas.DataFrame
+        The tidy ``ablations.csv`` (columns ``arm``, the three axes, ``d``, ``scorer``,
+        ``status``, ``reason``, ``extraction_seconds``, ``extraction_peak_mb``, ``split``,
+        ``metric``, ``value``); reference arms are left out.
+    d : int or None
+        Embedding dimension shown (default: the largest in the table).
+    metric : str
+        The test metric of the quality panels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     grid = ablations[ablations["arm"].str.startswith("ablation:")]
     d = grid["d"].max() if d is None else d

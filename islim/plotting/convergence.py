@@ -40,14 +40,21 @@ def variant_styles(variants: list[str]) -> dict[str, str]:
 def convergence_figure(curves: pd.DataFrame, column: str = "val_ndcg@100") -> Figure:
     """Validation quality against epoch (left) and wall-clock seconds (right, log scale).
 
-    Args:
-        curves: :func:`read_curves` output: ``model``, ``variant``, ``epoch``, ``wall_seconds``
-            (since training began) and ``column``.
-        column: the curve column on the y axis.
-
     One colour per model (in the paper's order) and one line style per variant, so each model's
     runs with and without ImplicitSLIM sit side by side; the legend lists models and variants
     separately.
+
+    Parameters
+    ----------
+    curves : pandas.DataFrame
+        :func:`read_curves` output: ``model``, ``variant``, ``epoch``, ``wall_seconds`` (since
+        training began) and ``column``.
+    column : str
+        The curve column on the y axis.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     present = set(curves["model"])
     models = [m for m in MODEL_NAMES if m in present] + sorted(present - set(MODEL_NAMES))

@@ -28,16 +28,24 @@ def metric_rows(table: pd.DataFrame, metric: str, split: str = "test") -> pd.Dat
 def dimension_figure(ablations: pd.DataFrame, metrics: pd.DataFrame, metric: str = "ndcg@100") -> Figure:
     """Test ``metric`` against d for every arm of ``ablations``, one panel per scorer (MF, PLRec).
 
-    Args:
-        ablations: the tidy ``ablations.csv`` (columns ``arm``, ``d``, ``scorer``, ``status``,
-            ``split``, ``metric``, ``value``). Only ``ok`` cells are drawn, so an arm skipped at some
-            d has no point there (and its line is broken).
-        metrics: the tidy ``metrics.csv``; EASE's test ``metric`` (model ``ease``) is drawn as a
-            horizontal reference line when present.
-        metric: ``ndcg@100``, ``recall@20`` or ``recall@50``.
-
     The arms of :data:`PAPER_ARMS` get a colour and a legend entry each; every other arm is a thin
     grey line under one legend entry. The d axis is logarithmic (base 2).
+
+    Parameters
+    ----------
+    ablations : pandas.DataFrame
+        The tidy ``ablations.csv`` (columns ``arm``, ``d``, ``scorer``, ``status``, ``split``,
+        ``metric``, ``value``). Only ``ok`` cells are drawn, so an arm skipped at some d has no
+        point there (and its line is broken).
+    metrics : pandas.DataFrame
+        The tidy ``metrics.csv``; EASE's test ``metric`` (model ``ease``) is drawn as a horizontal
+        reference line when present.
+    metric : str
+        ``ndcg@100``, ``recall@20`` or ``recall@50``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     ok = metric_rows(ablations[ablations["status"] == "ok"], metric)
     dims = np.sort(ablations["d"].dropna().unique())

@@ -31,12 +31,18 @@ def series_label(method: str, d: float) -> str:
 def scaling_figure(scaling: pd.DataFrame) -> Figure:
     """Seconds (left) and peak MB (right) against the number of items I, log-log.
 
-    Args:
-        scaling: rows of ``method``, ``n_items``, ``d`` (empty for methods without one),
-            ``seconds`` and ``peak_mb``.
-
     One line per method x d; each panel's legend gives the fitted log-log slope of every line
     (e.g. about 2 for work growing as I², 3 for I³).
+
+    Parameters
+    ----------
+    scaling : pandas.DataFrame
+        Rows of ``method``, ``n_items``, ``d`` (empty for methods without one), ``seconds`` and
+        ``peak_mb``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     figure, axes = new_figure(PAGE, 2.7, 1, 2)
     series = list(scaling.groupby(["method", "d"], dropna=False, sort=True))

@@ -83,12 +83,18 @@ def _set_rng_states(states: Mapping[str, Any], rng: np.random.Generator, device:
 class Checkpoint:
     """The checkpoint file of one training run and what it saves and restores.
 
-    Attributes:
-        path: the file.
-        fingerprint: :func:`run_fingerprint` of the run.
-        stateful: objects with ``state_dict``/``load_state_dict``, by name.
-        rng: the numpy generator of the run (the torch RNGs are global).
-        device: the training device (CUDA RNG state, where tensors are loaded to).
+    Attributes
+    ----------
+    path : Path
+        The file.
+    fingerprint : str
+        :func:`run_fingerprint` of the run.
+    stateful : mapping of str to object
+        Objects with ``state_dict``/``load_state_dict``, by name.
+    rng : numpy.random.Generator
+        The numpy generator of the run (the torch RNGs are global).
+    device : torch.device
+        The training device (CUDA RNG state, where tensors are loaded to).
     """
 
     path: Path

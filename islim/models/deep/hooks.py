@@ -38,14 +38,22 @@ MODES = ("none", "replace", "regularize")
 class ImplicitSLIMConfig:
     """The ``implicit_slim`` configuration mapping.
 
-    Attributes:
-        mode: ``"none"``, ``"replace"`` or ``"regularize"``.
-        step: period in epochs (≥ 1).
-        lam: λ > 0 of the item–item ridge regression (RecVAE on ML-20M: 500).
-        alpha: α > 0, weight of the anchor term (RecVAE on ML-20M: 1).
-        threshold: items with training popularity below it do not anchor the solution (ML-20M: 1000).
-        reg_weight: strength of the ``regularize`` penalty (≥ 0).
-        reset_optimizer_state: drop the Adam moments of replaced weights (``replace`` only).
+    Attributes
+    ----------
+    mode : str
+        ``"none"``, ``"replace"`` or ``"regularize"``.
+    step : int
+        Period in epochs (≥ 1).
+    lam : float
+        λ > 0 of the item–item ridge regression (RecVAE on ML-20M: 500).
+    alpha : float
+        α > 0, weight of the anchor term (RecVAE on ML-20M: 1).
+    threshold : float
+        Items with training popularity below it do not anchor the solution (ML-20M: 1000).
+    reg_weight : float
+        Strength of the ``regularize`` penalty (≥ 0).
+    reset_optimizer_state : bool
+        Drop the Adam moments of replaced weights (``replace`` only).
     """
 
     mode: str = "none"
@@ -83,13 +91,19 @@ class ImplicitSLIMConfig:
 class ImplicitSLIMHook:
     """Applies an :class:`ImplicitSLIMConfig` to a model during training.
 
-    Args:
-        config: what to do and when.
-        X_train: ``(n_users, n_items)`` CSR training matrix (training users only).
+    Parameters
+    ----------
+    config : ImplicitSLIMConfig
+        What to do and when.
+    X_train : scipy.sparse.csr_matrix, shape (n_users, n_items)
+        CSR training matrix (training users only).
 
-    Attributes:
-        applied_epochs_: epochs at whose start ImplicitSLIM was computed.
-        targets_: ``regularize`` mode: name → detached target tensor (same shape as the weight).
+    Attributes
+    ----------
+    applied_epochs_ : list of int
+        Epochs at whose start ImplicitSLIM was computed.
+    targets_ : dict of str to torch.Tensor
+        ``regularize`` mode: name → detached target tensor (same shape as the weight).
     """
 
     def __init__(self, config: ImplicitSLIMConfig, X_train: sp.csr_matrix):
