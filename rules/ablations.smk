@@ -1,6 +1,7 @@
 rule ablation_cell:
     input:
         split=split_files,
+        stats="data/processed/{dataset}/stats.json",
     output:
         "results/{dataset}/ablations/{neighbourhood}.{first_step}.{second_step}.d{d}.json",
     log:
@@ -11,7 +12,7 @@ rule ablation_cell:
         "../envs/islim.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards, input, attempt: 4096 * attempt,
+        mem_mb=ablation_mem,
         runtime=60,
     params:
         arm=lambda wildcards: {
@@ -38,6 +39,7 @@ rule ablation_cell:
 rule ablation_reference:
     input:
         split=split_files,
+        stats="data/processed/{dataset}/stats.json",
     output:
         "results/{dataset}/ablations/reference.{reference}.d{d}.json",
     log:
@@ -48,7 +50,7 @@ rule ablation_reference:
         "../envs/islim.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards, input, attempt: 2048 * attempt,
+        mem_mb=ablation_mem,
         runtime=30,
     params:
         arm=lambda wildcards: {"reference": wildcards.reference},

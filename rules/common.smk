@@ -1,6 +1,7 @@
 # Shared helpers: config validation, target lists, code hashes. Nothing computes here and no
 # heavy library is imported at DAG-construction time.
 import functools
+import json
 from pathlib import Path
 
 from snakemake.logging import logger
@@ -17,6 +18,7 @@ from islim.config import (
     training_variant,
 )
 from islim.embeddings.registry import arms_of
+from islim.memory import ablation_mem_mb, ease_mem_mb, train_mem_mb
 from islim.models.registry import trained_by, uses_gpu
 from islim.pipeline import fetch_parameters, split_parameters
 from islim.plotting.registry import FIGURES
@@ -113,12 +115,38 @@ def run_records(wildcards):
     )
 
 
-def dense_items_mem_mb(wildcards, input, attempt):
-    """Memory for three dense float32 n_items x n_items arrays (from the split's stats), scaled by the attempt."""
-    import json
+# Memory requests (MB) from the split's stats.json and the job's settings, times the attempt:
+# the estimators of islim/memory.py.
+def read_stats(input):
+    return json.loads(Path(input.stats).read_text())
 
-    n_items = json.loads(Path(input.stats).read_text())["items"]
-    return int((3 * 4 * n_items**2 / 2**20 + 1024) * attempt)
+
+def cell_arm(wildcards):
+    """The ablation cell's arm, from its wildcards."""
+    axes = ("neighbourhood", "first_step", "second_step")
+    return {axis: getattr(wildcards, axis) for axis in axes}
+
+
+def ease_mem(wildcards, input, attempt):
+    dtype = ease_settings(config, wildcards.dataset)["dtype"]
+    return ease_mem_mb(read_stats(input), dtype, config["eval_batch_size"], attempt)
+
+
+def train_mem(wildcards, input, attempt):
+    w = wildcards
+    settings = training_variant(config, w.dataset, w.model, w.variant)
+    stats = read_stats(input)
+    return train_mem_mb(stats, w.model, settings, config["eval_batch_size"], attempt)
+
+
+def ablation_mem(wildcards, input, attempt):
+    if hasattr(wildcards, "reference"):
+        arm, grids = {"reference": wildcards.reference}, {}
+    else:
+        arm = cell_arm(wildcards)
+        grids = ablation_cell_grids(ABLATIONS, arm)
+    stats, d = read_stats(input), int(wildcards.d)
+    return ablation_mem_mb(stats, arm, d, grids, config["eval_batch_size"], attempt)
 
 
 SCALING = config["report"]["scaling"]

@@ -19,7 +19,7 @@ rule ease:
         "../envs/islim.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=dense_items_mem_mb,
+        mem_mb=ease_mem,
         runtime=120,
     params:
         settings=lambda wildcards: ease_settings(config, wildcards.dataset),

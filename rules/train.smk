@@ -1,6 +1,7 @@
 rule train:
     input:
         split=split_files,
+        stats="data/processed/{dataset}/stats.json",
     output:
         record="results/{dataset}/runs/{model}-{variant}.json",
         curve="results/{dataset}/curves/{model}-{variant}.csv",
@@ -12,7 +13,7 @@ rule train:
         "../envs/islim.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=lambda wildcards, input, attempt: (2048 + 40 * input.size_mb) * attempt,
+        mem_mb=train_mem,
         runtime=240,
         # GPUs from the model registry: 1 for models that train on one (SLURM: --gpus=1).
         gpu=lambda wildcards: int(uses_gpu(wildcards.model)),
