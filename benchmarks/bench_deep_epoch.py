@@ -29,15 +29,21 @@ from benchmarks.measure import SHAPES, synthetic_matrix
 from islim.models.deep.base import TrainState
 from islim.models.deep.hooks import ImplicitSLIMConfig, ImplicitSLIMHook
 from islim.models.deep.trainer import EpochRunner, build_model, resolve_params, score_batch, trainable_only
+from islim.models.registry import model_spec
 
 VALIDATION_USERS, EVAL_BATCH = 10_000, 2_000
 
 
 def time_model(name: str, X: sp.csr_matrix, n_steps: int, device: torch.device) -> dict:
-    """Mean seconds per optimiser step in each phase (after one warm-up step) and the extrapolations."""
-    params = resolve_params(name, {"device": str(device)})
+    """Mean seconds per optimiser step in each phase (after one warm-up step) and the extrapolations.
+
+    ``name`` is a registered deep model (``multvae``, ``recvae``, ``hvamp``); its estimator's
+    network is timed with the reference parameters.
+    """
+    network = model_spec(name).load().network
+    params = resolve_params(network, {"device": str(device)})
     torch.manual_seed(0)
-    model = build_model(name, X.shape[1], params).to(device)
+    model = build_model(network, X.shape[1], params).to(device)
     runner = EpochRunner(model, X, params, ImplicitSLIMHook(ImplicitSLIMConfig(), X), device, progress=False)
     rng = np.random.default_rng(0)
     state = TrainState()

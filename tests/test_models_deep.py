@@ -7,6 +7,7 @@ import copy
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
@@ -16,22 +17,23 @@ from scipy.stats import norm
 
 from islim.embeddings import implicit_slim
 from islim.errors import ConfigError, DataFormatError
+from islim.evaluate import holdout_validator
 from islim.models.deep import (
-    CURVE_COLUMNS,
     DenseRows,
     HVamp,
+    HVampModel,
     ImplicitSLIMConfig,
     ImplicitSLIMHook,
     MultVAE,
+    MultVAEModel,
     RecVAE,
+    RecVAEModel,
     SparseRows,
     TrainState,
-    fit,
-    resolve_params,
-    score_batch,
 )
-from islim.models.deep import trainer as trainer_module
-from islim.models.deep.trainer import validation_metrics
+from islim.models.deep.trainer import resolve_params, score_batch
+from islim.models.registry import model_spec
+from islim.training import CURVE_COLUMNS
 
 TINY = {
     "multvae": {"hidden_dim": 16, "latent_dim": 8},
@@ -39,6 +41,7 @@ TINY = {
     "hvamp": {"hidden_dim": 16, "z1_dim": 8, "z2_dim": 8, "n_components": 6},
 }
 CLASSES = {"multvae": MultVAE, "recvae": RecVAE, "hvamp": HVamp}
+ESTIMATORS = {"multvae": MultVAEModel, "recvae": RecVAEModel, "hvamp": HVampModel}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -342,7 +345,7 @@ def test_fit_calls_implicit_slim_on_the_scheduled_epochs(monkeypatch, mode, expe
     monkeypatch.setattr(ImplicitSLIMHook, "on_epoch_start", tracking)
     X = random_feedback(30, 12, 0.3, seed=9)
     params = {**TINY["recvae"], "n_epochs": 4, "batch_size": 16, "implicit_slim": {"mode": mode, "step": 2}}
-    fit("recvae", X, params=params, progress=False)
+    RecVAEModel(**params).fit(X, progress=False)
     assert calls == [(e, shape) for e in expected_epochs for shape in ((12, 16), (12, 8))]
 
 
@@ -356,46 +359,50 @@ def test_training_loss_decreases_on_movielens(movielens, name):
     params = {**TINY[name], "n_epochs": 4, "batch_size": 128, "lr": 3e-3}
     if name == "multvae":
         params["total_anneal_steps"] = 1000
-    model, curve = fit(name, X, validation, params, progress=False)
-    assert list(curve.columns) == list(CURVE_COLUMNS)
+    validate = holdout_validator(*validation, batch_size=2000)
+    model = ESTIMATORS[name](**params)
+    assert model.fit(X, validate, progress=False) is model
+    curve = pd.DataFrame(model.history_)
+    assert sorted(curve.columns) == sorted(CURVE_COLUMNS)  # every history row has every curve column
     assert list(curve["epoch"]) == [0, 1, 2, 3]
     assert curve["train_loss"].iloc[-1] < curve["train_loss"].iloc[0]
     assert curve["wall_seconds"].is_monotonic_increasing
     assert curve["val_ndcg@100"].between(0, 1).all()
-    # the returned model carries the weights of the best validation epoch
+    # the fitted model carries the weights of the best validation epoch
     best = curve["val_ndcg@100"].idxmax()
     assert model.best_epoch_ == curve.loc[best, "epoch"]
-    metrics = validation_metrics(model, validation, batch_size=2000)
+    metrics = validate(model)
     assert metrics["ndcg@100"] == pytest.approx(curve.loc[best, "val_ndcg@100"], rel=1e-6)
-    assert not model.training
+    assert not model.module_.training
 
 
 def test_seeded_runs_are_reproducible_on_cpu(movielens):
     X, validation = movielens
     params = {**TINY["recvae"], "n_epochs": 2, "batch_size": 256, "seed": 11, "device": "cpu"}
-    runs = [fit("recvae", X, validation, params, progress=False) for _ in range(2)]
+    runs = [RecVAEModel(**params).fit(X, holdout_validator(*validation), progress=False) for _ in range(2)]
     columns = [c for c in CURVE_COLUMNS if c != "wall_seconds"]
-    assert runs[0][1][columns].equals(runs[1][1][columns])
-    states = [model.state_dict() for model, _ in runs]
+    curves = [pd.DataFrame(model.history_) for model in runs]
+    assert curves[0][columns].equals(curves[1][columns])
+    states = [model.module_.state_dict() for model in runs]
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
-def test_early_stopping_stops_after_patience_and_restores_best(monkeypatch):
+def test_early_stopping_stops_after_patience_and_restores_best():
     scripted = iter([0.1, 0.3, 0.2, 0.25, 0.9])
     saved = {}
 
-    def fake_validation(model, validation, batch_size):
+    def fake_validation(model):
         score = next(scripted)
-        saved[score] = {k: v.clone() for k, v in model.state_dict().items()}
+        saved[score] = {k: v.clone() for k, v in model.module_.state_dict().items()}
         return {"ndcg@100": score, "recall@20": score, "recall@50": score}
 
-    monkeypatch.setattr(trainer_module, "validation_metrics", fake_validation)
     X = random_feedback(30, 12, 0.3, seed=10)
     params = {**TINY["multvae"], "n_epochs": 5, "batch_size": 8, "patience": 2}
-    model, curve = fit("multvae", X, (X, X), params, progress=False)
+    model = MultVAEModel(**params).fit(X, fake_validation, progress=False)
+    curve = pd.DataFrame(model.history_)
     assert list(curve["val_ndcg@100"]) == [0.1, 0.3, 0.2, 0.25]  # best at epoch 1, stop 2 epochs later
     assert model.best_epoch_ == 1
-    assert all(torch.equal(v, saved[0.3][k]) for k, v in model.state_dict().items())
+    assert all(torch.equal(v, saved[0.3][k]) for k, v in model.module_.state_dict().items())
 
 
 def test_score_batch_returns_dense_scores_and_keeps_mode():
@@ -411,13 +418,18 @@ def test_score_batch_returns_dense_scores_and_keeps_mode():
 
 def test_invalid_parameters_raise_config_errors():
     with pytest.raises(ConfigError, match="unknown parameters"):
-        resolve_params("multvae", {"hiden_dim": 3})
-    with pytest.raises(ConfigError, match="unknown deep model"):
-        resolve_params("vae", {})
+        resolve_params(MultVAE, {"hiden_dim": 3})
+    with pytest.raises(ConfigError, match="unknown parameters"):
+        MultVAEModel(hiden_dim=3)
+    with pytest.raises(ConfigError, match="unknown model"):
+        model_spec("vae")
     with pytest.raises(ConfigError, match="implicit_slim.mode"):
-        resolve_params("recvae", {"implicit_slim": {"mode": "sometimes"}})
+        resolve_params(RecVAE, {"implicit_slim": {"mode": "sometimes"}})
+    with pytest.raises(ConfigError, match="implicit_slim.mode"):
+        RecVAEModel(implicit_slim={"mode": "sometimes"})
     with pytest.raises(ConfigError, match="exactly one KL weight"):
         RecVAE(10, beta=0.2)
     with pytest.raises(DataFormatError):
-        fit("multvae", np.ones((3, 3)), params={"n_epochs": 1}, progress=False)
-    assert resolve_params("recvae", {"implicit_slim": {"mode": "replace"}})["implicit_slim"]["step"] == 10
+        MultVAEModel(n_epochs=1).fit(np.ones((3, 3)), progress=False)
+    assert resolve_params(RecVAE, {"implicit_slim": {"mode": "replace"}})["implicit_slim"]["step"] == 10
+    assert RecVAEModel(implicit_slim={"mode": "replace"}).get_params()["implicit_slim"]["step"] == 10

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from islim.embeddings import implicit_slim, random_embeddings, slim_lle, svd_embeddings
 from islim.errors import ConfigError, DataFormatError, IslimError
-from islim.evaluate import evaluate
+from islim.evaluate import evaluate, holdout_validator
 from islim.models.linear import REFERENCE_HYPERPARAMETERS, MatrixFactorization, PLRec, reference_model
 from islim.models.ridge import (
     item_ridge,
@@ -69,13 +69,13 @@ def dense_plrec_users(R, W, popularity, power):
 
 
 def scripted(scores, snapshots=None):
-    """A validate() callback returning ``scores`` in turn (and recording the model's Q)."""
+    """A validate() callback returning ``{"ndcg@100": score}`` for ``scores`` in turn (and recording the model's Q)."""
     it = iter(scores)
 
     def validate(model):
         if snapshots is not None:
             snapshots.append(model.item_factors_.copy())
-        return next(it)
+        return {"ndcg@100": next(it)}
 
     return validate
 
@@ -245,6 +245,7 @@ def test_early_stopping_stops_at_first_non_improvement_and_restores_best(problem
     model = MatrixFactorization(n_factors=D, init="random", regularizer="none", n_init_steps=0, n_epochs=5, r_p=2.0, r_q=1.0)
     model.fit(problem["X"], validate=scripted([0.1, 0.2, 0.2 + 5e-5, 0.9, 1.0], snapshots))
     assert [h["epoch"] for h in model.history_] == [0, 1, 2]
+    assert [h["val_ndcg@100"] for h in model.history_] == [0.1, 0.2, 0.2 + 5e-5]
     assert model.best_epoch_ == 1 and model.best_score_ == 0.2
     np.testing.assert_array_equal(model.item_factors_, snapshots[1])
 
@@ -254,6 +255,7 @@ def test_patience_allows_that_many_non_improving_epochs(problem):
     model = MatrixFactorization(n_factors=D, init="random", regularizer="none", n_init_steps=0, n_epochs=6, r_p=2.0, r_q=1.0, patience=1)
     model.fit(problem["X"], validate=scripted([0.1, 0.2, 0.1, 0.3, 0.3, 0.2], snapshots))
     assert [h["epoch"] for h in model.history_] == [0, 1, 2, 3, 4, 5]
+    assert [h["val_ndcg@100"] for h in model.history_] == [0.1, 0.2, 0.1, 0.3, 0.3, 0.2]
     assert model.best_epoch_ == 3
     np.testing.assert_array_equal(model.item_factors_, snapshots[3])
 
@@ -268,6 +270,14 @@ def test_init_only_mf_evaluates_every_repeated_implicit_slim_step(problem):
         Q = implicit_slim(Q, X, 5.0, 0.7, 0.0)
     np.testing.assert_allclose(model.item_factors_, Q, rtol=1e-7, atol=1e-9)
     assert model.score_batch(X[:3]).shape == (3, N_ITEMS)
+
+
+def test_without_validation_every_epoch_runs_and_the_last_is_kept(problem):
+    X = problem["X"]
+    model = MatrixFactorization(n_factors=D, init="random", regularizer="none", n_init_steps=0, n_epochs=3, r_p=2.0, r_q=1.0).fit(X)
+    assert model.history_ == [] and model.best_epoch_ == 2 and model.best_score_ is None
+    init_only = MatrixFactorization(n_factors=D, regularizer="none", n_init_steps=2, n_epochs=0, item_lambda=5.0, item_alpha=0.7, item_threshold=0.0).fit(X)
+    assert init_only.history_ == [] and init_only.best_epoch_ == -1
 
 
 @pytest.mark.parametrize("init", ["svd", "slim_lle"])
@@ -345,7 +355,7 @@ def _popularity_ndcg(split):
 
 def test_mf_with_implicit_slim_beats_random_mf_and_popularity_on_movielens(movielens_split):
     split = movielens_split
-    validate = lambda model: _ndcg(split, model.score_batch, "validation")
+    validate = holdout_validator(split.validation_tr, split.validation_te)
     random_mf = MatrixFactorization(n_factors=64, init="random", regularizer="none", n_epochs=0, r_p=10.0).fit(split.train)
     islim_mf = MatrixFactorization(n_factors=64, r_p=1000.0, r_q=1.0, s_q=100.0, item_lambda=30.0, item_alpha=1.0, item_threshold=0.0, n_epochs=5)
     islim_mf.fit(split.train, validate=validate)

@@ -22,8 +22,10 @@ import torch
 import islim.models.deep.checkpoint as checkpoint_module
 from islim.data.split import make_split
 from islim.data.synthetic import generate
+from islim.evaluate import holdout_validator
 from islim.models.deep.hooks import ImplicitSLIMHook
-from islim.models.deep.trainer import EpochRunner, fit
+from islim.models.deep.trainer import EpochRunner
+from islim.models.registry import model_spec
 from islim.records import read_record, without_timing
 from islim.training import checkpoint_paths, train_run
 
@@ -59,8 +61,11 @@ def multvae_reference(split):
 
 
 def train(split, model, checkpoint=None, **overrides):
+    """The fitted estimator of ``model`` (validated on the split's validation users) and its curve."""
     params = {**SETTINGS[model], "n_epochs": N_EPOCHS, "device": "cpu", **overrides}
-    return fit(model, split.train, (split.validation_tr, split.validation_te), params, progress=False, checkpoint=checkpoint)
+    estimator = model_spec(model).build(params)
+    estimator.fit(split.train, holdout_validator(split.validation_tr, split.validation_te), progress=False, checkpoint=checkpoint)
+    return estimator, pd.DataFrame(estimator.history_)
 
 
 def crash_at(monkeypatch, epoch: int) -> None:
@@ -77,7 +82,7 @@ def crash_at(monkeypatch, epoch: int) -> None:
 
 def assert_same_run(first, second) -> None:
     (model_a, curve_a), (model_b, curve_b) = first, second
-    state_a, state_b = model_a.state_dict(), model_b.state_dict()
+    state_a, state_b = model_a.module_.state_dict(), model_b.module_.state_dict()
     assert state_a.keys() == state_b.keys()
     for name in state_a:
         assert torch.equal(state_a[name], state_b[name]), name

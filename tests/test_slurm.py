@@ -22,8 +22,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from islim.training import DEEP_MODELS
+from islim.models.deep.estimator import TorchRecommender
+from islim.models.registry import MODELS
 from tests.workflow_helpers import REPO, snakemake, write_tiny_config
+
+#: The deep (torch) models: the ones that train on a GPU when they get one.
+DEEP_MODELS = {name for name, spec in MODELS.items() if issubclass(spec.load(), TorchRecommender)}
 
 SLURM_SCRIPTS = REPO / "tests" / "slurm"
 USER_PROFILE = REPO / "profiles" / "slurm"
@@ -155,6 +159,7 @@ def test_user_profile_polls_safely_under_slurm_default_min_job_age():
 @pytest.mark.workflow
 @needs_plugin
 def test_user_profile_dry_run_plans_every_job_with_placeholders_and_gpus_for_deep_models(tmp_path):
+    assert {"multvae", "recvae", "hvamp"} <= DEEP_MODELS
     config = write_tiny_config(tmp_path, {"run_datasets": [DATASET]})
     result = snakemake(tmp_path, "--dry-run", "--profile", str(USER_PROFILE), configfile=config, timeout=RUN_TIMEOUT_S)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

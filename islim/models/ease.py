@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from islim.errors import DataFormatError, IslimError
 from islim.gram import dense_gram
 from islim.linalg import OPENBLAS_MAX_BYTES, ease_from_gram
 from islim.memory import dense_bytes, ensure_fits
@@ -76,4 +77,8 @@ class EASE(Recommender):
 
     def score_batch(self, rows: sp.spmatrix, users: np.ndarray | None = None) -> np.ndarray:
         """Scores ``(b, n_items)`` of a CSR batch of fold-in rows: ``rows @ weights_`` (``users`` is ignored)."""
+        if getattr(self, "weights_", None) is None:
+            raise IslimError("EASE is not fitted yet; call fit(X_train) before scoring")
+        if rows.shape[1] != self.weights_.shape[0]:
+            raise DataFormatError(f"expected fold-in rows over {self.weights_.shape[0]} items, got {rows.shape[1]} columns")
         return sparse_dense_product(rows, self.weights_)

@@ -80,7 +80,8 @@ class _LinearEmbeddingModel(Recommender):
         Returns
         -------
         self
-            With ``history_``, ``best_epoch_`` and ``best_score_`` (``None`` without ``validate``).
+            With ``history_``, ``best_epoch_`` and ``best_score_`` (without ``validate``:
+            ``history_`` is empty, ``best_epoch_`` the last epoch and ``best_score_`` ``None``).
 
         Raises
         ------
@@ -102,7 +103,10 @@ class _LinearEmbeddingModel(Recommender):
             else:
                 self._train_step(X, epoch)
             self._check_finite(epoch)
-            if validate is None or (epoch < 0 and self.n_epochs > 0):
+            if validate is None:
+                self.best_epoch_ = epoch  # without validation the model keeps the last epoch
+                continue
+            if epoch < 0 and self.n_epochs > 0:
                 continue
             score = history.record(self, epoch)
             if self.best_score_ is None or score > self.best_score_ + self.tol:

@@ -65,6 +65,12 @@ def _as_feedback(X) -> sp.csr_matrix:
     return X
 
 
+def _check_item_columns(rows, n_items: int) -> None:
+    """Refuse rows over another item vocabulary (e.g. a validation set of another split)."""
+    if rows.shape[1] != n_items:
+        raise DataFormatError(f"expected fold-in rows over {n_items} items, got {rows.shape[1]} columns")
+
+
 class TorchRecommender(Recommender):
     """A recommender whose scores come from a torch network trained by mini-batch Adam.
 
@@ -143,6 +149,7 @@ class TorchRecommender(Recommender):
         with deterministic_algorithms():
             torch.manual_seed(params["seed"])
             rng = np.random.default_rng(params["seed"])
+            self.n_items_ = X.shape[1]
             self.module_ = build_model(self.network, X.shape[1], params).to(device)
             hook = ImplicitSLIMHook(ImplicitSLIMConfig.from_mapping(params["implicit_slim"]), X)
             runner = EpochRunner(self.module_, X, params, hook, device, progress)
@@ -183,6 +190,7 @@ class TorchRecommender(Recommender):
         mean, no dropout) on its device. Memory ``O(b · n_items)``."""
         if getattr(self, "module_", None) is None:
             raise IslimError(f"{type(self).__name__} is not fitted yet; call fit(X_train) before scoring")
+        _check_item_columns(rows, self.n_items_)
         return score_batch(self.module_, rows)
 
 
