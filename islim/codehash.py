@@ -149,6 +149,27 @@ def reachable_modules(script: Path, package_dir: Path) -> list[Path]:
     Walks the import statements of ``script`` (anywhere in it) and, recursively, of every package
     module reached; adds each reached module's parent ``__init__.py`` files and its declared
     :data:`DATA_DECLARATION` files. ``script`` itself is not listed unless it lies in the package.
+
+    Parameters
+    ----------
+    script : Path
+        A Python file, e.g. ``workflow_scripts/train.py`` (only parsed, never run).
+    package_dir : Path
+        The package's directory, e.g. ``islim/``; its name is the package name.
+
+    Returns
+    -------
+    list of Path
+        Resolved paths of the reachable modules and data files, sorted.
+
+    Raises
+    ------
+    FileNotFoundError
+        A module's :data:`DATA_DECLARATION` names a path that matches no file.
+    ValueError
+        A :data:`DATA_DECLARATION` that is not a tuple or list of string literals.
+    SyntaxError
+        A reached module does not parse.
     """
     package_dir = Path(package_dir).resolve()
     script = Path(script).resolve()
@@ -170,7 +191,21 @@ def reachable_modules(script: Path, package_dir: Path) -> list[Path]:
 
 def code_hash(script: Path, package_dir: Path) -> str:
     """First :data:`HASH_LENGTH` hex digits of the sha256 over :func:`reachable_modules` of ``script``:
-    each file's path relative to the package's parent (e.g. ``islim/gram.py``) and its bytes."""
+    each file's path relative to the package's parent (e.g. ``islim/gram.py``) and its bytes.
+
+    The hash does not depend on where the tree lies, only on what is reachable and its content;
+    ``script`` itself is left out (Snakemake tracks a rule's ``script:`` on its own).
+
+    Parameters
+    ----------
+    script, package_dir : Path
+        As for :func:`reachable_modules`.
+
+    Returns
+    -------
+    str
+        16 lowercase hex digits.
+    """
     package_dir = Path(package_dir).resolve()
     digest = hashlib.sha256()
     for path in reachable_modules(script, package_dir):
