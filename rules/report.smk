@@ -2,17 +2,20 @@
 # ablations.csv, curves), so they can be redrawn without retraining (see README, "Report").
 
 
-rule plot_dimension:
+# Every figure of islim/plotting/registry.py: reports/<dataset>/<figure>.png|pdf (scope "dataset")
+# or reports/summary/<figure>.png|pdf (scope "summary"), captioned by reports/captions/<figure>.rst.
+rule figure:
     input:
-        ablations="results/{dataset}/ablations.csv",
-        metrics="results/{dataset}/metrics.csv",
+        unpack(figure_inputs),
     output:
-        png=report_png("dimension", "embedding dimension"),
-        pdf="reports/{dataset}/dimension.pdf",
+        png=report_png(),
+        pdf="reports/{scope}/{figure}.pdf",
     log:
-        "logs/report/{dataset}/dimension.log",
+        "logs/report/{scope}/{figure}.log",
     benchmark:
-        "results/benchmarks/report/{dataset}/dimension.tsv"
+        "results/benchmarks/report/{scope}/{figure}.tsv"
+    wildcard_constraints:
+        figure="|".join(FIGURES),
     conda:
         "../envs/islim.yaml"
     threads: 1
@@ -20,76 +23,10 @@ rule plot_dimension:
         mem_mb=1024,
         runtime=10,
     params:
-        code=code("plot_dimension"),
+        code=code("figure"),
+        caption=figure_caption,
     script:
-        "../workflow_scripts/plot_dimension.py"
-
-
-rule plot_convergence:
-    input:
-        curves=training_curves,
-    output:
-        png=report_png("convergence", "convergence"),
-        pdf="reports/{dataset}/convergence.pdf",
-    log:
-        "logs/report/{dataset}/convergence.log",
-    benchmark:
-        "results/benchmarks/report/{dataset}/convergence.tsv"
-    conda:
-        "../envs/islim.yaml"
-    threads: 1
-    resources:
-        mem_mb=1024,
-        runtime=10,
-    params:
-        code=code("plot_convergence"),
-    script:
-        "../workflow_scripts/plot_convergence.py"
-
-
-rule plot_ablation_grid:
-    input:
-        ablations="results/{dataset}/ablations.csv",
-    output:
-        png=report_png("ablation_grid", "ablation grid"),
-        pdf="reports/{dataset}/ablation_grid.pdf",
-    log:
-        "logs/report/{dataset}/ablation_grid.log",
-    benchmark:
-        "results/benchmarks/report/{dataset}/ablation_grid.tsv"
-    conda:
-        "../envs/islim.yaml"
-    threads: 1
-    resources:
-        mem_mb=1024,
-        runtime=10,
-    params:
-        code=code("plot_ablation_grid"),
-    script:
-        "../workflow_scripts/plot_ablation_grid.py"
-
-
-# Only a target when config report.scaling exists (see report_targets in common.smk).
-rule plot_scaling:
-    input:
-        scaling=SCALING,
-    output:
-        png=report_png("scaling", "cost scaling", scope="summary"),
-        pdf="reports/summary/scaling.pdf",
-    log:
-        "logs/report/summary/scaling.log",
-    benchmark:
-        "results/benchmarks/report/summary/scaling.tsv"
-    conda:
-        "../envs/islim.yaml"
-    threads: 1
-    resources:
-        mem_mb=1024,
-        runtime=10,
-    params:
-        code=code("plot_scaling"),
-    script:
-        "../workflow_scripts/plot_scaling.py"
+        "../workflow_scripts/figure.py"
 
 
 rule results_table:

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 
+from islim.codehash import reachable_modules
 from islim.plotting import ablation_grid_figure, convergence_figure, dimension_figure, read_curves, save_figure, scaling_figure
+from islim.plotting.registry import FIGURES, SOURCES, ReportFigure, draw, drawing_function, read_source
 from islim.plotting.scaling import loglog_slope
 from islim.provenance import provenance_table
 from islim.results_table import load_published, results_table, write_results_table
 
+REPO = Path(__file__).resolve().parents[1]
 SKIP_REASON = "first_step='identity' with second_step='explicit' is undefined"
 MEMORY_REASON = "dense I x I work over the memory budget"
 
@@ -162,6 +169,88 @@ def test_save_figure_svg_has_no_date_and_is_identical_on_rerun(tmp_path, curves)
     (svg,) = save_figure(convergence_figure(curves), tmp_path / "a", formats=("svg",))
     (again,) = save_figure(convergence_figure(curves), tmp_path / "b", formats=("svg",))
     assert svg.read_bytes() == again.read_bytes() and b"<dc:date>" not in svg.read_bytes()
+
+
+def test_every_figure_source_has_a_test_table_here(request):
+    """The registry tests below draw each figure from the fixtures named like its inputs."""
+    for name in SOURCES:
+        assert isinstance(request.getfixturevalue(name), pd.DataFrame), f"add a fixture {name!r} to tests/test_plotting.py"
+
+
+@pytest.mark.parametrize("name", list(FIGURES))
+def test_every_registered_figure_draws_from_the_tables_of_its_inputs(request, name):
+    figure = FIGURES[name]
+    drawn = drawing_function(figure)(**{source: request.getfixturevalue(source) for source in figure.inputs})
+    assert isinstance(drawn, Figure) and drawn.axes
+    assert any(line.get_xydata().size for ax in drawn.axes for line in ax.get_lines()) or any(ax.collections for ax in drawn.axes)
+
+
+@pytest.mark.parametrize("name", list(FIGURES))
+def test_every_registered_figure_has_its_report_caption(name):
+    caption = REPO / "reports" / "captions" / f"{name}.rst"
+    assert caption.is_file() and caption.read_text(encoding="utf-8").strip(), f"write {caption.relative_to(REPO)}"
+
+
+def test_the_figure_rule_code_hash_covers_every_registered_figure_module():
+    reached = set(reachable_modules(REPO / "workflow_scripts" / "figure.py", REPO / "islim"))
+    for figure in FIGURES.values():
+        assert (REPO / "islim" / "plotting" / f"{figure.draw.split('.')[0]}.py").resolve() in reached, figure.name
+
+
+def test_importing_the_registry_loads_no_plotting_library():
+    """The workflow reads the registry while building the DAG; matplotlib and seaborn load only in jobs."""
+    code = "import sys, islim.plotting.registry; print(sorted({'matplotlib', 'seaborn'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_figure_stages_follow_from_its_inputs_and_needs():
+    assert [FIGURES[name].stages for name in FIGURES] == [("ablations",), ("training",), ("ablations",), ("scaling",)]
+    assert ReportFigure("f", "dimension.dimension_figure", ("metrics",), "f", needs=("training",)).stages == ("training",)
+    assert ReportFigure("f", "dimension.dimension_figure", ("metrics",), "f").stages == ()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"inputs": ("metrics", "ratings")}, "expected one or more of"),
+        ({"scope": "dataset-wide"}, "scope 'dataset-wide'"),
+        ({"name": "ablation-grid"}, "letters, digits"),
+        ({"draw": "dimension_figure"}, "'<module>.<function>'"),
+        ({"needs": ("ease",)}, "expected stages among"),
+    ],
+)
+def test_registry_entry_with_an_unknown_input_scope_name_draw_or_stage_is_refused(fields, message):
+    entry = {"name": "f", "draw": "dimension.dimension_figure", "inputs": ("metrics",), "label": "f", **fields}
+    with pytest.raises(ValueError, match=message):
+        ReportFigure(**entry)
+
+
+def test_drawing_function_names_the_missing_module_or_function():
+    with pytest.raises(LookupError, match="islim.plotting.dimensions is not imported"):
+        drawing_function(ReportFigure("f", "dimensions.dimension_figure", ("metrics",), "f"))
+    with pytest.raises(LookupError, match="has no function 'dimension_plot'"):
+        drawing_function(ReportFigure("f", "dimension.dimension_plot", ("metrics",), "f"))
+
+
+def test_draw_reads_each_input_from_its_files_as_the_workflow_passes_them(tmp_path, ablations, metrics, curves):
+    ablations.to_csv(tmp_path / "ablations.csv", index=False)
+    metrics.to_csv(tmp_path / "metrics.csv", index=False)
+    drawn = draw("dimension", {"ablations": str(tmp_path / "ablations.csv"), "metrics": [str(tmp_path / "metrics.csv")]})
+    assert legend_texts(drawn) == legend_texts(dimension_figure(ablations, metrics))
+    paths = sorted(str(path) for path in tmp_path.glob("*-*.csv"))  # the curves fixture's files
+    assert legend_texts(draw("convergence", {"curves": paths})) == legend_texts(convergence_figure(curves))
+    with pytest.raises(KeyError, match=r"no files given for inputs \['metrics'\]"):
+        draw("dimension", {"ablations": str(tmp_path / "ablations.csv")})
+
+
+def test_a_per_dataset_source_of_a_summary_figure_is_the_concatenation_over_datasets(tmp_path, metrics):
+    metrics.to_csv(tmp_path / "a.csv", index=False)
+    metrics.assign(dataset="msd").to_csv(tmp_path / "b.csv", index=False)
+    table = read_source("metrics", [tmp_path / "a.csv", tmp_path / "b.csv"])
+    assert len(table) == 2 * len(metrics) and list(table["dataset"].unique()) == ["ml-20m", "msd"]
+    with pytest.raises(FileNotFoundError, match="no files"):
+        read_source("curves", [])
 
 
 def test_published_numbers_are_shipped_with_the_package():

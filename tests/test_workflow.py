@@ -14,24 +14,29 @@ import pandas as pd
 import pytest
 import yaml
 
+from islim.plotting.registry import FIGURES
 from tests.workflow_helpers import REPO, snakemake, write_tiny_config
 
 pytestmark = pytest.mark.workflow
 
 METRICS = ["recall@20", "recall@50", "ndcg@100"]
-REPORT_RULES = ["plot_dimension", "plot_convergence", "plot_ablation_grid", "plot_scaling", "results_table", "provenance", "figures"]
+REPORT_RULES = ["figure", "results_table", "provenance", "figures"]
+#: Registered figures drawn once per dataset (the others go to reports/summary/).
+DATASET_FIGURES = [name for name, figure in FIGURES.items() if figure.scope == "dataset"]
 FIGURES_PROFILE = REPO / "profiles" / "figures"
 
 
 def test_dry_run_of_the_default_config_plans_the_whole_chain(tmp_path):
     result = snakemake(tmp_path, "--dry-run", "--cores", "2")
     assert result.returncode == 0, result.stderr
-    for rule in ("fetch", "split", "ease", "aggregate", "all", *REPORT_RULES[:3], "results_table", "provenance"):
+    for rule in ("fetch", "split", "ease", "aggregate", "all", *REPORT_RULES[:3]):
         assert f"rule {rule}:" in result.stdout
-    assert "results/ml-100k/metrics.csv" in result.stdout and "reports/ml-100k/dimension.pdf" in result.stdout
+    assert "results/ml-100k/metrics.csv" in result.stdout
+    for name in DATASET_FIGURES:
+        assert f"reports/ml-100k/{name}.pdf" in result.stdout
     # benchmarks/results/scaling.csv does not exist in a fresh directory: no scaling job, and a message.
-    assert "rule plot_scaling:" not in result.stdout
-    assert "the cost-scaling figure is skipped" in result.stdout + result.stderr
+    assert "reports/summary/scaling.png" not in result.stdout
+    assert "the cost scaling figure is skipped" in result.stdout + result.stderr
 
 
 def test_lint_is_clean():
@@ -148,7 +153,7 @@ def test_every_rule_wrote_its_log_and_benchmark(tiny_run):
 @pytest.mark.parametrize("dataset", ["synthetic-tiny", "ml-latest-small"])
 def test_tiny_run_draws_every_figure_as_png_and_pdf(tiny_run, dataset):
     directory, _ = tiny_run
-    for figure in ("dimension", "convergence", "ablation_grid"):
+    for figure in DATASET_FIGURES:
         image = mpimg.imread(directory / "reports" / dataset / f"{figure}.png")
         assert image.ndim == 3 and min(image.shape[:2]) > 100
         assert (directory / "reports" / dataset / f"{figure}.pdf").read_bytes().startswith(b"%PDF")
@@ -177,10 +182,15 @@ def test_report_of_the_tiny_run_holds_every_figure_and_table(tiny_run):
     result = snakemake(directory, "--report", str(report), configfile=config)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     names = [Path(name).name for name in zipfile.ZipFile(report).namelist()]
-    for name in ("report.html", "dimension.png", "convergence.png", "ablation_grid.png", "scaling.png", "provenance.csv"):
+    for name in ("report.html", *(f"{figure}.png" for figure in FIGURES), "provenance.csv"):
         assert name in names
     assert names.count("results.csv") == 3  # two datasets and the summary
-    assert names.count("dimension.png") == 2
+    assert all(names.count(f"{figure}.png") == 2 for figure in DATASET_FIGURES)
+    html = next(zipfile.ZipFile(report).read(name) for name in zipfile.ZipFile(report).namelist() if name.endswith("report.html")).decode()
+    for figure in FIGURES.values():  # each figure carries its label and its own caption (reports/captions/<name>.rst)
+        assert f'"figure": "{figure.label}"' in html
+        caption = (REPO / "reports" / "captions" / f"{figure.name}.rst").read_text(encoding="utf-8")
+        assert re.match(r"[^\\`*\n]{8,}", caption).group() in html
 
 
 def test_figures_profile_redraws_the_report_only(tiny_run):
@@ -189,7 +199,8 @@ def test_figures_profile_redraws_the_report_only(tiny_run):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     planned = re.findall(r"^(?:local)?rule (\w+):$", result.stdout, re.MULTILINE)
     assert set(planned) == set(REPORT_RULES)
-    assert planned.count("plot_dimension") == 2 and planned.count("results_table") == 3
+    assert planned.count("figure") == 2 * len(DATASET_FIGURES) + len(FIGURES) - len(DATASET_FIGURES)
+    assert planned.count("results_table") == 3
 
 
 def test_figures_profile_and_localrules_name_every_report_rule():
