@@ -14,45 +14,25 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-#: Short epoch budgets and small networks, so every model trains in seconds.
-TINY_TRAINING = {
-    "activate": True,
-    "models": {
-        "mf": {"params": {"n_factors": 16, "n_epochs": 2, "r_p": 10.0}, "variants": {"baseline": {"init": "random", "regularizer": "none", "n_init_steps": 0}, "implicit_slim": {"init": "implicit_slim", "regularizer": "implicit_slim"}}, "grid": {}},
-        "plrec": {"params": {"n_factors": 16, "n_epochs": 1, "r_q": 10.0}, "variants": {"baseline": {"init": "svd"}, "implicit_slim": {"init": "implicit_slim", "regularizer": "implicit_slim", "s_q": 10.0}}, "grid": {}},
-        "multvae": {"params": {"n_epochs": 2, "hidden_dim": 32, "latent_dim": 8, "implicit_slim": {"step": 1, "lam": 50.0}}, "variants": {"baseline": {}, "implicit_slim": {"implicit_slim": {"mode": "replace"}}}},
-        "recvae": {"params": {"n_epochs": 2, "hidden_dim": 32, "latent_dim": 8, "implicit_slim": {"step": 1, "lam": 50.0}}, "variants": {"baseline": {}, "implicit_slim": {"implicit_slim": {"mode": "replace"}}}},
-        "hvamp": {"params": {"n_epochs": 2, "hidden_dim": 32, "z1_dim": 8, "z2_dim": 8, "n_components": 10, "warmup_epochs": 2, "implicit_slim": {"step": 1, "lam": 50.0}}, "variants": {"baseline": {}, "implicit_slim": {"implicit_slim": {"mode": "replace"}}}},
-    },
-}
+#: Test configurations of the workflow, merged over the repository's config.yaml.
+CONFIGS = Path(__file__).resolve().parent / "configs"
 
-#: A factorial grid at one small d over both neighbourhoods, three first steps and two second
-#: steps (the `lle` and `implicit_iterated` arms are covered by unit tests; with ml-latest-small's
-#: 5,660 items they would add minutes of dense eigen/Cholesky work to CI).
-TINY_ABLATIONS = {
-    "activate": True,
-    "dims": [16],
-    "neighbourhood": {"all": {}, "knn": {"k": [20]}},
-    "first_step": {"ease": {"lam": [100]}, "lle": None, "cooccurrence": {}, "identity": {}},
-    "second_step": {"explicit": {}, "implicit": {"alpha": [1.0], "threshold": [0]}, "implicit_iterated": None},
-    "references": ["random", "svd"],
-    "scorers": {"mf": {"r_p": [10]}, "plrec": {"power": [1], "r_q": [10]}},
-}
+
+def tiny_config() -> dict:
+    """A fresh copy of ``tests/configs/tiny.yaml`` (two small datasets, short training, a small ablation grid)."""
+    return yaml.safe_load((CONFIGS / "tiny.yaml").read_text(encoding="utf-8"))
+
+
+#: The tiny configuration's training and ablation sections (read-only views for unit tests).
+TINY_TRAINING = tiny_config()["training"]
+TINY_ABLATIONS = tiny_config()["ablations"]
 
 
 def write_tiny_config(directory: Path, extra: dict | None = None) -> Path:
-    """A config running a small synthetic dataset and ml-latest-small from the shared-data mirror."""
-    config = {
-        "run_datasets": ["synthetic-tiny", "ml-latest-small"],
-        "data_mirror": str(SHARED_DATA / "ml-latest-small"),
-        "threads": 2,
-        "ease": {"lambda_grid": [100, 300]},
-        "ablations": TINY_ABLATIONS,
-        "training": TINY_TRAINING,
-        "datasets": {
-            "synthetic-tiny": {"kind": "synthetic", "n_users": 600, "n_items": 300, "n_interactions": 15000, "heldout_users": 50, "seed": 7},
-        },
-    }
+    """Write ``tests/configs/tiny.yaml`` to ``directory``, with this machine's shared-data mirror of
+    ml-latest-small as ``data_mirror`` and the top-level keys of ``extra`` replacing the file's."""
+    config = tiny_config()
+    config["data_mirror"] = str(SHARED_DATA / "ml-latest-small")
     for key, value in (extra or {}).items():
         config[key] = value
     path = directory / "config.tiny.yaml"
