@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from islim.codehash import reachable_modules
 from islim.fileio import atomic_path
 
 log = logging.getLogger(__name__)
@@ -36,19 +37,16 @@ log = logging.getLogger(__name__)
 #: Format of the checkpoint payload; a checkpoint of another version is ignored.
 CHECKPOINT_VERSION = 1
 
-#: The islim sources a training run depends on (relative to the package); a change to any of
-#: them makes older checkpoints unusable.
-CODE_PATTERNS = ("models/deep/*.py", "embeddings/*.py", "evaluate.py", "metrics.py", "numerics.py")
-
-
 @functools.cache
 def code_digest() -> str:
-    """sha256 of the sources in :data:`CODE_PATTERNS` (read once per process)."""
+    """sha256 of every islim source a training run executes: the modules the torch estimator
+    (:mod:`islim.models.deep.estimator`) reaches by import (:func:`islim.codehash.reachable_modules`,
+    read once per process). A change to any of them makes older checkpoints unusable."""
     package = Path(__file__).resolve().parents[2]
     digest = hashlib.sha256()
-    for pattern in CODE_PATTERNS:
-        for path in sorted(package.glob(pattern)):
-            digest.update(path.read_bytes())
+    for path in reachable_modules(package / "models" / "deep" / "estimator.py", package):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
