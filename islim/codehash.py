@@ -5,21 +5,34 @@ imports changes. The workflow therefore passes :func:`code_hash` of each rule's 
 ``params: code=`` value: any change to a module the script can execute (or to a data file such a
 module reads) changes the hash and reruns the rule's jobs; a change anywhere else does not.
 
-What counts as reachable from a script (found with :mod:`ast`, nothing is imported):
+What counts as reachable from a script is found with :mod:`ast` (nothing is imported):
 
 * every ``import islim.a.b``, ``from islim.a import b`` and (inside the package) relative
-  ``from .a import b`` / ``from .. import b`` statement, wherever it sits: module level, inside
-  functions (islim imports heavy modules lazily), under ``if TYPE_CHECKING:`` or ``try:``. A
-  statement that never runs makes the estimate conservative, never too small;
+  ``from .a import b`` / ``from .. import b`` statement that can run, at module level (also under
+  ``if TYPE_CHECKING:`` or ``try:``) or inside a function that can run (islim imports heavy modules
+  lazily inside functions);
 * importing ``islim.a.b`` executes ``islim/__init__.py`` and ``islim/a/__init__.py`` first, so the
   parents' ``__init__.py`` are reachable too;
 * ``from islim.a import b`` reaches ``islim/a/b.py`` when ``b`` is a submodule (else ``b`` is a name
-  defined in ``islim/a/__init__.py``, which is reachable anyway);
+  defined in ``islim/a/__init__.py``);
 * a string literal that is exactly a dotted module path of the package, optionally followed by
-  ``:attribute`` (``"islim.models.linear:MatrixFactorization"``), counts as an import of that
-  module: this is how targets of ``importlib.import_module`` named in data (the model registry)
-  are found. A literal naming a module that is not imported only makes the estimate conservative;
+  ``:attribute`` (``"islim.models.linear:MatrixFactorization"``), counts as ``from module import
+  attribute`` (or ``import module``): this is how targets of ``importlib.import_module`` named in
+  data (the model registry) are found;
 * recursively, every module reached.
+
+Which functions "can run" is decided per module, by name, conservatively. A module's *units* are
+its top-level functions and classes (a class with all its methods). Code outside units runs on
+import: module-level statements, class bodies, decorators, default values and annotations; the
+imports in classes and in decorated functions always count (a metaclass, a base class or the
+decorator may register them). A function can run when that code or another unit that can run
+names it, when another module imports it by name (``from m import f``), or when the module is
+imported as a whole (``import m``, ``from pkg import m``: then every unit counts, as
+``m.anything`` may be called); a module-level ``__getattr__`` always can. The imports inside units that cannot run do not count: so a script that
+only calls ``islim.pipeline.fetch`` does not depend on the modules that ``islim.pipeline.ease_sweep``
+imports lazily. A name that merely looks like a unit (a local variable, say) makes the estimate
+larger, never smaller. Calls the walk cannot see: ``globals()[name]`` and
+``getattr(module, computed_name)`` on a module imported by name only; islim uses neither.
 
 Package data read at run time is declared, explicitly, by the module that reads it: a module-level
 
@@ -28,13 +41,13 @@ Package data read at run time is declared, explicitly, by the module that reads 
     PACKAGE_DATA = ("reference/published.csv",)
 
 tuple (or list) of string literals, paths relative to the package directory (glob patterns such as
-``"reference/*.csv"`` are allowed). The walk reads that assignment from the source; a declared path
-that matches no file raises :class:`FileNotFoundError`, so a typo cannot silently drop a file from
-the hash. Modules should read their data through the declared path so the two cannot drift apart.
+``"reference/*.csv"`` are allowed), counted whenever the module is reached. The walk reads that
+assignment from the source; a declared path that matches no file raises :class:`FileNotFoundError`,
+so a typo cannot silently drop a file from the hash. Modules should read their data through the
+declared path so the two cannot drift apart.
 
 Not followed: module names computed at run time (``import_module(f"islim.{name}")``, relative
-names given to ``import_module``) and star imports of submodules; islim uses none of these for its
-own modules. Name such a module in a string literal (e.g. a registry entry) to make it count.
+names given to ``import_module``); name such a module in a string literal to make it count.
 """
 
 from __future__ import annotations
@@ -43,6 +56,8 @@ import ast
 import functools
 import hashlib
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Name of the module-level tuple declaring the package data files a module reads.
@@ -52,28 +67,102 @@ DATA_DECLARATION = "PACKAGE_DATA"
 HASH_LENGTH = 16
 
 #: A string literal naming a module (``"a.b"`` or ``"a.b:attr"``), counted as an import of it.
-_MODULE_LITERAL = re.compile(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(?::[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)?")
+_MODULE_LITERAL = re.compile(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(?::([A-Za-z_]\w*)(?:\.[A-Za-z_]\w*)*)?")
+
+#: Units that run whenever the module is used (PEP 562 module attribute hooks).
+_ALWAYS = ("__getattr__", "__dir__")
+
+#: ``used`` value of a module imported as a whole: every unit may run.
+ALL = None
+
+#: An import found in the source: ``(level, module, names, whole)``. ``level`` 0 for absolute
+#: imports; ``module`` the dotted name after ``from`` (``""`` for ``from . import x``) or after
+#: ``import``; ``names`` the names of a ``from`` import; ``whole`` for ``import a.b`` (every module
+#: of the chain is bound and may be used through attributes).
+Ref = tuple[int, str, tuple[str, ...], bool]
+
+
+@dataclass
+class _Code:
+    """Imports and names of a stretch of source (module-level code, or one unit)."""
+
+    refs: list[Ref] = field(default_factory=list)
+    names: set[str] = field(default_factory=set)
+
+    def add(self, nodes: Iterable[ast.AST]) -> None:
+        for root in nodes:
+            for node in ast.walk(root):
+                if isinstance(node, ast.Import):
+                    self.refs += [(0, alias.name, (), True) for alias in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    self.refs.append((node.level, node.module or "", tuple(alias.name for alias in node.names), False))
+                elif isinstance(node, ast.Name):
+                    self.names.add(node.id)
+                elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "." in node.value and (match := _MODULE_LITERAL.fullmatch(node.value)):
+                    module, attribute = match.groups()
+                    self.refs.append((0, module, (attribute,) if attribute else (), attribute is None))
+
+
+@dataclass
+class _Module:
+    """One parsed source file: module-level code, units, declared data."""
+
+    top: _Code
+    units: dict[str, _Code]
+    data: tuple[str, ...]
+
+
+def _split(tree: ast.Module) -> tuple[list[ast.AST], dict[str, list[ast.AST]], set[str]]:
+    """Module-level nodes, the nodes of each unit (top-level function or class), and the units
+    that always count: classes (a base class's ``__init_subclass__`` or a metaclass may register
+    them) and decorated functions (the decorator may register them)."""
+    top: list[ast.AST] = []
+    units: dict[str, list[ast.AST]] = {}
+    roots: set[str] = set()
+
+    def function(node: ast.FunctionDef | ast.AsyncFunctionDef, unit: str) -> None:
+        if node.decorator_list and unit == node.name:
+            roots.add(unit)
+        top.extend(node.decorator_list)
+        top.append(node.args)  # defaults and annotations are evaluated at definition
+        if node.returns is not None:
+            top.append(node.returns)
+        units.setdefault(unit, []).extend(node.body)
+
+    def klass(node: ast.ClassDef, unit: str) -> None:
+        roots.add(unit)
+        top.extend([*node.decorator_list, *node.bases, *node.keywords])
+        units.setdefault(unit, [])
+        for statement in node.body:  # the class body runs at definition, its methods when called
+            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                function(statement, unit)
+            elif isinstance(statement, ast.ClassDef):
+                klass(statement, unit)
+            else:
+                top.append(statement)
+
+    for statement in tree.body:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            function(statement, statement.name)
+        elif isinstance(statement, ast.ClassDef):
+            klass(statement, statement.name)
+        else:
+            top.append(statement)
+    return top, units, roots
 
 
 @functools.lru_cache(maxsize=None)
-def _parse(path: str, source: bytes) -> tuple[tuple[tuple[int, str, tuple[str, ...]], ...], tuple[str, ...]]:
-    """The import statements and the data declaration of one source file (cached on its content).
-
-    Imports are ``(level, module, names)``: ``level`` 0 for absolute imports, ``module`` the dotted
-    name after ``from`` (``""`` for ``from . import x``) or after ``import``, ``names`` the imported
-    names of a ``from`` statement (empty for ``import``). String literals shaped like a dotted module
-    name (with at least one dot, optionally ``:attribute``) are listed as absolute imports too; the
-    caller keeps those inside the package that name an existing module.
-    """
+def _parse(path: str, source: bytes) -> _Module:
+    """Parse one source file (cached on its content)."""
     tree = ast.parse(source, filename=path)
-    imports: list[tuple[int, str, tuple[str, ...]]] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imports += [(0, alias.name, ()) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            imports.append((node.level, node.module or "", tuple(alias.name for alias in node.names)))
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "." in node.value and (match := _MODULE_LITERAL.fullmatch(node.value)):
-            imports.append((0, match.group(1), ()))
+    top_nodes, unit_nodes, roots = _split(tree)
+    top = _Code()
+    top.add(top_nodes)
+    top.names |= roots
+    units = {}
+    for name, nodes in unit_nodes.items():
+        units[name] = _Code()
+        units[name].add(nodes)
     data: list[str] = []
     for node in tree.body:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
@@ -83,7 +172,7 @@ def _parse(path: str, source: bytes) -> tuple[tuple[tuple[int, str, tuple[str, .
         if not isinstance(value, (ast.Tuple, ast.List)) or not all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in value.elts):
             raise ValueError(f"{path}:{node.lineno}: {DATA_DECLARATION} must be a tuple of string literals (paths relative to the package)")
         data += [element.value for element in value.elts]
-    return tuple(imports), tuple(data)
+    return _Module(top, units, tuple(data))
 
 
 def _module_file(parts: list[str], package_dir: Path) -> Path | None:
@@ -95,13 +184,6 @@ def _module_file(parts: list[str], package_dir: Path) -> Path | None:
     return None
 
 
-def _with_parents(parts: list[str], package_dir: Path) -> list[Path]:
-    """The module's own file plus the ``__init__.py`` of every package above it (all that import runs)."""
-    files = [init for depth in range(len(parts)) if (init := package_dir.joinpath(*parts[:depth], "__init__.py")).is_file()]
-    own = _module_file(parts, package_dir)
-    return files + ([own] if own is not None else [])
-
-
 def _package_parts(path: Path, package_dir: Path) -> list[str] | None:
     """Dotted parts (below the package) of the package a module file belongs to; ``None`` outside it."""
     try:
@@ -111,44 +193,46 @@ def _package_parts(path: Path, package_dir: Path) -> list[str] | None:
     return list(relative.parent.parts)
 
 
-def _references(path: Path, source: bytes, package_dir: Path) -> tuple[list[Path], list[Path]]:
-    """The package modules and declared data files one file reaches directly."""
-    imports, data = _parse(str(path), source)
-    package = package_dir.name
-    here = _package_parts(path, package_dir)
-    modules: list[Path] = []
-    for level, module, names in imports:
-        if level:
-            if here is None:  # a relative import in a file outside the package: not ours
-                continue
-            base = here[: len(here) - (level - 1)] if level - 1 <= len(here) else None
-            if base is None:
-                continue
-            parts = base + (module.split(".") if module else [])
+def _targets(ref: Ref, here: list[str] | None, package_dir: Path) -> list[tuple[Path, frozenset[str] | None]]:
+    """What one import (or module literal) makes reachable: ``(module file, names used)`` pairs,
+    ``ALL`` for a module that may be used as a whole, an empty set for a parent package whose
+    ``__init__.py`` only runs."""
+    level, module, names, whole = ref
+    if level:
+        if here is None or level - 1 > len(here):  # outside the package, or above its top
+            return []
+        parts = here[: len(here) - (level - 1)] + (module.split(".") if module else [])
+    else:
+        dotted = module.split(".")
+        if dotted[0] != package_dir.name:
+            return []
+        parts = dotted[1:]
+    found = []
+    for depth in range(len(parts) + 1):
+        path = _module_file(parts[:depth], package_dir)
+        if path is None:
+            continue
+        if whole:
+            found.append((path, ALL))  # `import a.b.c` binds a; a.b.c and its parents are usable
+        elif depth == len(parts):
+            found.append((path, frozenset(names) if "*" not in names else ALL))
         else:
-            dotted = module.split(".")
-            if dotted[0] != package:
-                continue
-            parts = dotted[1:]
-        modules += _with_parents(parts, package_dir)
+            found.append((path, frozenset()))
+    if not whole:
         for name in names:
             if name != "*" and (submodule := _module_file([*parts, name], package_dir)) is not None:
-                modules.append(submodule)
-    files: list[Path] = []
-    for pattern in data:
-        matches = sorted(p for p in package_dir.glob(pattern) if p.is_file())
-        if not matches:
-            raise FileNotFoundError(f"{path}: {DATA_DECLARATION} names {pattern!r}, which matches no file under {package_dir}")
-        files += matches
-    return modules, files
+                found.append((submodule, ALL))
+    return found
 
 
 def reachable_modules(script: Path, package_dir: Path) -> list[Path]:
     """Files of the package ``package_dir`` that running ``script`` can execute or read, sorted.
 
-    Walks the import statements of ``script`` (anywhere in it) and, recursively, of every package
-    module reached; adds each reached module's parent ``__init__.py`` files and its declared
-    :data:`DATA_DECLARATION` files. ``script`` itself is not listed unless it lies in the package.
+    Walks the import statements of ``script`` (all of it may run) and, recursively, those of the
+    package modules reached, counting the imports inside a module's functions and classes only when
+    they can run (see the module docstring); adds each reached module's parent ``__init__.py`` files
+    and its declared :data:`DATA_DECLARATION` files. ``script`` itself is not listed unless it lies
+    in the package.
 
     Parameters
     ----------
@@ -173,20 +257,46 @@ def reachable_modules(script: Path, package_dir: Path) -> list[Path]:
     """
     package_dir = Path(package_dir).resolve()
     script = Path(script).resolve()
-    seen: set[Path] = set()
+    parsed: dict[Path, _Module] = {}
+    used: dict[Path, set[str] | None] = {}  # names of the module's units used; ALL: every unit
+    done: dict[Path, set[str]] = {}  # units whose imports were followed
     data: set[Path] = set()
-    pending = [script]
+    pending: list[tuple[Path, frozenset[str] | None]] = [(script, ALL)]
     while pending:
-        path = pending.pop()
-        modules, files = _references(path, path.read_bytes(), package_dir)
-        data.update(files)
-        for module in modules:
-            if module not in seen:
-                seen.add(module)
-                pending.append(module)
-    if _package_parts(script, package_dir) is not None:
-        seen.add(script)
-    return sorted(seen | data)
+        path, names = pending.pop()
+        first = path not in parsed
+        if first:
+            parsed[path] = module = _parse(str(path), path.read_bytes())
+            used[path], done[path] = set(), set()
+            for pattern in module.data:
+                matches = sorted(p for p in package_dir.glob(pattern) if p.is_file())
+                if not matches:
+                    raise FileNotFoundError(f"{path}: {DATA_DECLARATION} names {pattern!r}, which matches no file under {package_dir}")
+                data.update(matches)
+        module = parsed[path]
+        before = used[path]
+        if before is not ALL:
+            used[path] = ALL if names is ALL else before | names
+        if not first and used[path] == before:
+            continue
+        here = _package_parts(path, package_dir)
+        follow: list[_Code] = [module.top] if first else []
+        # The units that can run: those named by module-level code, used from outside, or named by
+        # a unit that can run (a closure over names).
+        wanted = set(module.units) if used[path] is ALL else ({*module.top.names, *used[path], *_ALWAYS} & set(module.units))
+        stack = list(wanted - done[path])
+        while stack:
+            unit = stack.pop()
+            if unit in done[path]:
+                continue
+            done[path].add(unit)
+            follow.append(module.units[unit])
+            stack += [name for name in module.units[unit].names & set(module.units) if name not in done[path]]
+        for code in follow:
+            for ref in code.refs:
+                pending += _targets(ref, here, package_dir)
+    reached = {path for path in parsed if _package_parts(path, package_dir) is not None}
+    return sorted(reached | data)
 
 
 def code_hash(script: Path, package_dir: Path) -> str:

@@ -57,7 +57,27 @@ FAKE = {
     "scripts/lazy_only.py": "def main():\n    from pkg.lazy import g\n    g()\n",
     "scripts/outside.py": "import json\nimport numpy\nfrom . import nothing\n",
     "scripts/registry_user.py": "from pkg.registry import SPECS\n",
+    # one module, several steps: a script reaches the lazy imports of the functions it can call only
+    "pkg/steps.py": (
+        "from pkg.b import X\n"
+        "def fetch():\n    from pkg import fetched\n    return helper()\n"
+        "def helper():\n    from pkg import helped\n"
+        "def sweep():\n    from pkg import swept\n"
+        "def make():\n    from pkg import made\n"
+        "def with_default(x=make()):\n    from pkg import defaulted\n"
+        "@decorate\ndef registered():\n    from pkg import decorated\n"
+        "class Model:\n    def fit(self):\n        from pkg import fitted\n"
+        "def _unused():\n    import pkg.never\n"
+    ),
+    **{f"pkg/{name}.py": "" for name in ("fetched", "helped", "swept", "made", "defaulted", "decorated", "fitted", "never")},
+    "scripts/only_fetch.py": "from pkg.steps import fetch\nfetch()\n",
+    "scripts/only_sweep.py": "def main():\n    from pkg.steps import sweep\n",
+    "scripts/whole_steps.py": "import pkg.steps\n",
+    "scripts/steps_from_package.py": "from pkg import steps\n",
 }
+
+#: What any script importing pkg/steps.py reaches in it.
+STEPS = ("pkg/steps.py", "pkg/made.py", "pkg/decorated.py", "pkg/fitted.py")
 
 #: What each fake script reaches (paths relative to the package's parent).
 FAKE_REACH = {
@@ -77,6 +97,13 @@ FAKE_REACH = {
     "outside": set(),
     # a registry naming "module:Class" strings for importlib.import_module
     "registry_user": {"pkg/__init__.py", "pkg/registry.py", "pkg/plugins/__init__.py", "pkg/plugins/x.py"},
+    # steps.py runs make() (a default value), keeps the decorated function and the class; fetch
+    # calls helper; sweep and _unused are not called
+    "only_fetch": {"pkg/__init__.py", "pkg/b.py", *STEPS, "pkg/fetched.py", "pkg/helped.py"},
+    "only_sweep": {"pkg/__init__.py", "pkg/b.py", *STEPS, "pkg/swept.py"},
+    # the module as a whole: m.anything may be called
+    "whole_steps": {"pkg/__init__.py", "pkg/b.py", *STEPS, *(f"pkg/{n}.py" for n in ("fetched", "helped", "swept", "defaulted", "never"))},
+    "steps_from_package": {"pkg/__init__.py", "pkg/b.py", *STEPS, *(f"pkg/{n}.py" for n in ("fetched", "helped", "swept", "defaulted", "never"))},
 }
 
 
@@ -255,14 +282,13 @@ def test_a_gram_change_reruns_the_rules_whose_scripts_reach_it(repo_copy):
     reaching = {rule for rule, script in rule_scripts().items() if script and "islim/gram.py" in reach(repo_copy / "workflow_scripts" / f"{script}.py", repo_copy / "islim")}
     changed = rules_changed_by(repo_copy, "islim/gram.py")
     assert changed == reaching
-    # The rules that run gram.py's code, and rules that cannot depend on it.
+    # The rules that run gram.py's code, and rules that cannot depend on it. fetch and split share
+    # islim/pipeline.py with ease_sweep, but not the functions whose lazy imports reach gram.py.
     assert {"ease", "ablation_cell", "ablation_reference", "train"} <= changed
-    assert not changed & {"aggregate", "provenance"}
-    # Also in `changed` today, through the module-level granularity of the graph: fetch and split
-    # (their steps share islim/pipeline.py with ease_sweep, whose lazy imports reach gram.py),
-    # ablation_table (islim.ablations imports islim.embeddings), results_table and the figures
-    # (islim.names and islim.plotting.style read the model registry, whose "module:Class"
-    # strings name every model class).
+    assert not changed & {"fetch", "split", "aggregate", "provenance"}
+    # Also in `changed` today: ablation_table (islim.ablations imports islim.embeddings at module
+    # level), results_table and the figures (islim.names and islim.plotting.style read the model
+    # registry, whose "module:Class" strings name every model class).
 
 
 @pytest.mark.workflow
