@@ -18,7 +18,8 @@ from islim.config import (
     training_variant,
 )
 from islim.embeddings.registry import arms_of
-from islim.memory import ablation_mem_mb, ease_mem_mb, train_mem_mb
+from islim.memory import ease_mem_mb
+from islim.resources import ablation_mem_mb, train_mem_mb
 from islim.models.registry import trained_by, uses_gpu
 from islim.pipeline import fetch_parameters, split_parameters
 from islim.plotting.registry import FIGURES

@@ -1,4 +1,4 @@
-"""Memory requests of the workflow's jobs (islim.memory: ease_mem_mb, ablation_mem_mb, train_mem_mb)
+"""Memory requests of the workflow's jobs (islim.memory: ease_mem_mb; islim.resources: ablation_mem_mb, train_mem_mb)
 against hand-worked numbers, their growth with the item count, and the defaults they repeat."""
 
 from __future__ import annotations
@@ -8,7 +8,13 @@ import copy
 import pytest
 
 from islim.data.split import split_stats
-from islim.memory import KNN_K, MODEL_SIZES, OVERHEAD_MB, ablation_mem_mb, ease_mem_mb, eval_bytes, split_bytes, train_mem_mb
+from islim.embeddings.registry import DEFAULT_PARAMS
+from islim.errors import ConfigError
+from islim.memory import OVERHEAD_MB, ease_mem_mb, eval_bytes, split_bytes
+from islim.models.registry import trained_by
+from islim.resources import ablation_mem_mb, train_mem_mb
+
+KNN_K = DEFAULT_PARAMS["k"]
 
 MIB = 2**20
 
@@ -111,9 +117,9 @@ def test_training_runs_count_their_weights_and_batches(model, settings, expected
     assert train_mem_mb(STATS, model, settings, attempt=3) == 3 * expected_mb
 
 
-def test_an_unknown_model_has_no_estimate():
-    with pytest.raises(ValueError, match="no memory estimate for model 'ease'"):
-        train_mem_mb(STATS, "ease", {})
+def test_an_unknown_model_is_named():
+    with pytest.raises(ConfigError, match="unknown model 'lightgcn'"):
+        train_mem_mb(STATS, "lightgcn", {})
 
 
 ARMS = [
@@ -127,7 +133,7 @@ ARMS = [
 @pytest.mark.parametrize("estimate", [
     lambda stats: ease_mem_mb(stats),
     *[lambda stats, arm=arm: ablation_mem_mb(stats, arm, 64) for arm in ARMS],
-    *[lambda stats, model=model: train_mem_mb(stats, model, {"params": {}, "variants": {"v": {}}}) for model in MODEL_SIZES],
+    *[lambda stats, model=model: train_mem_mb(stats, model, {"params": {}, "variants": {"v": {}}}) for model in trained_by("train")],
 ])
 def test_requests_grow_with_the_item_count(estimate):
     requests = [estimate(with_items(n)) for n in (1_000, 10_000, 20_000, 40_000)]
@@ -150,11 +156,9 @@ def test_the_estimators_read_the_stats_the_split_writes(ml_small_split):
     assert train_mem_mb(stats, "multvae", {"params": {}, "variants": {"v": {}}}) > OVERHEAD_MB
 
 
-def test_repeated_defaults_agree_with_the_models():
-    from islim.embeddings.registry import DEFAULT_PARAMS
-    from islim.models.registry import model_spec
+def test_a_model_without_large_state_counts_only_the_split_and_evaluation(monkeypatch):
+    from islim.models.base import Recommender
+    from islim.models.linear import MatrixFactorization
 
-    for model, sizes in MODEL_SIZES.items():
-        defaults = model_spec(model).default_params()
-        assert {key: defaults[key] for key in sizes} == sizes, model
-    assert KNN_K == DEFAULT_PARAMS["k"]
+    monkeypatch.setattr(MatrixFactorization, "memory_bytes", classmethod(Recommender.memory_bytes.__func__))
+    assert train_mem_mb(STATS, "mf", {"params": {}, "variants": {"v": {}}}) == mb(BASE)

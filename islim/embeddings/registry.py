@@ -56,6 +56,13 @@ class Arm:
         neighbourhoods.
     knn : bool
         ``first_step`` only: the rule also has a k-NN (local) version in :mod:`islim.embeddings.knn`.
+    dense_copies : float
+        Peak number of dense float64 ``I x I`` arrays the step holds with the ``all``
+        neighbourhood (memory requests, :mod:`islim.resources`); a first step with 0 builds a
+        sparse ``S``, on which the second steps work with sparse operators.
+    spd_inverse : bool
+        The step inverts a dense SPD matrix (two more ``I x I`` buffers on the MKL path above
+        :data:`islim.memory.MKL_PATH_BYTES`).
     """
 
     axis: str
@@ -63,6 +70,8 @@ class Arm:
     params: tuple[str, ...] = ()
     build: Callable[..., Any] | None = field(default=None, repr=False)
     knn: bool = False
+    dense_copies: float = 0.0
+    spd_inverse: bool = False
 
 
 def _dtype(p: Mapping[str, Any]) -> np.dtype:
@@ -77,16 +86,18 @@ def _popularity_mask(X, threshold: float) -> np.ndarray:
 ARMS: tuple[Arm, ...] = (
     Arm("neighbourhood", "all"),
     Arm("neighbourhood", "knn", ("k",)),
-    Arm("first_step", "ease", ("lam",), lambda X, p, sum_to_one, budget: ease_weights(X, p["lam"], sum_to_one=sum_to_one, dtype=_dtype(p), budget_bytes=budget), knn=True),
-    Arm("first_step", "lle", ("reg",), lambda X, p, sum_to_one, budget: lle_weights(X, p["reg"], dtype=_dtype(p), budget_bytes=budget), knn=True),
-    Arm("first_step", "cooccurrence", (), lambda X, p, sum_to_one, budget: cooccurrence_weights(X, dtype=_dtype(p), budget_bytes=budget), knn=True),
+    Arm("first_step", "ease", ("lam",), lambda X, p, sum_to_one, budget: ease_weights(X, p["lam"], sum_to_one=sum_to_one, dtype=_dtype(p), budget_bytes=budget), knn=True, dense_copies=1, spd_inverse=True),
+    Arm("first_step", "lle", ("reg",), lambda X, p, sum_to_one, budget: lle_weights(X, p["reg"], dtype=_dtype(p), budget_bytes=budget), knn=True, dense_copies=5),
+    Arm("first_step", "cooccurrence", (), lambda X, p, sum_to_one, budget: cooccurrence_weights(X, dtype=_dtype(p), budget_bytes=budget), knn=True, dense_copies=1),
     Arm("first_step", "identity", (), lambda X, p, sum_to_one, budget: identity_weights(X.shape[1], _dtype(p)), knn=True),
-    Arm("second_step", "explicit", (), lambda S, E0, p, mask, budget: lle_embeddings(S, E0.shape[1], budget_bytes=budget)),
+    # S, A = I - S, L = A Aᵀ and LAPACK's copy
+    Arm("second_step", "explicit", (), lambda S, E0, p, mask, budget: lle_embeddings(S, E0.shape[1], budget_bytes=budget), dense_copies=4),
     Arm(
         "second_step",
         "implicit",
         ("alpha", "threshold"),
         lambda S, E0, p, mask, budget: anchored_update(S, E0, p["alpha"], mask, tol=p["cg_tol"], maxiter=p["cg_maxiter"], budget_bytes=budget),
+        dense_copies=3,  # S and the dense system, twice
     ),
     Arm(
         "second_step",
@@ -95,6 +106,7 @@ ARMS: tuple[Arm, ...] = (
         lambda S, E0, p, mask, budget: iterate_anchored_update(
             S, E0, p["alpha"], p["n_iter"], p["tol"], mask, cg_tol=p["cg_tol"], cg_maxiter=p["cg_maxiter"], budget_bytes=budget
         ).embeddings,
+        dense_copies=3,
     ),
     Arm("reference", "random", (), lambda X, d, seed: random_embeddings(X.shape[1], d, seed)),
     Arm("reference", "svd", (), lambda X, d, seed: svd_embeddings(X, d, seed)),
@@ -160,6 +172,15 @@ def _params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
+def uses_closed_form(neighbourhood: str, first_step: str, second_step: str, params: Mapping[str, Any] | None = None) -> bool:
+    """Whether the arm runs ImplicitSLIM's closed form (sparse products and ``I x d`` arrays only):
+    ``(all, ease, implicit[_iterated])`` without ``sum_to_one`` and with the ``surrogate``."""
+    p = _params(params)
+    implicit = second_step != "explicit"
+    sum_to_one = (not implicit) if p["sum_to_one"] is None else bool(p["sum_to_one"])
+    return neighbourhood == "all" and first_step == "ease" and implicit and not sum_to_one and p["surrogate"]
+
+
 def first_step_weights(X, neighbourhood: str, first_step: str, p: Mapping[str, Any], sum_to_one: bool, budget_bytes: int | None = None):
     """The weights ``S`` of a first step: dense (n_items, n_items) for ``"all"``, sparse CSC for ``"knn"``."""
     entry = arm("first_step", first_step)
@@ -213,7 +234,7 @@ def arm_embeddings(
     E0 = random_embeddings(n_items, d, seed) if initial is None else np.asarray(initial)
     if E0.shape != (n_items, d):
         raise ConfigError(f"initial embeddings have shape {E0.shape}, expected ({n_items}, {d})")
-    if neighbourhood == "all" and first_step == "ease" and implicit and not sum_to_one and p["surrogate"]:
+    if uses_closed_form(neighbourhood, first_step, second_step, p):
         if second_step == "implicit":
             return implicit_slim(E0, X, p["lam"], p["alpha"], p["threshold"])
         return iterate_implicit_slim(E0, X, p["lam"], p["alpha"], p["n_iter"], p["tol"], p["threshold"]).embeddings

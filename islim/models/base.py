@@ -101,6 +101,29 @@ class Recommender(ABC):
         for name in self.parameter_names():
             setattr(self, name, arguments[name])
 
+    # --------------------------------------------------------------- memory
+    @classmethod
+    def memory_bytes(cls, n_users: int, n_items: int, params: Mapping[str, Any], grid: Mapping[str, list]) -> int:
+        """Upper estimate of the bytes one fit holds besides the training data and one evaluation
+        block, for the workflow's memory requests (:mod:`islim.resources`).
+
+        Parameters
+        ----------
+        n_users, n_items : int
+            Training users and items.
+        params : mapping
+            The run's settings over :meth:`default_params`.
+        grid : mapping
+            The run's grid (``{name: [values]}``); the largest candidate of a size counts
+            (:func:`largest`).
+
+        Returns
+        -------
+        int
+            Bytes; the base class counts nothing (a model whose state is small).
+        """
+        return 0
+
     # ------------------------------------------------------------- training
     @abstractmethod
     def fit(
@@ -153,6 +176,11 @@ class Recommender(ABC):
         ndarray, shape (b, n_items), float32
             Scores; already-seen items are *not* masked (the evaluator does that).
         """
+
+
+def largest(params: Mapping[str, Any], grid: Mapping[str, list], key: str) -> Any:
+    """The setting ``key`` of ``params``, or the largest candidate if ``grid`` searches it."""
+    return max([params[key], *grid.get(key, [])])
 
 
 class EpochHistory:

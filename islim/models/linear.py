@@ -27,7 +27,7 @@ from islim.embeddings import implicit_slim, random_embeddings, slim_lle, svd_emb
 from islim.errors import ConfigError, DataFormatError, IslimError
 from islim.linalg import column_space_basis
 from islim.memory import dense_bytes, ensure_fits
-from islim.models.base import DEFAULT_MONITOR, EpochHistory, Recommender, Validator
+from islim.models.base import DEFAULT_MONITOR, EpochHistory, Recommender, Validator, largest
 from islim.numerics import require_finite
 from islim.models.ridge import (
     DEFAULT_BATCH_SIZE,
@@ -59,6 +59,17 @@ def _training_matrix(X, dtype: np.dtype) -> sp.csr_matrix:
 
 class _LinearEmbeddingModel(Recommender):
     """Fit loop, ImplicitSLIM call, initialisation and scoring shared by MF and PLRec."""
+
+    @classmethod
+    def memory_bytes(cls, n_users, n_items, params, grid) -> int:
+        """``6 I f`` float64 values of item embeddings and statistics and ``3 U f`` of user factors
+        (``f = n_factors``); ``init = "slim_lle"`` adds SLIM-LLE's three dense float64 ``I x I``
+        arrays (ImplicitSLIM's init and regulariser stay sparse)."""
+        f = largest(params, grid, "n_factors")
+        nbytes = 8 * (6 * n_items * f + 3 * n_users * f)
+        if "slim_lle" in [params.get("init"), *grid.get("init", [])]:
+            nbytes += 3 * 8 * n_items**2
+        return nbytes
 
     # ----------------------------------------------------------------- fitting
     def fit(

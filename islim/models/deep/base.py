@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -58,6 +58,12 @@ class DeepRecommender(nn.Module, ABC):
 
     MODEL_DEFAULTS: ClassVar[dict[str, Any]] = {}
     TRAINING_DEFAULTS: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    @abstractmethod
+    def item_weight_count(cls, n_items: int, params: Mapping[str, Any]) -> int:
+        """Number of item-sized weights (those growing with ``n_items``) for constructor
+        arguments ``params`` (memory requests of the workflow)."""
 
     @abstractmethod
     def forward(self, x: Rows) -> torch.Tensor:

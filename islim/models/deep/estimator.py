@@ -34,7 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from islim.errors import DataFormatError, IslimError
-from islim.models.base import DEFAULT_MONITOR, EpochHistory, Recommender, Validator
+from islim.models.base import DEFAULT_MONITOR, EpochHistory, Recommender, Validator, largest
 from islim.models.deep.base import DeepRecommender, TrainState
 from islim.models.deep.checkpoint import Checkpoint, run_fingerprint
 from islim.models.deep.hooks import ImplicitSLIMConfig, ImplicitSLIMHook
@@ -113,6 +113,21 @@ class TorchRecommender(Recommender):
     def set_params(self, **params: Any) -> TorchRecommender:
         self.params = resolve_params(self.network, {**self.params, **params})
         return self
+
+    @classmethod
+    def memory_bytes(cls, n_users, n_items, params, grid) -> int:
+        """float32 on the CPU (a GPU holds the same there): the network's item-sized weights ``P``
+        (:meth:`DeepRecommender.item_weight_count`) five times (weights, gradients, Adam's two
+        moments, the kept best state), a training batch of ``b x I`` six times (input, dropout mask,
+        logits, softmax and their gradients), and with ImplicitSLIM (an ``implicit_slim`` mode other
+        than ``none``) eight ``I x H`` float32 work arrays."""
+        sizes = {key: largest(params, grid, key) for key in cls.network.MODEL_DEFAULTS if isinstance(params[key], int | float)}
+        sizes.update({key: value for key, value in params.items() if key not in sizes})
+        batch = min(largest(params, grid, "batch_size"), n_users)
+        nbytes = 4 * (5 * cls.network.item_weight_count(n_items, sizes) + 6 * batch * n_items)
+        if (params.get("implicit_slim") or {}).get("mode", "none") != "none":
+            nbytes += 4 * 8 * n_items * sizes["hidden_dim"]
+        return nbytes
 
     def fit(
         self,

@@ -96,6 +96,13 @@ class HVamp(DeepRecommender):
     }
     TRAINING_DEFAULTS = {"lr": 5e-4, "batch_size": 200, "n_epochs": 400, "patience": 50, "normalize_grad": True}
 
+    @classmethod
+    def item_weight_count(cls, n_items, params) -> int:
+        """Gated (×2) first layers of the two encoders, the decoder's output layer and ``K``
+        pseudo-inputs: ``I (2 g H + H + K)``, ``g = 2`` when gated."""
+        gates = 2 if params["gated"] else 1
+        return n_items * (2 * gates * params["hidden_dim"] + params["hidden_dim"] + params["n_components"])
+
     def __init__(
         self,
         n_items: int,

@@ -43,6 +43,11 @@ class MultVAE(DeepRecommender):
     #: Notebook: Adam lr 1e-3, batch 500, 200 epochs, best validation NDCG@100 kept (no early stop).
     TRAINING_DEFAULTS = {"lr": 1e-3, "batch_size": 500, "n_epochs": 200, "patience": None, "normalize_grad": False}
 
+    @classmethod
+    def item_weight_count(cls, n_items, params) -> int:
+        """The first encoder and the last decoder layer: ``2 I H``."""
+        return 2 * n_items * params["hidden_dim"]
+
     def __init__(
         self,
         n_items: int,

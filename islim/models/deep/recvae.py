@@ -111,6 +111,11 @@ class RecVAE(DeepRecommender):
     #: Adam lr 5e-4, batch 500, 50 epochs (100 for MSD), best validation NDCG@100 kept, no early stop.
     TRAINING_DEFAULTS = {"lr": 5e-4, "batch_size": 500, "n_epochs": 50, "patience": None, "normalize_grad": False}
 
+    @classmethod
+    def item_weight_count(cls, n_items, params) -> int:
+        """The encoder's first layer, its copy in the prior, and the ``L x I`` decoder: ``I (2H + L)``."""
+        return n_items * (2 * params["hidden_dim"] + params["latent_dim"])
+
     def __init__(
         self,
         n_items: int,
