@@ -86,8 +86,11 @@ def main() -> None:
         print(f"  Gram matrix      {single['seconds']:8.2f} s on 1 thread (speed-up {single['seconds'] / stages['gram_s']:.2f}x)")
         base = measure(fit_numpy_inv, X, args.lam, threads=args.threads)
         print(f"numpy.linalg.inv:  {base['seconds']:8.2f} s  {base['extra_peak_mb']:9.0f} MiB extra")
-        print(f"ratio (baseline / islim): time {base['seconds'] / ours['seconds']:.2f}x, memory {base['extra_peak_mb'] / max(ours['extra_peak_mb'], 1):.2f}x")
+        print(
+            f"ratio (baseline / islim): time {base['seconds'] / ours['seconds']:.2f}x, memory {base['extra_peak_mb'] / max(ours['extra_peak_mb'], 1):.2f}x"
+        )
         assert np.isclose(stages["check"], base["result"], rtol=1e-2, atol=1e-5), "the two fits disagree"
+
 
 if __name__ == "__main__":
     main()

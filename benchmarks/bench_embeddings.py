@@ -115,11 +115,13 @@ def peak_in_fresh_process(matrix_path: Path, d: int, which: str, lam: float, alp
     return int(done.stdout.strip().splitlines()[-1])
 
 
-def bench_implicit_slim(X: sp.csr_matrix, dims: list[int], repeats: int, lam: float, alpha: float, threshold: float, matrix_path: Path) -> list[dict]:
+def bench_implicit_slim(
+    X: sp.csr_matrix, dims: list[int], repeats: int, lam: float, alpha: float, threshold: float, matrix_path: Path
+) -> list[dict]:
     rows = []
     for d in dims:
         E0 = np.random.default_rng(d).standard_normal((X.shape[1], d)).astype(np.float32)
-        conversion_s = timed(lambda: gram_operator(X.copy(), like=E0))[0]
+        conversion_s = timed(lambda E0=E0: gram_operator(X.copy(), like=E0))[0]
         ours, plain = _candidates(X, d, lam, alpha, threshold)
         reference = implicit_slim(E0.astype(np.float64), X, lam, alpha, threshold)
         scale = np.abs(reference).max()
@@ -174,7 +176,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/embeddings.json"))
     args = parser.parse_args()
 
-    blas = [{k: str(v) for k, v in info.items() if k in ("internal_api", "version", "architecture", "num_threads", "threading_layer")} for info in threadpool_info()]
+    blas = [
+        {k: str(v) for k, v in info.items() if k in ("internal_api", "version", "architecture", "num_threads", "threading_layer")}
+        for info in threadpool_info()
+    ]
     print("platform:", platform.platform(), "| CPUs usable:", len(os.sched_getaffinity(0)))
     print("BLAS/OpenMP:", blas, "| torch threads:", torch.get_num_threads(), "| torch MKL:", torch.backends.mkl.is_available())
     start = time.perf_counter()

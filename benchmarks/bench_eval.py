@@ -33,8 +33,10 @@ def fold_in_and_target(X: sp.csr_matrix, n_users: int, seed: int = 0) -> tuple[s
     rng = np.random.default_rng(seed)
     in_target = rng.random(rows.nnz) < 0.2
     coo = rows.tocoo()
+
     def part(mask):
         return sp.csr_matrix((coo.data[mask], (coo.row[mask], coo.col[mask])), shape=rows.shape)
+
     return part(~in_target), part(in_target)
 
 
@@ -78,7 +80,9 @@ def main() -> None:
     print(f"islim evaluate (batch {args.batch}): {ours['seconds']:7.2f} s  {ours['extra_peak_mb']:8.0f} MiB extra")
     base = measure(textbook_evaluation, B, fold_in, target, threads=args.threads)
     print(f"textbook, one batch:           {base['seconds']:7.2f} s  {base['extra_peak_mb']:8.0f} MiB extra")
-    print(f"ratio (baseline / islim): time {base['seconds'] / ours['seconds']:.2f}x, memory {base['extra_peak_mb'] / max(ours['extra_peak_mb'], 1):.2f}x")
+    print(
+        f"ratio (baseline / islim): time {base['seconds'] / ours['seconds']:.2f}x, memory {base['extra_peak_mb'] / max(ours['extra_peak_mb'], 1):.2f}x"
+    )
     assert np.isclose(ours["result"], base["result"]), "islim and the textbook recipe disagree"
 
 

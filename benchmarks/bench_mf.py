@@ -52,7 +52,9 @@ def main() -> None:
     print(f"islim MF + ImplicitSLIM, {args.epochs} epochs: {ours['seconds']:8.2f} s  {ours['extra_peak_mb']:7.0f} MiB extra")
     base = measure(fit_implicit, X, args.dim, args.implicit_iterations, args.threads, threads=args.threads)
     print(f"implicit ALS, {args.implicit_iterations} iterations:      {base['seconds']:8.2f} s  {base['extra_peak_mb']:7.0f} MiB extra")
-    print(f"ratio (implicit / islim): time {base['seconds'] / ours['seconds']:.2f}x, memory {base['extra_peak_mb'] / max(ours['extra_peak_mb'], 1):.2f}x")
+    print(
+        f"ratio (implicit / islim): time {base['seconds'] / ours['seconds']:.2f}x, memory {base['extra_peak_mb'] / max(ours['extra_peak_mb'], 1):.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -68,7 +68,9 @@ def main() -> None:
             if method == "SLIM-LLE" and n_items > args.explicit_max_items:
                 continue
             outcome = measure(fit, X, args.d, threads=args.threads)
-            rows.append({"method": method, "n_items": n_items, "d": args.d, "seconds": outcome["seconds"], "peak_mb": outcome["extra_peak_mb"]})
+            rows.append(
+                {"method": method, "n_items": n_items, "d": args.d, "seconds": outcome["seconds"], "peak_mb": outcome["extra_peak_mb"]}
+            )
             print(f"I = {n_items:6,d}  {method:13s} {outcome['seconds']:8.2f} s  {outcome['extra_peak_mb']:8.0f} MiB", flush=True)
     table = pd.DataFrame(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)

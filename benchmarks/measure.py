@@ -7,8 +7,8 @@ Benchmarks report ratios against a baseline run in the same invocation; nothing 
 from __future__ import annotations
 
 import multiprocessing as mp
-import queue as queue_module
 import os
+import queue as queue_module
 import resource
 import time
 from pathlib import Path
@@ -70,4 +70,6 @@ def measure(function, *args, threads: int = 2) -> dict:
 
 def blas_summary() -> str:
     """One line naming each BLAS library, its kernel and thread count."""
-    return "; ".join(f"{b['internal_api']} {b['version']} kernel={b['architecture']} threads={b['num_threads']}" for b in blas_description())
+    return "; ".join(
+        f"{b['internal_api']} {b['version']} kernel={b['architecture']} threads={b['num_threads']}" for b in blas_description()
+    )

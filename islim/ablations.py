@@ -18,6 +18,7 @@ the memory budget, or embeddings with NaN or infinite entries) yields records wi
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import tracemalloc
@@ -33,8 +34,8 @@ from islim.embeddings import arm_embeddings, reference_embeddings, validate_arm
 from islim.embeddings.registry import ARMS, AXES
 from islim.errors import ConfigError, MemoryBudgetError, NumericalError
 from islim.evaluate import evaluate
-from islim.models.ridge import item_statistics, plrec_encoder, plrec_item_weights, solve_item_step, user_ridge_encoder
 from islim.fileio import write_csv
+from islim.models.ridge import item_statistics, plrec_encoder, plrec_item_weights, solve_item_step, user_ridge_encoder
 from islim.numerics import require_finite
 from islim.records import make_record, read_records
 
@@ -57,7 +58,9 @@ def arm_grid(arm: Mapping[str, str], axis_grids: Mapping[str, Mapping[str, Mappi
         given = axis_grids.get(axis, {}).get(value) or {}
         unknown = set(given) - set(RELEVANT_PARAMS[(axis, value)])
         if unknown:
-            raise ConfigError(f"ablations.{axis}.{value} sets {sorted(unknown)}, which that arm does not read; allowed: {list(RELEVANT_PARAMS[(axis, value)])}")
+            raise ConfigError(
+                f"ablations.{axis}.{value} sets {sorted(unknown)}, which that arm does not read; allowed: {list(RELEVANT_PARAMS[(axis, value)])}"
+            )
         grid.update({name: list(values) for name, values in given.items()})
     return grid
 
@@ -122,7 +125,7 @@ def run_cell(
     """
     best: dict[str, tuple] = {}
     for params in grid_points(arm_params):
-        embeddings, seconds, peak = _measured(lambda: extract(params))
+        embeddings, seconds, peak = _measured(functools.partial(extract, params))
         require_finite(embeddings, f"{model_name}: the embeddings for {params}", "this arm is numerically unstable with these parameters")
         for scorer, grid in scorer_grids.items():
             for scorer_params in grid_points(grid):
@@ -134,14 +137,24 @@ def run_cell(
                     best[scorer] = (validation, test, params, scorer_params, seconds, peak)
     records = []
     for scorer, (validation, test, params, scorer_params, seconds, peak) in best.items():
-        extra = {"status": "ok", "scorer": scorer, "extraction_seconds": round(seconds, 4), "extraction_peak_mb": round(peak, 2), "grid": {"arm": dict(arm_params), "scorer": dict(scorer_grids[scorer])}}
-        records.append(make_record(dataset, model_name, {**params, **scorer_params}, {"validation": validation, "test": test}, seconds, extra=extra))
+        extra = {
+            "status": "ok",
+            "scorer": scorer,
+            "extraction_seconds": round(seconds, 4),
+            "extraction_peak_mb": round(peak, 2),
+            "grid": {"arm": dict(arm_params), "scorer": dict(scorer_grids[scorer])},
+        }
+        records.append(
+            make_record(dataset, model_name, {**params, **scorer_params}, {"validation": validation, "test": test}, seconds, extra=extra)
+        )
     return records
 
 
 def skipped_records(dataset: str, model_name: str, scorers, reason: str) -> list[dict[str, Any]]:
     """Records saying a cell did not run, and why (so it is never silently missing)."""
-    return [make_record(dataset, model_name, {}, {}, 0.0, extra={"status": "skipped", "scorer": scorer, "reason": reason}) for scorer in scorers]
+    return [
+        make_record(dataset, model_name, {}, {}, 0.0, extra={"status": "skipped", "scorer": scorer, "reason": reason}) for scorer in scorers
+    ]
 
 
 def ablation_cell(
@@ -171,7 +184,9 @@ def ablation_cell(
             grid["k"] = sorted({min(int(k), n_items - 1) for k in grid["k"]})
 
         def extract(params):
-            return arm_embeddings(split.train, d, arm["neighbourhood"], arm["first_step"], arm["second_step"], params, seed=seed, budget_bytes=budget_bytes)
+            return arm_embeddings(
+                split.train, d, arm["neighbourhood"], arm["first_step"], arm["second_step"], params, seed=seed, budget_bytes=budget_bytes
+            )
 
         records = run_cell(dataset, split, name, extract, grid, scorer_grids, batch_size)
     except (MemoryBudgetError, ConfigError, NumericalError) as exc:
@@ -190,10 +205,20 @@ def _label(records: list[dict[str, Any]], d: int, arm: dict[str, str], wall_seco
     return records
 
 
-def reference_cell(dataset: str, split: Split, reference: str, d: int, scorer_grids, seed: int = 0, batch_size: int = 2000) -> list[dict[str, Any]]:
+def reference_cell(
+    dataset: str, split: Split, reference: str, d: int, scorer_grids, seed: int = 0, batch_size: int = 2000
+) -> list[dict[str, Any]]:
     """Records of a reference arm (``random`` or ``svd`` embeddings) at dimension ``d``."""
     start = time.perf_counter()
-    records = run_cell(dataset, split, f"reference:{reference}", lambda params: reference_embeddings(reference, split.train, d, seed), {}, scorer_grids, batch_size)
+    records = run_cell(
+        dataset,
+        split,
+        f"reference:{reference}",
+        lambda params: reference_embeddings(reference, split.train, d, seed),
+        {},
+        scorer_grids,
+        batch_size,
+    )
     return _label(records, d, {"neighbourhood": "-", "first_step": reference, "second_step": "-"}, time.perf_counter() - start)
 
 

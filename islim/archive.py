@@ -83,9 +83,7 @@ def check_expansion(archive: Path, member: str, expanded: int, compressed: int) 
 
 
 @contextlib.contextmanager
-def open_member(
-    archive: str | os.PathLike, member: str, dest_dir: str | os.PathLike
-) -> Iterator[tuple[BinaryIO, int]]:
+def open_member(archive: str | os.PathLike, member: str, dest_dir: str | os.PathLike) -> Iterator[tuple[BinaryIO, int]]:
     """Open one regular-file member of an archive for streaming reads.
 
     Parameters
@@ -146,8 +144,7 @@ def _zip_member(zf: zipfile.ZipFile, member: str, archive: Path) -> zipfile.ZipI
     unix_mode = info.external_attr >> 16
     if info.is_dir() or stat.S_ISLNK(unix_mode):
         raise DataFormatError(
-            f"refusing member {member!r} of {archive}: expected a regular file, found a "
-            f"{'directory' if info.is_dir() else 'symbolic link'}"
+            f"refusing member {member!r} of {archive}: expected a regular file, found a {'directory' if info.is_dir() else 'symbolic link'}"
         )
     check_expansion(archive, member, info.file_size, info.compress_size)
     return info
@@ -184,7 +181,4 @@ def _not_found(member: str, archive: Path, names: list[str]) -> DataFormatError:
     base = PurePosixPath(member).name
     similar = [n for n in names if PurePosixPath(n).name == base][:5]
     hint = f"; members with the same basename: {similar}" if similar else ""
-    return DataFormatError(
-        f"{archive} has no member {member!r} ({len(names)} other members){hint}; "
-        "fix the source's 'member' path"
-    )
+    return DataFormatError(f"{archive} has no member {member!r} ({len(names)} other members){hint}; fix the source's 'member' path")

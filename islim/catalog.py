@@ -28,7 +28,10 @@ def check_registered_names(config: Mapping[str, Any]) -> None:
     """
     trainable = trained_by("train")
     sections = [("training.models", config.get("training", {}).get("models") or {})]
-    sections += [(f"datasets.{name}.training.models", entry.get("training", {}).get("models") or {}) for name, entry in config.get("datasets", {}).items()]
+    sections += [
+        (f"datasets.{name}.training.models", entry.get("training", {}).get("models") or {})
+        for name, entry in config.get("datasets", {}).items()
+    ]
     for where, models in sections:
         unknown = sorted(set(models) - set(trainable))
         if unknown:
@@ -40,7 +43,9 @@ def check_registered_names(config: Mapping[str, Any]) -> None:
                 raise ConfigError(f"ablations.{axis} names the unknown arm {name!r}; known: {list(arms_of(axis))}")
             extra = sorted(set(grids or {}) - set(RELEVANT_PARAMS[(axis, name)]))
             if extra:
-                raise ConfigError(f"ablations.{axis}.{name} sets {extra}, which that arm does not read; allowed: {list(RELEVANT_PARAMS[(axis, name)])}")
+                raise ConfigError(
+                    f"ablations.{axis}.{name} sets {extra}, which that arm does not read; allowed: {list(RELEVANT_PARAMS[(axis, name)])}"
+                )
     unknown = sorted(set(ablations.get("references") or []) - set(arms_of("reference")))
     if unknown:
         raise ConfigError(f"ablations.references names {unknown}; known reference arms: {list(arms_of('reference'))}")

@@ -22,7 +22,9 @@ from islim.errors import IslimError
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="config.yaml", help="workflow configuration (default: %(default)s)")
-    parser.add_argument("--configfile", action="append", default=[], metavar="FILE", help="extra config deep-merged over --config (repeatable)")
+    parser.add_argument(
+        "--configfile", action="append", default=[], metavar="FILE", help="extra config deep-merged over --config (repeatable)"
+    )
     parser.add_argument("--data-dir", default="data", type=Path, help="root of raw/ and processed/ data (default: %(default)s)")
     parser.add_argument("--results-dir", default="results", type=Path, help="root of run records and tables (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="compute threads (default: the config's `threads`)")
@@ -60,9 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> None:
     from islim import pipeline
-    from islim.threads import limit_threads
-
     from islim.catalog import check_registered_names
+    from islim.threads import limit_threads
 
     config = load_config(args.config, args.configfile)
     check_registered_names(config)
@@ -90,7 +91,9 @@ def _run(args: argparse.Namespace) -> None:
         from islim.records import write_record
 
         settings = ease_settings(config, name)
-        record, sweep = pipeline.ease_sweep(name, processed_dir, args.lambdas or settings["lambda_grid"], settings["dtype"], config["eval_batch_size"])
+        record, sweep = pipeline.ease_sweep(
+            name, processed_dir, args.lambdas or settings["lambda_grid"], settings["dtype"], config["eval_batch_size"]
+        )
         write_csv(results / "ease_sweep.csv", sweep)
         write_record(results / "runs" / "ease.json", record)
         print(f"EASE lambda={record['params']['lambda']}: test {record['metrics']['test']}")

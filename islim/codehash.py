@@ -98,7 +98,12 @@ class _Code:
                     self.refs.append((node.level, node.module or "", tuple(alias.name for alias in node.names), False))
                 elif isinstance(node, ast.Name):
                     self.names.add(node.id)
-                elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "." in node.value and (match := _MODULE_LITERAL.fullmatch(node.value)):
+                elif (
+                    isinstance(node, ast.Constant)
+                    and isinstance(node.value, str)
+                    and "." in node.value
+                    and (match := _MODULE_LITERAL.fullmatch(node.value))
+                ):
                     module, attribute = match.groups()
                     self.refs.append((0, module, (attribute,) if attribute else (), attribute is None))
 
@@ -151,7 +156,7 @@ def _split(tree: ast.Module) -> tuple[list[ast.AST], dict[str, list[ast.AST]], s
     return top, units, roots
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _parse(path: str, source: bytes) -> _Module:
     """Parse one source file (cached on its content)."""
     tree = ast.parse(source, filename=path)
@@ -169,7 +174,9 @@ def _parse(path: str, source: bytes) -> _Module:
         if not any(isinstance(target, ast.Name) and target.id == DATA_DECLARATION for target in targets):
             continue
         value = node.value
-        if not isinstance(value, (ast.Tuple, ast.List)) or not all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in value.elts):
+        if not isinstance(value, (ast.Tuple, ast.List)) or not all(
+            isinstance(e, ast.Constant) and isinstance(e.value, str) for e in value.elts
+        ):
             raise ValueError(f"{path}:{node.lineno}: {DATA_DECLARATION} must be a tuple of string literals (paths relative to the package)")
         data += [element.value for element in value.elts]
     return _Module(top, units, tuple(data))

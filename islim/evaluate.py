@@ -67,7 +67,9 @@ def per_user_metrics(
         scores = np.array(_to_numpy(score_batch(x)), dtype=np.float32, copy=True)
         if scores.shape != x.shape:
             raise ValueError(f"score function returned shape {scores.shape}, expected {x.shape}")
-        require_finite(scores, f"scores of users {batch[0]}..{batch[-1]}", "the model's weights or embeddings are not finite; check its training log")
+        require_finite(
+            scores, f"scores of users {batch[0]}..{batch[-1]}", "the model's weights or embeddings are not finite; check its training log"
+        )
         scores[x.nonzero()] = -np.inf
         top = top_k_items(scores, k_max)
         t = target[batch]

@@ -16,7 +16,9 @@ from islim.memory import dense_bytes, ensure_fits
 from islim.threads import compute_threads
 
 
-def dense_gram(X: sp.spmatrix, dtype=np.float32, slab: int = 1024, n_threads: int | None = None, budget_bytes: int | None = None) -> np.ndarray:
+def dense_gram(
+    X: sp.spmatrix, dtype=np.float32, slab: int = 1024, n_threads: int | None = None, budget_bytes: int | None = None
+) -> np.ndarray:
     """``XᵀX`` as a dense C-ordered ``(n_items, n_items)`` array of ``dtype``.
 
     Parameters
@@ -42,7 +44,11 @@ def dense_gram(X: sp.spmatrix, dtype=np.float32, slab: int = 1024, n_threads: in
     Cost ``O(Σ_u n_u²)`` flops.
     """
     n_items = X.shape[1]
-    ensure_fits(dense_bytes((n_items, n_items), np.dtype(dtype).itemsize), f"dense Gram matrix ({n_items:,} x {n_items:,} {np.dtype(dtype).name})", budget_bytes)
+    ensure_fits(
+        dense_bytes((n_items, n_items), np.dtype(dtype).itemsize),
+        f"dense Gram matrix ({n_items:,} x {n_items:,} {np.dtype(dtype).name})",
+        budget_bytes,
+    )
     Xt = sp.csr_matrix(X.T, dtype=dtype)
     Xc = sp.csc_matrix(X, dtype=dtype)
     gram = np.empty((n_items, n_items), dtype=dtype)

@@ -29,7 +29,11 @@ def job(snakemake: Any) -> Iterator[logging.Logger]:
     """
     log_path = snakemake.log[0]
     os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
-    with open(log_path, "w", encoding="utf-8", buffering=1) as stream, contextlib.redirect_stderr(stream), contextlib.redirect_stdout(stream):
+    with (
+        open(log_path, "w", encoding="utf-8", buffering=1) as stream,
+        contextlib.redirect_stderr(stream),
+        contextlib.redirect_stdout(stream),
+    ):
         logging.basicConfig(stream=stream, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
         logger = logging.getLogger("islim.job")
         budget = snakemake.config.get("memory_budget_gb")

@@ -56,7 +56,10 @@ def _spd_inverse_torch(A: np.ndarray) -> np.ndarray:
     """:func:`spd_inverse_inplace` through torch (MKL ``potrf``/``potri``); the result is written into ``A``."""
     import torch
 
-    ensure_fits(dense_bytes(A.shape, A.itemsize, 2), f"Cholesky factor and inverse for the MKL path ({A.shape[0]:,} x {A.shape[0]:,} {A.dtype.name}, 2 dense copies)")
+    ensure_fits(
+        dense_bytes(A.shape, A.itemsize, 2),
+        f"Cholesky factor and inverse for the MKL path ({A.shape[0]:,} x {A.shape[0]:,} {A.dtype.name}, 2 dense copies)",
+    )
     matrix = torch.from_numpy(A)  # shares A's memory; A is symmetric, so its order does not matter
     factor, info = torch.linalg.cholesky_ex(matrix)
     if int(info) != 0:

@@ -38,9 +38,7 @@ def memory_budget(budget_bytes: int | None = None) -> int:
         try:
             return int(float(from_env) * GIB)
         except ValueError as exc:
-            raise MemoryBudgetError(
-                f"{BUDGET_ENV}={from_env!r} is not a number of GiB; set it to e.g. 8 or unset it"
-            ) from exc
+            raise MemoryBudgetError(f"{BUDGET_ENV}={from_env!r} is not a number of GiB; set it to e.g. 8 or unset it") from exc
     return available_bytes()
 
 
@@ -92,6 +90,8 @@ def peak_rss_bytes() -> int:
 OVERHEAD_MB = 600
 #: Dense arrays above this size (bytes) take the MKL path of :mod:`islim.linalg`: two more ``n²`` buffers.
 MKL_PATH_BYTES = 4 * GIB
+
+
 def request_mb(nbytes: float, attempt: int) -> int:
     """``OVERHEAD_MB`` plus ``nbytes`` in MiB (rounded up), times ``attempt``."""
     return int((OVERHEAD_MB + -(-int(nbytes) // 2**20)) * max(1, int(attempt)))

@@ -23,7 +23,17 @@ log = logging.getLogger(__name__)
 #: downloaded dataset, the file (or URL and digest) of a ``custom`` one, the generator settings of a
 #: ``synthetic`` one (whose ``seed`` also seeds the split).
 FETCH_KEYS = {
-    "synthetic": ("kind", "n_users", "n_items", "n_interactions", "rank", "popularity_exponent", "activity_sigma", "taste_strength", "seed"),
+    "synthetic": (
+        "kind",
+        "n_users",
+        "n_items",
+        "n_interactions",
+        "rank",
+        "popularity_exponent",
+        "activity_sigma",
+        "taste_strength",
+        "seed",
+    ),
     "custom": ("kind", "path", "url", "sha256"),
 }
 #: :data:`FETCH_KEYS` of the downloaded kinds (movielens-*, netflix, msd).
@@ -103,7 +113,13 @@ def fetch(name: str, entry: dict[str, Any], raw_dir: str | Path, mirror: str | N
 
         sources = entry["sources"] if kind != "custom" else [{"url": entry["url"], "sha256": entry["sha256"]}]
         path = download(name, sources, raw_dir, mirror=mirror, progress=progress)
-    manifest = {"dataset": name, "kind": kind, "file": str(Path(path).resolve()), "size": Path(path).stat().st_size, "sha256": sha256_of(path)}
+    manifest = {
+        "dataset": name,
+        "kind": kind,
+        "file": str(Path(path).resolve()),
+        "size": Path(path).stat().st_size,
+        "sha256": sha256_of(path),
+    }
     write_json(raw_dir / "manifest.json", manifest)
     log.info("fetched %s: %s (%d bytes, sha256 %s)", name, manifest["file"], manifest["size"], manifest["sha256"])
     return manifest
@@ -131,7 +147,9 @@ def prepare(name: str, entry: dict[str, Any], manifest_path: str | Path, out_dir
     return stats
 
 
-def ease_sweep(name: str, split_dir: str | Path, lambda_grid: list[float], dtype: str = "float32", batch_size: int = 2000) -> tuple[dict, pd.DataFrame]:
+def ease_sweep(
+    name: str, split_dir: str | Path, lambda_grid: list[float], dtype: str = "float32", batch_size: int = 2000
+) -> tuple[dict, pd.DataFrame]:
     """Fit EASE for each λ of the grid (one Gram matrix), pick λ on validation NDCG@100.
 
     Test metrics are computed for every λ but reported only for the selected one.

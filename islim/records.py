@@ -42,7 +42,9 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def make_record(dataset: str, model: str, params: dict, metrics: dict[str, dict], wall_seconds: float, extra: dict | None = None) -> dict[str, Any]:
+def make_record(
+    dataset: str, model: str, params: dict, metrics: dict[str, dict], wall_seconds: float, extra: dict | None = None
+) -> dict[str, Any]:
     """Build a run record; ``metrics`` maps split name to :func:`islim.evaluate.evaluate` output."""
     per_split = {split: {k: v for k, v in values.items() if k != "n_users"} for split, values in metrics.items()}
     return _json_safe(

@@ -74,7 +74,9 @@ def dense_copies(cell: Mapping[str, str], n_items: int, k: int) -> float:
     return float(max(first.dense_copies + mkl, second.dense_copies))
 
 
-def ablation_mem_mb(stats: dict, cell: Mapping[str, str], d: int, grids: Mapping | None = None, batch_size: int = 2000, attempt: int = 1) -> int:
+def ablation_mem_mb(
+    stats: dict, cell: Mapping[str, str], d: int, grids: Mapping | None = None, batch_size: int = 2000, attempt: int = 1
+) -> int:
     """One ablation cell (``cell`` = ``{"neighbourhood", "first_step", "second_step"}``) or
     reference arm (``{"reference": name}``) at embedding size ``d``, in MiB, times ``attempt``.
 

@@ -72,7 +72,9 @@ def results_table(metrics: pd.DataFrame, published: pd.DataFrame | None = None) 
         "metric": list(METRIC_NAMES),
     }
     rank = {column: {name: i for i, name in enumerate(names)} for column, names in order.items()}
-    table = table.sort_values(["dataset", "model", "variant", "metric"], key=lambda col: col.map(rank[col.name]) if col.name in rank else col, kind="stable")
+    table = table.sort_values(
+        ["dataset", "model", "variant", "metric"], key=lambda col: col.map(rank[col.name]) if col.name in rank else col, kind="stable"
+    )
     return table[COLUMNS].reset_index(drop=True)
 
 

@@ -36,7 +36,10 @@ def sparse_dense_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | Non
     """
     X = sp.csr_matrix(X, dtype=dense.dtype)
     shape = (X.shape[0], dense.shape[1])
-    ensure_fits(dense_bytes(shape, dense.dtype.itemsize), f"sparse x dense product ({shape[0]:,} x {shape[1]:,} {dense.dtype.name}); use smaller batches")
+    ensure_fits(
+        dense_bytes(shape, dense.dtype.itemsize),
+        f"sparse x dense product ({shape[0]:,} x {shape[1]:,} {dense.dtype.name}); use smaller batches",
+    )
     out = np.empty((X.shape[0], dense.shape[1]), dtype=dense.dtype)
 
     def fill(start: int) -> None:

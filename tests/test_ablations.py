@@ -30,9 +30,16 @@ def test_grid_points_enumerates_the_product():
 
 def test_arm_grid_takes_only_the_parameters_an_arm_reads():
     axes = {"neighbourhood": {"knn": {"k": [5]}}, "first_step": {"ease": {"lam": [1, 2]}}, "second_step": {"implicit": {"alpha": [3]}}}
-    assert arm_grid({"neighbourhood": "knn", "first_step": "ease", "second_step": "implicit"}, axes) == {"k": [5], "lam": [1, 2], "alpha": [3]}
+    assert arm_grid({"neighbourhood": "knn", "first_step": "ease", "second_step": "implicit"}, axes) == {
+        "k": [5],
+        "lam": [1, 2],
+        "alpha": [3],
+    }
     with pytest.raises(ConfigError, match="does not read"):
-        arm_grid({"neighbourhood": "all", "first_step": "cooccurrence", "second_step": "explicit"}, {"first_step": {"cooccurrence": {"lam": [1]}}})
+        arm_grid(
+            {"neighbourhood": "all", "first_step": "cooccurrence", "second_step": "explicit"},
+            {"first_step": {"cooccurrence": {"lam": [1]}}},
+        )
 
 
 def test_mf_scorer_is_the_ridge_fold_in(split):
@@ -49,7 +56,12 @@ def test_run_cell_keeps_the_grid_point_with_the_best_validation_ndcg(split):
     rng = np.random.default_rng(1)
     candidates = {seed: rng.standard_normal((split.n_items, 4)) for seed in (0, 1, 2)}
     records = run_cell("toy", split, "toy-arm", lambda p: candidates[p["seed"]], {"seed": [0, 1, 2]}, {"mf": {"r_p": [1.0]}})
-    scores = {seed: evaluate(scorer_functions("mf", E.astype(np.float32), split.train, {"r_p": 1.0}), split.validation_tr, split.validation_te)["ndcg@100"] for seed, E in candidates.items()}
+    scores = {
+        seed: evaluate(scorer_functions("mf", E.astype(np.float32), split.train, {"r_p": 1.0}), split.validation_tr, split.validation_te)[
+            "ndcg@100"
+        ]
+        for seed, E in candidates.items()
+    }
     (record,) = records
     assert record["params"]["seed"] == max(scores, key=scores.get)
     assert record["metrics"]["validation"]["ndcg@100"] == pytest.approx(max(scores.values()), rel=1e-6)
@@ -60,13 +72,25 @@ def test_undefined_and_oversized_cells_are_skipped_with_the_reason(split):
     undefined = ablation_cell("toy", split, {"neighbourhood": "all", "first_step": "identity", "second_step": "explicit"}, 4, {}, SCORERS)
     assert [r["extra"]["status"] for r in undefined] == ["skipped", "skipped"]
     assert "undefined" in undefined[0]["extra"]["reason"]
-    oversized = ablation_cell("toy", split, {"neighbourhood": "all", "first_step": "ease", "second_step": "explicit"}, 4, {"first_step": {"ease": {"lam": [10.0]}}}, SCORERS, budget_bytes=1000)
+    oversized = ablation_cell(
+        "toy",
+        split,
+        {"neighbourhood": "all", "first_step": "ease", "second_step": "explicit"},
+        4,
+        {"first_step": {"ease": {"lam": [10.0]}}},
+        SCORERS,
+        budget_bytes=1000,
+    )
     assert {r["extra"]["status"] for r in oversized} == {"skipped"} and "GiB" in oversized[0]["extra"]["reason"]
     assert all(r["params"]["d"] == 4 and r["run"].endswith(r["extra"]["scorer"]) for r in undefined + oversized)
 
 
 def test_knn_cell_clamps_k_and_the_table_has_one_row_per_metric(split):
-    axes = {"neighbourhood": {"knn": {"k": [10_000]}}, "first_step": {"ease": {"lam": [10.0]}}, "second_step": {"implicit": {"alpha": [1.0], "threshold": [0]}}}
+    axes = {
+        "neighbourhood": {"knn": {"k": [10_000]}},
+        "first_step": {"ease": {"lam": [10.0]}},
+        "second_step": {"implicit": {"alpha": [1.0], "threshold": [0]}},
+    }
     records = ablation_cell("toy", split, {"neighbourhood": "knn", "first_step": "ease", "second_step": "implicit"}, 4, axes, SCORERS)
     assert {r["params"]["k"] for r in records} == {split.n_items - 1}
     records += reference_cell("toy", split, "svd", 4, SCORERS)

@@ -103,7 +103,12 @@ FAKE_REACH = {
     "only_sweep": {"pkg/__init__.py", "pkg/b.py", *STEPS, "pkg/swept.py"},
     # the module as a whole: m.anything may be called
     "whole_steps": {"pkg/__init__.py", "pkg/b.py", *STEPS, *(f"pkg/{n}.py" for n in ("fetched", "helped", "swept", "defaulted", "never"))},
-    "steps_from_package": {"pkg/__init__.py", "pkg/b.py", *STEPS, *(f"pkg/{n}.py" for n in ("fetched", "helped", "swept", "defaulted", "never"))},
+    "steps_from_package": {
+        "pkg/__init__.py",
+        "pkg/b.py",
+        *STEPS,
+        *(f"pkg/{n}.py" for n in ("fetched", "helped", "swept", "defaulted", "never")),
+    },
 }
 
 
@@ -128,7 +133,9 @@ def test_touching_a_file_changes_exactly_the_hashes_of_the_scripts_reaching_it(f
     before = {script: code_hash(fake / "scripts" / f"{script}.py", fake / "pkg") for script in FAKE_REACH}
     touch(fake / changed)
     after = {script: code_hash(fake / "scripts" / f"{script}.py", fake / "pkg") for script in FAKE_REACH}
-    assert {script for script in FAKE_REACH if before[script] != after[script]} == {script for script, files in FAKE_REACH.items() if changed in files}
+    assert {script for script in FAKE_REACH if before[script] != after[script]} == {
+        script for script, files in FAKE_REACH.items() if changed in files
+    }
 
 
 def test_hash_is_16_hex_digits_and_independent_of_where_the_tree_lies(fake, tmp_path_factory):
@@ -201,7 +208,9 @@ def test_touching_any_real_module_changes_exactly_the_hashes_of_the_scripts_reac
     assert "islim/reference/published.csv" in files and "islim/cli.py" in files
     before = repo_hashes(repo_copy)
     for one in SCRIPTS:  # the same hash exactly for the same reach
-        assert {other for other in SCRIPTS if before[other] == before[one]} == {other for other in SCRIPTS if reaches[other] == reaches[one]}
+        assert {other for other in SCRIPTS if before[other] == before[one]} == {
+            other for other in SCRIPTS if reaches[other] == reaches[one]
+        }
     reached_by_none = []
     for name in files:
         touch(repo_copy / name)
@@ -279,7 +288,11 @@ def rules_changed_by(repo_copy: Path, name: str) -> set[str]:
 
 @pytest.mark.workflow
 def test_a_gram_change_reruns_the_rules_whose_scripts_reach_it(repo_copy):
-    reaching = {rule for rule, script in rule_scripts().items() if script and "islim/gram.py" in reach(repo_copy / "workflow_scripts" / f"{script}.py", repo_copy / "islim")}
+    reaching = {
+        rule
+        for rule, script in rule_scripts().items()
+        if script and "islim/gram.py" in reach(repo_copy / "workflow_scripts" / f"{script}.py", repo_copy / "islim")
+    }
     changed = rules_changed_by(repo_copy, "islim/gram.py")
     assert changed == reaching
     # The rules that run gram.py's code, and rules that cannot depend on it. fetch and split share

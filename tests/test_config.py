@@ -35,7 +35,14 @@ def config() -> dict:
 def minimal_config() -> dict:
     return {
         "run_datasets": ["d"],
-        "datasets": {"d": {"kind": "movielens-csv", "sources": [{"url": "https://example.org/d.zip", "sha256": "a" * 64}], "threshold": 3.5, "heldout_users": 10}},
+        "datasets": {
+            "d": {
+                "kind": "movielens-csv",
+                "sources": [{"url": "https://example.org/d.zip", "sha256": "a" * 64}],
+                "threshold": 3.5,
+                "heldout_users": 10,
+            }
+        },
     }
 
 
@@ -210,7 +217,9 @@ def test_load_config_applies_override_files_in_order(tmp_path):
     assert entry["heldout_users"] == 30 and entry["threshold"] == 3.5 and entry["kind"] == "movielens-csv"
 
 
-@pytest.mark.parametrize("content, message", [(None, "does not exist"), ("a: [1, 2\n", "not valid YAML"), ("- 1\n- 2\n", "mapping at the top level")])
+@pytest.mark.parametrize(
+    "content, message", [(None, "does not exist"), ("a: [1, 2\n", "not valid YAML"), ("- 1\n- 2\n", "mapping at the top level")]
+)
 def test_unreadable_config_files_raise(tmp_path, content, message):
     path = tmp_path / "config.yaml"
     if content is not None:

@@ -29,9 +29,7 @@ from islim.errors import ConfigError, DataFormatError, DownloadError, IntegrityE
 ML_SMALL_RATINGS = Path("/work/shared/data/ml-latest-small/ratings.csv")
 ML_SMALL_RATINGS_SHA256 = "aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646"
 
-ROWS = b"".join(
-    b"%d\t%d\t%d\t%d\n" % (u, i, 1 + (u * i) % 5, 874965758 + u) for u in range(1, 40) for i in (3, 7, 11)
-)
+ROWS = b"".join(b"%d\t%d\t%d\t%d\n" % (u, i, 1 + (u * i) % 5, 874965758 + u) for u in range(1, 40) for i in (3, 7, 11))
 HEADER = b"user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
 
 
@@ -100,9 +98,7 @@ class Server:
                 pass
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
 
     def url(self, path: str) -> str:
@@ -272,19 +268,14 @@ def test_file_longer_than_declared_size_is_cut_short(server, raw_dir):
 # ------------------------------------------------------------------ (d) unsafe archive members
 
 
-@pytest.mark.parametrize(
-    "name", ["../evil.txt", "ds/../../evil.txt", "/tmp/evil.txt", "C:/evil.txt", "ds\\..\\evil.txt"]
-)
+@pytest.mark.parametrize("name", ["../evil.txt", "ds/../../evil.txt", "/tmp/evil.txt", "C:/evil.txt", "ds\\..\\evil.txt"])
 def test_check_member_name_refuses_escaping_paths(name):
     with pytest.raises(DataFormatError, match="refusing"):
         check_member_name(name)
 
 
 def test_check_member_name_accepts_nested_relative_paths():
-    assert (
-        check_member_name("recbole/dataset_example/ml-100k/ml-100k.inter")
-        == "recbole/dataset_example/ml-100k/ml-100k.inter"
-    )
+    assert check_member_name("recbole/dataset_example/ml-100k/ml-100k.inter") == "recbole/dataset_example/ml-100k/ml-100k.inter"
 
 
 @pytest.mark.parametrize("kind", ["zip", "tar"])

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from islim import linalg as linalg_module
 from islim.errors import IslimError, MemoryBudgetError
 from islim.gram import dense_gram
-from islim import linalg as linalg_module
 from islim.linalg import ease_from_gram, mirror_upper_triangle, spd_inverse_inplace
 from islim.models.ease import EASE
 from islim.spmm import sparse_dense_product

@@ -23,7 +23,9 @@ def lle_matrix(S):
     return A @ A.T
 
 
-@pytest.mark.parametrize("rule,kwargs", [("ease", {"lam": 5.0}), ("ease", {"lam": 5.0, "sum_to_one": True}), ("lle", {"reg": 1e-2}), ("cooccurrence", {})])
+@pytest.mark.parametrize(
+    "rule,kwargs", [("ease", {"lam": 5.0}), ("ease", {"lam": 5.0, "sum_to_one": True}), ("lle", {"reg": 1e-2}), ("cooccurrence", {})]
+)
 @pytest.mark.parametrize("alpha", [0.1, 10.0])
 def test_cg_update_equals_direct_dense_solve(setup, rule, kwargs, alpha):
     X, E0, mask = setup
@@ -53,7 +55,9 @@ def test_identity_first_step_is_shrinkage_hand_worked():
 def test_identity_closed_form_equals_dense_solve(setup):
     _, E0, mask = setup
     n = E0.shape[0]
-    np.testing.assert_allclose(anchored_update(identity_weights(n), E0, 0.3, mask), anchored_update(np.zeros((n, n)), E0, 0.3, mask), atol=1e-12)
+    np.testing.assert_allclose(
+        anchored_update(identity_weights(n), E0, 0.3, mask), anchored_update(np.zeros((n, n)), E0, 0.3, mask), atol=1e-12
+    )
 
 
 def test_output_dtype_follows_input(setup):

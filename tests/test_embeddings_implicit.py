@@ -124,7 +124,11 @@ def test_blocks_chunks_and_workers_do_not_change_result(small, block_size, n_wor
     reference = implicit_slim(E0, SparseGram(X, np.float64, block_size=60, n_workers=1), 2.5, 0.7)
     scipy_gram = SparseGram(X, np.float64, block_size=block_size, n_workers=n_workers, chunk_width=chunk_width)
     torch_gram = TorchSparseGram(X, dtype=torch.float64, block_size=block_size, chunk_width=chunk_width)
-    for out in (implicit_slim(E0, scipy_gram, 2.5, 0.7), implicit_slim(E0, torch_gram, 2.5, 0.7), implicit_slim(E0, X, 2.5, 0.7, block_size=block_size)):
+    for out in (
+        implicit_slim(E0, scipy_gram, 2.5, 0.7),
+        implicit_slim(E0, torch_gram, 2.5, 0.7),
+        implicit_slim(E0, X, 2.5, 0.7, block_size=block_size),
+    ):
         np.testing.assert_allclose(out, reference, rtol=0, atol=1e-12 * np.abs(reference).max())
 
 

@@ -68,7 +68,9 @@ def test_every_arm_returns_finite_embeddings(X, neighbourhood, first_step, secon
 
 def test_paper_cells_are_the_paper_methods(X):
     E0 = random_embeddings(40, 4, seed=0)
-    np.testing.assert_array_equal(arm_embeddings(X, 4, "all", "ease", "implicit", {"lam": 5.0, "alpha": 0.5}), implicit_slim(E0, X, 5.0, 0.5))
+    np.testing.assert_array_equal(
+        arm_embeddings(X, 4, "all", "ease", "implicit", {"lam": 5.0, "alpha": 0.5}), implicit_slim(E0, X, 5.0, 0.5)
+    )
     np.testing.assert_allclose(arm_embeddings(X, 4, "all", "ease", "explicit", {"lam": 5.0}), slim_lle(X, 5.0, 4))
     exact = arm_embeddings(X, 4, "all", "ease", "implicit", {"lam": 5.0, "alpha": 0.5, "surrogate": False})
     np.testing.assert_allclose(exact, anchored_update(ease_weights(X, 5.0), E0, 0.5), rtol=1e-6)

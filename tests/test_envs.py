@@ -189,9 +189,7 @@ def test_rule_parser_on_a_hand_worked_example(tmp_path):
 
 @pytest.mark.workflow  # loads the workflow with Snakemake (a few seconds)
 def test_regex_finds_exactly_the_rules_snakemake_sees():
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--list-rules"], cwd=REPO, capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     listed = {line.strip() for line in result.stdout.splitlines() if re.fullmatch(r"\s*\w+\s*", line)}
     assert listed == set(all_rules()), f"Snakemake lists {sorted(listed)}, the regex found {sorted(all_rules())}"
@@ -199,7 +197,9 @@ def test_regex_finds_exactly_the_rules_snakemake_sees():
 
 def test_every_rule_that_runs_code_declares_an_existing_conda_environment():
     rules = all_rules()
-    runs_code = {name: (path, body) for name, (path, body) in rules.items() if any(re.search(rf"^\s+{a}:", body, re.MULTILINE) for a in ACTIONS)}
+    runs_code = {
+        name: (path, body) for name, (path, body) in rules.items() if any(re.search(rf"^\s+{a}:", body, re.MULTILINE) for a in ACTIONS)
+    }
     assert runs_code, "expected rules with script:/shell:/run: actions, found none"
     for name, (path, body) in runs_code.items():
         env = directive(body, "conda")

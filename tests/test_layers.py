@@ -66,10 +66,18 @@ def _importlinter_toml(config: dict) -> str:
 
 #: (file in the copy, text appended to it, what the report must contain)
 VIOLATIONS = {
-    "back-import": ("linalg.py", "\nimport islim.models  # noqa\n", ["islim.linalg is not allowed to import islim.models", "islim.linalg -> islim.models"]),
+    "back-import": (
+        "linalg.py",
+        "\nimport islim.models  # noqa\n",
+        ["islim.linalg is not allowed to import islim.models", "islim.linalg -> islim.models"],
+    ),
     "independent-siblings": ("gram.py", "\n\ndef _f():\n    from islim import spmm  # noqa\n", ["islim.gram -> islim.spmm", "BROKEN"]),
     "snakemake": ("config.py", "\n\ndef _f():\n    import snakemake  # noqa\n", ["islim.config -> snakemake", "BROKEN"]),
-    "unplaced-module": ("unplaced_module.py", '"""A new top-level module the layers do not name."""\n', ["islim.unplaced_module", "not listed as layers"]),
+    "unplaced-module": (
+        "unplaced_module.py",
+        '"""A new top-level module the layers do not name."""\n',
+        ["islim.unplaced_module", "not listed as layers"],
+    ),
 }
 
 

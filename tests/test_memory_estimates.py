@@ -22,7 +22,14 @@ MIB = 2**20
 STATS = {
     "items": 1000,
     "users": {"train": 5000, "validation": 500, "test": 500, "total": 6000},
-    "interactions": {"train": 100_000, "validation_tr": 9_000, "validation_te": 1_000, "test_tr": 9_000, "test_te": 1_000, "filtered_before_vocabulary_cut": 130_000},
+    "interactions": {
+        "train": 100_000,
+        "validation_tr": 9_000,
+        "validation_te": 1_000,
+        "test_tr": 9_000,
+        "test_te": 1_000,
+        "filtered_before_vocabulary_cut": 130_000,
+    },
 }
 # split: 8 B x 120,000 non-zeros + 8 B x (7,000 rows + 5) indptr, plus two copies of the training
 # matrix 2 x (8 x 100,000 + 8 x 5,001)
@@ -76,7 +83,12 @@ EMBEDDINGS = 8 * (8 * 1000 * 64 + 2 * 5000 * 64)  # I x d item arrays (x8) and U
         ({"neighbourhood": "all", "first_step": "cooccurrence", "second_step": "implicit_iterated"}, None, 3 * 8 * 1000**2, 640),
         ({"neighbourhood": "all", "first_step": "identity", "second_step": "implicit"}, None, 0, 618),
         # k = 20: L has min(I k², I²) = 400,000 > 10 % of I² non-zeros -> densified (2 copies), plus sparse S and L
-        ({"neighbourhood": "knn", "first_step": "ease", "second_step": "explicit"}, {"neighbourhood": {"knn": {"k": [10, 20]}}}, 2 * 8 * 1000**2 + 12 * (1000 * 20 + 400_000), 638),
+        (
+            {"neighbourhood": "knn", "first_step": "ease", "second_step": "explicit"},
+            {"neighbourhood": {"knn": {"k": [10, 20]}}},
+            2 * 8 * 1000**2 + 12 * (1000 * 20 + 400_000),
+            638,
+        ),
         # default k = 100: the float32 co-occurrence matrix and sparse S
         ({"neighbourhood": "knn", "first_step": "ease", "second_step": "implicit"}, None, 4 * 1000**2 + 12 * 1000 * KNN_K, 623),
         # randomized SVD: 3 (U + I)(d + 10) float64
@@ -101,13 +113,28 @@ def test_the_mkl_path_adds_two_copies_to_an_ease_first_step_only_while_it_is_bui
         # f = 256: 6 I f + 3 U f float64
         ("mf", {"params": {}, "variants": {"baseline": {"init": "random"}}}, 8 * (6 * 1000 * 256 + 3 * 5000 * 256), 650),
         # + SLIM-LLE's three dense float64 I x I
-        ("plrec", {"params": {"n_factors": 256}, "variants": {"lle": {"init": "slim_lle"}}}, 8 * (6 * 1000 * 256 + 3 * 5000 * 256) + 3 * 8 * 1000**2, 673),
+        (
+            "plrec",
+            {"params": {"n_factors": 256}, "variants": {"lle": {"init": "slim_lle"}}},
+            8 * (6 * 1000 * 256 + 3 * 5000 * 256) + 3 * 8 * 1000**2,
+            673,
+        ),
         # Mult-VAE: P = 2 I H = 1.2 M weights x5, batch 500 x I x6, float32
         ("multvae", {"params": {}, "variants": {"baseline": {}}}, 4 * (5 * 2 * 1000 * 600 + 6 * 500 * 1000), 643),
         # + ImplicitSLIM: eight I x H float32
-        ("multvae", {"params": {"implicit_slim": {"step": 1}}, "variants": {"islim": {"implicit_slim": {"mode": "replace"}}}}, 4 * (5 * 2 * 1000 * 600 + 6 * 500 * 1000) + 4 * 8 * 1000 * 600, 661),
+        (
+            "multvae",
+            {"params": {"implicit_slim": {"step": 1}}, "variants": {"islim": {"implicit_slim": {"mode": "replace"}}}},
+            4 * (5 * 2 * 1000 * 600 + 6 * 500 * 1000) + 4 * 8 * 1000 * 600,
+            661,
+        ),
         # the grid's largest hidden_dim: P = I (2 x 900 + 200)
-        ("recvae", {"params": {}, "grid": {"hidden_dim": [300, 900]}, "variants": {"baseline": {}}}, 4 * (5 * 1000 * 2000 + 6 * 500 * 1000), 658),
+        (
+            "recvae",
+            {"params": {}, "grid": {"hidden_dim": [300, 900]}, "variants": {"baseline": {}}},
+            4 * (5 * 1000 * 2000 + 6 * 500 * 1000),
+            658,
+        ),
         # gated H+Vamp: P = I (2 x 2 x 600 + 600 + 1000 pseudo-inputs), batch 200
         ("hvamp", {"params": {}, "variants": {"baseline": {}}}, 4 * (5 * 1000 * 4000 + 6 * 200 * 1000), 690),
     ],
@@ -130,11 +157,14 @@ ARMS = [
 ]
 
 
-@pytest.mark.parametrize("estimate", [
-    lambda stats: ease_mem_mb(stats),
-    *[lambda stats, arm=arm: ablation_mem_mb(stats, arm, 64) for arm in ARMS],
-    *[lambda stats, model=model: train_mem_mb(stats, model, {"params": {}, "variants": {"v": {}}}) for model in trained_by("train")],
-])
+@pytest.mark.parametrize(
+    "estimate",
+    [
+        lambda stats: ease_mem_mb(stats),
+        *[lambda stats, arm=arm: ablation_mem_mb(stats, arm, 64) for arm in ARMS],
+        *[lambda stats, model=model: train_mem_mb(stats, model, {"params": {}, "variants": {"v": {}}}) for model in trained_by("train")],
+    ],
+)
 def test_requests_grow_with_the_item_count(estimate):
     requests = [estimate(with_items(n)) for n in (1_000, 10_000, 20_000, 40_000)]
     assert requests == sorted(requests) and requests[-1] > requests[0]

@@ -225,8 +225,7 @@ def test_hvamp_vamp_prior_matches_explicit_mixture():
 def _snapshot(model, optimizers):
     params = {n: p.detach().clone() for n, p in model.named_parameters()}
     states = [
-        {id(p): {k: v.clone() if torch.is_tensor(v) else v for k, v in s.items()} for p, s in opt.state.items()}
-        for opt in optimizers
+        {id(p): {k: v.clone() if torch.is_tensor(v) else v for k, v in s.items()} for p, s in opt.state.items()} for opt in optimizers
     ]
     return params, states
 
@@ -313,10 +312,7 @@ def test_regularize_hook_penalty_equals_squared_distance_to_targets():
         model.encoder_input.weight.add_(0.1)
     expected = 0.7 * sum(
         (
-            (
-                model.implicit_slim_targets()[n].detach()
-                - torch.as_tensor(implicit_slim(w.clone(), X, lam=3.0, alpha=1.5, threshold=0.0))
-            )
+            (model.implicit_slim_targets()[n].detach() - torch.as_tensor(implicit_slim(w.clone(), X, lam=3.0, alpha=1.5, threshold=0.0)))
             ** 2
         ).sum()
         for n, w in weights.items()

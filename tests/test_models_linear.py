@@ -135,10 +135,11 @@ def test_mf_training_follows_the_official_schedule(problem):
     """init: Q₀ = IS(Gaussian); epoch 0: V = Q₀; epoch 1: V = IS(Q₁); each epoch user step then item step."""
     X, R, b = problem["X"], problem["R"], problem["b"]
     params = dict(item_lambda=5.0, item_alpha=0.7, item_threshold=2.0)
-    model = MatrixFactorization(
-        n_factors=D, r_p=3.0, r_q=0.5, s_q=4.0, n_epochs=2, seed=11, dtype="float64", **params
-    ).fit(X)
-    islim_ = lambda E: implicit_slim(E, X, params["item_lambda"], params["item_alpha"], params["item_threshold"])
+    model = MatrixFactorization(n_factors=D, r_p=3.0, r_q=0.5, s_q=4.0, n_epochs=2, seed=11, dtype="float64", **params).fit(X)
+
+    def islim_(E):
+        return implicit_slim(E, X, params["item_lambda"], params["item_alpha"], params["item_threshold"])
+
     Q = islim_(random_embeddings(N_ITEMS, D, 11, scale=1.0, dtype=np.float64))
     for epoch in range(2):
         V = Q if epoch == 0 else islim_(Q)
@@ -149,8 +150,16 @@ def test_mf_training_follows_the_official_schedule(problem):
 def test_plrec_training_ties_decoder_to_implicit_slim_encoder(problem):
     X, R = problem["X"], problem["R"]
     model = PLRec(
-        n_factors=D, power=2.0, r_q=0.5, s_q=3.0, init="implicit_slim", regularizer="implicit_slim",
-        item_lambda=5.0, item_alpha=0.7, seed=5, dtype="float64",
+        n_factors=D,
+        power=2.0,
+        r_q=0.5,
+        s_q=3.0,
+        init="implicit_slim",
+        regularizer="implicit_slim",
+        item_lambda=5.0,
+        item_alpha=0.7,
+        seed=5,
+        dtype="float64",
     ).fit(X)
     W = implicit_slim(random_embeddings(N_ITEMS, D, 5, scale=1.0, dtype=np.float64), X, 5.0, 0.7, 0.0)
     np.testing.assert_allclose(model.encoder_factors_, W, rtol=1e-7, atol=1e-9)
@@ -163,8 +172,17 @@ def test_plrec_regulariser_iterates_implicit_slim_when_the_encoder_is_not_from_i
     """init != implicit_slim: V₁ = IS(W), V₂ = IS(V₁), …; W stays fixed."""
     X, R = problem["X"], problem["R"]
     model = PLRec(
-        n_factors=D, power=2.0, r_q=0.5, s_q=3.0, init="random", regularizer="implicit_slim",
-        item_lambda=5.0, item_alpha=0.7, n_epochs=2, seed=5, dtype="float64",
+        n_factors=D,
+        power=2.0,
+        r_q=0.5,
+        s_q=3.0,
+        init="random",
+        regularizer="implicit_slim",
+        item_lambda=5.0,
+        item_alpha=0.7,
+        n_epochs=2,
+        seed=5,
+        dtype="float64",
     ).fit(X)
     W = random_embeddings(N_ITEMS, D, 5, scale=1.0, dtype=np.float64)
     V = implicit_slim(implicit_slim(W, X, 5.0, 0.7, 0.0), X, 5.0, 0.7, 0.0)
@@ -176,8 +194,20 @@ def test_plrec_regulariser_iterates_implicit_slim_when_the_encoder_is_not_from_i
 def test_plrec_multistep_reapplies_implicit_slim_to_the_encoder_every_epoch(problem):
     X, R = problem["X"], problem["R"]
     model = PLRec(
-        n_factors=D, power=1e4, r_q=0.5, s_q=3.0, init="implicit_slim", regularizer="implicit_slim", orth=True,
-        init_after_step=True, n_init_steps=0, n_epochs=2, item_lambda=5.0, item_alpha=0.7, seed=5, dtype="float64",
+        n_factors=D,
+        power=1e4,
+        r_q=0.5,
+        s_q=3.0,
+        init="implicit_slim",
+        regularizer="implicit_slim",
+        orth=True,
+        init_after_step=True,
+        n_init_steps=0,
+        n_epochs=2,
+        item_lambda=5.0,
+        item_alpha=0.7,
+        seed=5,
+        dtype="float64",
     ).fit(X)
     W = random_embeddings(N_ITEMS, D, 5, scale=1.0, dtype=np.float64)
     for _ in range(2):
@@ -200,10 +230,15 @@ def test_plrec_user_vectors_do_not_depend_on_the_rest_of_the_batch(problem):
     np.testing.assert_allclose(together, expected, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: MatrixFactorization(n_factors=D, init="random", regularizer="none", n_init_steps=0, n_epochs=3, r_p=2.0, r_q=1.0, dtype="float64"),
-    lambda: PLRec(n_factors=D, init="random", power=2.0, r_q=1.0, bias=True, dtype="float64"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: MatrixFactorization(
+            n_factors=D, init="random", regularizer="none", n_init_steps=0, n_epochs=3, r_p=2.0, r_q=1.0, dtype="float64"
+        ),
+        lambda: PLRec(n_factors=D, init="random", power=2.0, r_q=1.0, bias=True, dtype="float64"),
+    ],
+)
 def test_fold_in_respects_the_split(problem, make):
     X = problem["X"]
     model = make().fit(X[:20])
@@ -226,7 +261,9 @@ def test_fold_in_respects_the_split(problem, make):
 
 def test_mf_fold_in_scores_match_dense_ridge_prediction(problem):
     X, R = problem["X"], problem["R"]
-    model = MatrixFactorization(n_factors=D, init="random", regularizer="none", n_init_steps=0, n_epochs=2, r_p=2.0, r_q=1.0, dtype="float64").fit(X[:20])
+    model = MatrixFactorization(
+        n_factors=D, init="random", regularizer="none", n_init_steps=0, n_epochs=2, r_p=2.0, r_q=1.0, dtype="float64"
+    ).fit(X[:20])
     b_train = R[:20].mean(axis=0)
     P = dense_user_step(R[20:], model.item_factors_, 2.0, b_train)
     np.testing.assert_allclose(model.score_batch(X[20:]), P @ model.item_factors_.T + b_train, rtol=1e-5, atol=1e-6)
@@ -234,7 +271,12 @@ def test_mf_fold_in_scores_match_dense_ridge_prediction(problem):
 
 def test_seeded_fits_are_reproducible(problem):
     X = problem["X"]
-    make = lambda seed: MatrixFactorization(n_factors=D, n_epochs=2, r_p=3.0, r_q=0.5, s_q=4.0, item_lambda=5.0, item_alpha=0.7, item_threshold=0.0, seed=seed)
+
+    def make(seed):
+        return MatrixFactorization(
+            n_factors=D, n_epochs=2, r_p=3.0, r_q=0.5, s_q=4.0, item_lambda=5.0, item_alpha=0.7, item_threshold=0.0, seed=seed
+        )
+
     first, second, other = make(3).fit(X), make(3).fit(X), make(4).fit(X)
     np.testing.assert_array_equal(first.item_factors_, second.item_factors_)
     assert not np.allclose(first.item_factors_, other.item_factors_)
@@ -262,7 +304,17 @@ def test_patience_allows_that_many_non_improving_epochs(problem):
 
 def test_init_only_mf_evaluates_every_repeated_implicit_slim_step(problem):
     X = problem["X"]
-    model = MatrixFactorization(n_factors=D, regularizer="none", n_init_steps=3, n_epochs=0, item_lambda=5.0, item_alpha=0.7, item_threshold=0.0, dtype="float64", seed=2)
+    model = MatrixFactorization(
+        n_factors=D,
+        regularizer="none",
+        n_init_steps=3,
+        n_epochs=0,
+        item_lambda=5.0,
+        item_alpha=0.7,
+        item_threshold=0.0,
+        dtype="float64",
+        seed=2,
+    )
     model.fit(X, validate=scripted([0.1, 0.2, 0.3]))
     assert [h["epoch"] for h in model.history_] == [-3, -2, -1]
     Q = random_embeddings(N_ITEMS, D, 2, scale=1.0, dtype=np.float64)
@@ -276,7 +328,9 @@ def test_without_validation_every_epoch_runs_and_the_last_is_kept(problem):
     X = problem["X"]
     model = MatrixFactorization(n_factors=D, init="random", regularizer="none", n_init_steps=0, n_epochs=3, r_p=2.0, r_q=1.0).fit(X)
     assert model.history_ == [] and model.best_epoch_ == 2 and model.best_score_ is None
-    init_only = MatrixFactorization(n_factors=D, regularizer="none", n_init_steps=2, n_epochs=0, item_lambda=5.0, item_alpha=0.7, item_threshold=0.0).fit(X)
+    init_only = MatrixFactorization(
+        n_factors=D, regularizer="none", n_init_steps=2, n_epochs=0, item_lambda=5.0, item_alpha=0.7, item_threshold=0.0
+    ).fit(X)
     assert init_only.history_ == [] and init_only.best_epoch_ == -1
 
 
@@ -289,23 +343,28 @@ def test_init_only_mf_uses_the_requested_embeddings(problem, init):
 
 
 def test_orth_makes_implicit_slim_embeddings_orthonormal(problem):
-    model = MatrixFactorization(n_factors=D, regularizer="none", n_epochs=0, orth=True, item_lambda=5.0, item_alpha=0.7, item_threshold=0.0, dtype="float64")
+    model = MatrixFactorization(
+        n_factors=D, regularizer="none", n_epochs=0, orth=True, item_lambda=5.0, item_alpha=0.7, item_threshold=0.0, dtype="float64"
+    )
     Q = model.fit(problem["X"]).item_factors_
     np.testing.assert_allclose(Q.T @ Q, np.eye(D), atol=1e-10)
 
 
-@pytest.mark.parametrize("model", [
-    MatrixFactorization(n_factors=N_ITEMS + 1),
-    MatrixFactorization(init="pca", n_factors=D),
-    MatrixFactorization(regularizer="l1", n_factors=D),
-    MatrixFactorization(init="svd", n_init_steps=2, n_factors=D),
-    MatrixFactorization(init="svd", n_init_steps=0, n_factors=D),
-    MatrixFactorization(r_p=0.0, n_factors=D),
-    MatrixFactorization(item_alpha=0.0, n_factors=D),
-    PLRec(n_epochs=0, n_factors=D),
-    PLRec(init="svd", init_after_step=True, n_factors=D),
-    PLRec(power=0.0, n_factors=D),
-])
+@pytest.mark.parametrize(
+    "model",
+    [
+        MatrixFactorization(n_factors=N_ITEMS + 1),
+        MatrixFactorization(init="pca", n_factors=D),
+        MatrixFactorization(regularizer="l1", n_factors=D),
+        MatrixFactorization(init="svd", n_init_steps=2, n_factors=D),
+        MatrixFactorization(init="svd", n_init_steps=0, n_factors=D),
+        MatrixFactorization(r_p=0.0, n_factors=D),
+        MatrixFactorization(item_alpha=0.0, n_factors=D),
+        PLRec(n_epochs=0, n_factors=D),
+        PLRec(init="svd", init_after_step=True, n_factors=D),
+        PLRec(power=0.0, n_factors=D),
+    ],
+)
 def test_invalid_configurations_raise_config_error(problem, model):
     with pytest.raises(ConfigError):
         model.fit(problem["X"])
@@ -357,9 +416,15 @@ def test_mf_with_implicit_slim_beats_random_mf_and_popularity_on_movielens(movie
     split = movielens_split
     validate = holdout_validator(split.validation_tr, split.validation_te)
     random_mf = MatrixFactorization(n_factors=64, init="random", regularizer="none", n_epochs=0, r_p=10.0).fit(split.train)
-    islim_mf = MatrixFactorization(n_factors=64, r_p=1000.0, r_q=1.0, s_q=100.0, item_lambda=30.0, item_alpha=1.0, item_threshold=0.0, n_epochs=5)
+    islim_mf = MatrixFactorization(
+        n_factors=64, r_p=1000.0, r_q=1.0, s_q=100.0, item_lambda=30.0, item_alpha=1.0, item_threshold=0.0, n_epochs=5
+    )
     islim_mf.fit(split.train, validate=validate)
-    random_ndcg, islim_ndcg, popularity_ndcg = _ndcg(split, random_mf.score_batch), _ndcg(split, islim_mf.score_batch), _popularity_ndcg(split)
+    random_ndcg, islim_ndcg, popularity_ndcg = (
+        _ndcg(split, random_mf.score_batch),
+        _ndcg(split, islim_mf.score_batch),
+        _popularity_ndcg(split),
+    )
     assert islim_ndcg > random_ndcg + 0.05, (islim_ndcg, random_ndcg)
     assert islim_ndcg > popularity_ndcg + 0.05, (islim_ndcg, popularity_ndcg)
 

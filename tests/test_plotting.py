@@ -29,11 +29,33 @@ def ablation_rows(arm: str, d: int, scorer: str, ndcg: float | None, reason: str
     """``ablations.csv`` rows of one cell x scorer: test and validation NDCG@100, or one skipped row."""
     kind, _, axes = arm.partition(":")
     neighbourhood, first_step, second_step = axes.split("/") if kind == "ablation" else ("-", axes, "-")
-    base = {"dataset": "toy", "arm": arm, "neighbourhood": neighbourhood, "first_step": first_step, "second_step": second_step, "d": d, "scorer": scorer}
+    base = {
+        "dataset": "toy",
+        "arm": arm,
+        "neighbourhood": neighbourhood,
+        "first_step": first_step,
+        "second_step": second_step,
+        "d": d,
+        "scorer": scorer,
+    }
     if ndcg is None:
-        return [{**base, "status": "skipped", "reason": reason, "extraction_seconds": np.nan, "extraction_peak_mb": np.nan, "split": None, "metric": None, "value": np.nan}]
+        return [
+            {
+                **base,
+                "status": "skipped",
+                "reason": reason,
+                "extraction_seconds": np.nan,
+                "extraction_peak_mb": np.nan,
+                "split": None,
+                "metric": None,
+                "value": np.nan,
+            }
+        ]
     cost = {"status": "ok", "reason": "", "extraction_seconds": d / 8, "extraction_peak_mb": 10.0 * d}
-    return [{**base, **cost, "split": split, "metric": "ndcg@100", "value": ndcg + offset} for split, offset in (("test", 0.0), ("validation", 0.01))]
+    return [
+        {**base, **cost, "split": split, "metric": "ndcg@100", "value": ndcg + offset}
+        for split, offset in (("test", 0.0), ("validation", 0.01))
+    ]
 
 
 @pytest.fixture
@@ -74,7 +96,9 @@ def curves(tmp_path) -> pd.DataFrame:
     paths = []
     for model in ("mf", "multvae"):
         for offset, variant in enumerate(("baseline", "implicit_slim")):
-            curve = pd.DataFrame({"epoch": [0, 1, 2], "wall_seconds": [0.5, 1.0, 1.5], "train_loss": np.nan, "val_ndcg@100": [0.1 + offset / 10, 0.2, 0.25]})
+            curve = pd.DataFrame(
+                {"epoch": [0, 1, 2], "wall_seconds": [0.5, 1.0, 1.5], "train_loss": np.nan, "val_ndcg@100": [0.1 + offset / 10, 0.2, 0.25]}
+            )
             paths.append(tmp_path / f"{model}-{variant}.csv")
             curve.to_csv(paths[-1], index=False)
     return read_curves(paths)
@@ -100,7 +124,14 @@ def test_dimension_figure_has_a_panel_per_scorer_a_line_per_arm_and_ease(ablatio
     assert axes[0].get_ylabel() == "test NDCG@100" and all(ax.get_xlabel() == "embedding dimension d" for ax in axes)
     for ax in axes:
         assert len(ax.get_lines()) == 5 + 1  # arms that ran at some d (identity x explicit never did) + EASE
-    assert legend_texts(figure) == ["other arms (1)", "random", "svd", "SLIM-LLE (all/lle/explicit)", "ImplicitSLIM (all/ease/implicit)", "EASE"]
+    assert legend_texts(figure) == [
+        "other arms (1)",
+        "random",
+        "svd",
+        "SLIM-LLE (all/lle/explicit)",
+        "ImplicitSLIM (all/ease/implicit)",
+        "EASE",
+    ]
     ydata = [list(np.nan_to_num(line.get_ydata())) for line in axes[0].get_lines()]
     assert [0.4123, 0.4123] in ydata  # EASE's test NDCG@100, horizontal
     assert [0.2, 0.0] in ydata  # SLIM-LLE, skipped at d = 16, is drawn at d = 8 only

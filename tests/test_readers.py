@@ -75,7 +75,10 @@ def test_netflix_training_set_tar(tmp_path):
 
 
 def test_msd_triplets_keep_string_ids_and_play_counts(tmp_path):
-    path = write(tmp_path / "train_triplets.txt", "b80344d0\tSOAKIMP12A8C130995\t1\nb80344d0\tSOBBMDR12A8C13253B\t2\n85c1f87f\tSOAKIMP12A8C130995\t7\n")
+    path = write(
+        tmp_path / "train_triplets.txt",
+        "b80344d0\tSOAKIMP12A8C130995\t1\nb80344d0\tSOBBMDR12A8C13253B\t2\n85c1f87f\tSOAKIMP12A8C130995\t7\n",
+    )
     frame = read_interactions(path, {"kind": "msd"})
     expected = pd.DataFrame(
         {

@@ -103,10 +103,18 @@ def test_the_default_and_minimal_configs_pass_the_registry_check():
 @pytest.mark.parametrize(
     "path, value, message",
     [
-        (["training", "models", "lightgcn"], {"variants": {"baseline": {}}}, "training.models names \\['lightgcn'\\], which the model registry does not train"),
+        (
+            ["training", "models", "lightgcn"],
+            {"variants": {"baseline": {}}},
+            "training.models names \\['lightgcn'\\], which the model registry does not train",
+        ),
         (["training", "models", "ease"], {"variants": {"baseline": {}}}, "training.models names \\['ease'\\]"),
         (["ablations", "first_step", "eaze"], {}, "ablations.first_step names the unknown arm 'eaze'; known: \\['ease', 'lle'"),
-        (["ablations", "second_step", "implicit"], {"k": [10]}, "ablations.second_step.implicit sets \\['k'\\], which that arm does not read; allowed: \\['alpha', 'threshold'\\]"),
+        (
+            ["ablations", "second_step", "implicit"],
+            {"k": [10]},
+            "ablations.second_step.implicit sets \\['k'\\], which that arm does not read; allowed: \\['alpha', 'threshold'\\]",
+        ),
         (["ablations", "references"], ["random", "pca"], "ablations.references names \\['pca'\\]; known reference arms"),
     ],
 )

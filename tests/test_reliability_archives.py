@@ -73,7 +73,11 @@ def test_fetching_a_link_member_fails_and_creates_no_link(tmp_path, kind):
 
 
 def test_links_beside_the_wanted_member_are_never_materialised(tmp_path):
-    members = [link("ds/passwd", "/etc/passwd", tarfile.SYMTYPE), link("ds/hard", "../../etc/shadow", tarfile.LNKTYPE), ("ds/ratings.tsv", ROWS)]
+    members = [
+        link("ds/passwd", "/etc/passwd", tarfile.SYMTYPE),
+        link("ds/hard", "../../etc/shadow", tarfile.LNKTYPE),
+        ("ds/ratings.tsv", ROWS),
+    ]
     source = {"url": str(write(tmp_path / "ds.tar.gz", tar_bytes(members))), "member": "ds/ratings.tsv", "member_sha256": sha256(ROWS)}
     raw = tmp_path / "raw"
     assert dl.fetch("toy", [source], raw, progress=False).read_bytes() == ROWS

@@ -71,7 +71,14 @@ def two_runs(tmp_path_factory) -> tuple[Path, Path]:
     runs = []
     for hash_seed in ("1", "2"):
         out = base / f"run{hash_seed}"
-        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": hash_seed, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "PYTHONHASHSEED": hash_seed,
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        }
         runs.append((out, subprocess.Popen([sys.executable, str(script), str(out)], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)))
     for _, process in runs:
         _, stderr = process.communicate(timeout=300)
@@ -106,7 +113,9 @@ def test_split_files_are_identical(two_runs):
 def test_run_records_are_identical_apart_from_timing_fields(two_runs):
     first, second = two_runs
     names = files(first / "runs", "*.json") + [f"../ablations/{n}" for n in files(first / "ablations", "*.json")]
-    assert len(names) == 7 and names == files(second / "runs", "*.json") + [f"../ablations/{n}" for n in files(second / "ablations", "*.json")]
+    assert len(names) == 7 and names == files(second / "runs", "*.json") + [
+        f"../ablations/{n}" for n in files(second / "ablations", "*.json")
+    ]
     for name in names:
         a, b = (read_records(run / "runs" / name) for run in two_runs)
         assert [without_timing(r) for r in a] == [without_timing(r) for r in b], name
@@ -118,7 +127,9 @@ def test_training_curves_are_identical_apart_from_wall_time(two_runs):
     assert files(first, "*.csv") == files(second, "*.csv") and len(files(first, "*.csv")) == 4
     for name in files(first, "*.csv"):
         a, b = (pd.read_csv(directory / name) for directory in (first, second))
-        pd.testing.assert_frame_equal(a.drop(columns=list(set(TIMING_FIELDS) & set(a))), b.drop(columns=list(set(TIMING_FIELDS) & set(b))), check_exact=True)
+        pd.testing.assert_frame_equal(
+            a.drop(columns=list(set(TIMING_FIELDS) & set(a))), b.drop(columns=list(set(TIMING_FIELDS) & set(b))), check_exact=True
+        )
     assert [list((run / "checkpoints").glob("*")) for run in two_runs] == [[], []]  # removed after success
 
 

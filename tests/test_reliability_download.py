@@ -123,7 +123,12 @@ def test_cut_download_restarts_cleanly_when_ranges_are_ignored(server, raw_dir):
 def test_cut_archive_is_resumed_inside_fetch_and_its_member_extracted(server, raw_dir):
     archive = zip_bytes({"ds/ratings.tsv": PAYLOAD})
     server.cut_at = len(archive) // 2
-    source = {"url": server.put("/ds.zip", archive, "cut"), "sha256": sha256(archive), "member": "ds/ratings.tsv", "member_sha256": sha256(PAYLOAD)}
+    source = {
+        "url": server.put("/ds.zip", archive, "cut"),
+        "sha256": sha256(archive),
+        "member": "ds/ratings.tsv",
+        "member_sha256": sha256(PAYLOAD),
+    }
     assert dl.fetch("toy", [source], raw_dir, progress=False).read_bytes() == PAYLOAD
     assert (raw_dir / "ds.zip").read_bytes() == archive
     assert len(server.ranges("/ds.zip")) == 2

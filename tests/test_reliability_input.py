@@ -137,7 +137,9 @@ def test_a_header_without_data_rows_is_refused(tmp_path, fmt):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("bom, newline", [(b"\xef\xbb\xbf", "\n"), (b"", "\r\n"), (b"\xef\xbb\xbf", "\r\n")], ids=["bom", "crlf", "bom-crlf"])
+@pytest.mark.parametrize(
+    "bom, newline", [(b"\xef\xbb\xbf", "\n"), (b"", "\r\n"), (b"\xef\xbb\xbf", "\r\n")], ids=["bom", "crlf", "bom-crlf"]
+)
 def test_bom_and_crlf_files_read_like_plain_ones(tmp_path, fmt, bom, newline):
     path = write_lines(tmp_path, fmt, lines_of(fmt), newline=newline, prefix=bom)
     assert_tidy_equal(read_interactions(path, FORMATS[fmt][1]), EXPECTED)

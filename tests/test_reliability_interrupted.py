@@ -36,7 +36,12 @@ N_EPOCHS = 4
 #: hook's state is exercised too.
 SETTINGS = {
     "multvae": {"hidden_dim": 16, "latent_dim": 4, "batch_size": 50, "implicit_slim": {"mode": "replace", "step": 2, "lam": 20.0}},
-    "recvae": {"hidden_dim": 16, "latent_dim": 4, "batch_size": 50, "implicit_slim": {"mode": "regularize", "step": 3, "lam": 20.0, "reg_weight": 0.1}},
+    "recvae": {
+        "hidden_dim": 16,
+        "latent_dim": 4,
+        "batch_size": 50,
+        "implicit_slim": {"mode": "regularize", "step": 3, "lam": 20.0, "reg_weight": 0.1},
+    },
     "hvamp": {"hidden_dim": 16, "z1_dim": 4, "z2_dim": 4, "n_components": 5, "warmup_epochs": 3, "batch_size": 50},
 }
 
@@ -244,7 +249,9 @@ SCRIPT = textwrap.dedent(
 
 def start(script: Path, out: Path, delay: float) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, str(script), str(out), str(delay)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(script), str(out), str(delay)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def finish(process: subprocess.Popen) -> str:

@@ -77,7 +77,9 @@ def test_a_non_finite_training_loss_stops_the_run_naming_the_epoch(split, monkey
     one_batch = {**TINY, "batch_size": split.train.shape[0]}  # the epoch's loss is that one batch's
     # the estimator names the epoch ...
     with pytest.raises(NumericalError, match=rf"^the training loss at epoch 2 is not finite \({bad}\); the run stops here"):
-        MultVAEModel(**one_batch).fit(split.train, holdout_validator(split.validation_tr, split.validation_te), checkpoint=tmp_path / "direct.ckpt.pt")
+        MultVAEModel(**one_batch).fit(
+            split.train, holdout_validator(split.validation_tr, split.validation_te), checkpoint=tmp_path / "direct.ckpt.pt"
+        )
     assert torch.load(tmp_path / "direct.ckpt.pt", weights_only=True)["progress"]["epoch"] == 1
     # ... and a training run adds the model's name
     with pytest.raises(NumericalError, match=rf"multvae: the training loss at epoch 2 is not finite \({bad}\); the run stops here"):
@@ -92,7 +94,9 @@ def test_non_finite_implicit_slim_embeddings_stop_the_run_and_change_no_weight(s
     model = build_model(MultVAE, split.n_items, params)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     hook = ImplicitSLIMHook(ImplicitSLIMConfig.from_mapping(params["implicit_slim"]), split.train)
-    with pytest.raises(NumericalError, match=r"the ImplicitSLIM embeddings of encoder_input\.weight at the start of epoch 0 is not finite \(640 of 640"):
+    with pytest.raises(
+        NumericalError, match=r"the ImplicitSLIM embeddings of encoder_input\.weight at the start of epoch 0 is not finite \(640 of 640"
+    ):
         hook.on_epoch_start(model, [], 0)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert hook.targets_ == {} and hook.applied_epochs_ == []
@@ -143,7 +147,9 @@ def test_non_finite_initialisation_is_named_by_its_negative_epoch(split, monkeyp
 
 def test_an_ablation_arm_with_non_finite_embeddings_is_skipped_with_the_reason(split, monkeypatch):
     monkeypatch.setattr("islim.ablations.arm_embeddings", lambda X, d, *args, **kwargs: np.full((X.shape[1], d), np.inf))
-    (record,) = ablation_cell("toy", split, {"neighbourhood": "all", "first_step": "ease", "second_step": "implicit"}, 4, {}, {"mf": {"r_p": [1.0]}})
+    (record,) = ablation_cell(
+        "toy", split, {"neighbourhood": "all", "first_step": "ease", "second_step": "implicit"}, 4, {}, {"mf": {"r_p": [1.0]}}
+    )
     assert record["extra"]["status"] == "skipped"
     assert "ablation:all/ease/implicit: the embeddings for {} is not finite (160 of 160" in record["extra"]["reason"]
 
@@ -198,7 +204,9 @@ def test_a_training_user_with_every_item_keeps_the_computation_finite(split):
 def test_implicit_slim_with_more_dimensions_than_items_is_the_closed_form(split):
     d = split.n_items + 3
     E0 = np.random.default_rng(3).standard_normal((split.n_items, d))
-    np.testing.assert_allclose(implicit_slim(E0, split.train, lam=10.0, alpha=1.0), dense_implicit_slim(E0, split.train, 10.0, 1.0), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(
+        implicit_slim(E0, split.train, lam=10.0, alpha=1.0), dense_implicit_slim(E0, split.train, 10.0, 1.0), rtol=1e-7, atol=1e-9
+    )
 
 
 def test_a_deep_model_with_a_latent_space_wider_than_the_catalogue_trains(split):

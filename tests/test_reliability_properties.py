@@ -30,7 +30,13 @@ GROUPS = ("train", "validation", "test")
 def rated_frames(draw):
     """Up to 60 rows of (user, item, rating) over few users and items, duplicates included."""
     n_users, n_items = draw(st.integers(1, 12)), draw(st.integers(1, 10))
-    rows = draw(st.lists(st.tuples(st.integers(0, n_users - 1), st.integers(0, n_items - 1), st.sampled_from([1.0, 2.5, 3.5, 4.0, 5.0])), min_size=1, max_size=60))
+    rows = draw(
+        st.lists(
+            st.tuples(st.integers(0, n_users - 1), st.integers(0, n_items - 1), st.sampled_from([1.0, 2.5, 3.5, 4.0, 5.0])),
+            min_size=1,
+            max_size=60,
+        )
+    )
     return pd.DataFrame(rows, columns=["user", "item", "rating"])
 
 
@@ -56,10 +62,14 @@ def ranking_problems(draw):
     """Disjoint binary fold-in and target matrices (some users without targets) and an integer
     item-item scorer ``x W + b`` (so ties are frequent and a row's scores depend on its fold-in only)."""
     n_users, n_items = draw(st.integers(1, 6)), draw(st.integers(1, 30))
-    roles = np.array(draw(st.lists(st.lists(st.sampled_from("..ft"), min_size=n_items, max_size=n_items), min_size=n_users, max_size=n_users)))
+    roles = np.array(
+        draw(st.lists(st.lists(st.sampled_from("..ft"), min_size=n_items, max_size=n_items), min_size=n_users, max_size=n_users))
+    )
     fold_in = sp.csr_matrix((roles == "f").astype(np.float32))
     target = sp.csr_matrix((roles == "t").astype(np.float32))
-    weights = np.array(draw(st.lists(st.integers(0, 2), min_size=n_items * n_items, max_size=n_items * n_items)), dtype=np.float32).reshape(n_items, n_items)
+    weights = np.array(draw(st.lists(st.integers(0, 2), min_size=n_items * n_items, max_size=n_items * n_items)), dtype=np.float32).reshape(
+        n_items, n_items
+    )
     bias = np.array(draw(st.lists(st.integers(0, 3), min_size=n_items, max_size=n_items)), dtype=np.float32)
     return (lambda x: np.asarray(x @ weights) + bias), fold_in, target
 

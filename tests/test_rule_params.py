@@ -32,8 +32,28 @@ ML_20M = {
     "ease": {"lambda_grid": [500]},
     "training": {"models": {"mf": {"params": {"n_factors": 64}}}},
 }
-SYNTHETIC = {"kind": "synthetic", "n_users": 600, "n_items": 300, "n_interactions": 15000, "rank": 8, "heldout_users": 50, "seed": 7, "ease": {"lambda_grid": [10]}}
-CUSTOM = {"kind": "custom", "path": "/data/x.tsv", "format": "tsv", "user_col": "u", "item_col": "i", "rating_col": None, "header": True, "threshold": None, "heldout_users": 0.1, "description": "mine"}
+SYNTHETIC = {
+    "kind": "synthetic",
+    "n_users": 600,
+    "n_items": 300,
+    "n_interactions": 15000,
+    "rank": 8,
+    "heldout_users": 50,
+    "seed": 7,
+    "ease": {"lambda_grid": [10]},
+}
+CUSTOM = {
+    "kind": "custom",
+    "path": "/data/x.tsv",
+    "format": "tsv",
+    "user_col": "u",
+    "item_col": "i",
+    "rating_col": None,
+    "header": True,
+    "threshold": None,
+    "heldout_users": 0.1,
+    "description": "mine",
+}
 
 
 def test_fetch_gets_the_sources_of_a_downloaded_dataset_only():
@@ -41,7 +61,14 @@ def test_fetch_gets_the_sources_of_a_downloaded_dataset_only():
 
 
 def test_fetch_of_a_synthetic_dataset_gets_the_generator_settings_and_seed():
-    assert fetch_parameters(SYNTHETIC) == {"kind": "synthetic", "n_users": 600, "n_items": 300, "n_interactions": 15000, "rank": 8, "seed": 7}
+    assert fetch_parameters(SYNTHETIC) == {
+        "kind": "synthetic",
+        "n_users": 600,
+        "n_items": 300,
+        "n_interactions": 15000,
+        "rank": 8,
+        "seed": 7,
+    }
 
 
 def test_fetch_of_a_custom_dataset_gets_where_the_file_is():
@@ -126,10 +153,22 @@ def test_every_dataset_of_the_default_config_keeps_its_keys_between_fetch_split_
 
 def test_a_training_run_gets_its_own_variant_only():
     config = {
-        "training": {"models": {"mf": {"params": {"n_factors": 16}, "grid": {"r_p": [1, 10]}, "variants": {"baseline": {"init": "random"}, "implicit_slim": {"init": "implicit_slim"}}}}},
+        "training": {
+            "models": {
+                "mf": {
+                    "params": {"n_factors": 16},
+                    "grid": {"r_p": [1, 10]},
+                    "variants": {"baseline": {"init": "random"}, "implicit_slim": {"init": "implicit_slim"}},
+                }
+            }
+        },
         "datasets": {"d": {"kind": "synthetic", "training": {"models": {"mf": {"variants": {"implicit_slim": {"lam": 5}}}}}}},
     }
-    assert training_variant(config, "d", "mf", "baseline") == {"params": {"n_factors": 16}, "grid": {"r_p": [1, 10]}, "variants": {"baseline": {"init": "random"}}}
+    assert training_variant(config, "d", "mf", "baseline") == {
+        "params": {"n_factors": 16},
+        "grid": {"r_p": [1, 10]},
+        "variants": {"baseline": {"init": "random"}},
+    }
     assert training_variant(config, "d", "mf", "implicit_slim")["variants"] == {"implicit_slim": {"init": "implicit_slim", "lam": 5}}
 
 

@@ -131,7 +131,14 @@ def test_output_parsers_on_hand_worked_examples():
         "localrule fetch:\n    jobid: 4\n"
     )
     assert planned_jobs(log) == {
-        2: {"rule": "ease", "local": False, "jobid": "2", "wildcards": "dataset=x", "threads": "2", "resources": "tmpdir=<TBD>, mem_mb=1025, runtime=120"},
+        2: {
+            "rule": "ease",
+            "local": False,
+            "jobid": "2",
+            "wildcards": "dataset=x",
+            "threads": "2",
+            "resources": "tmpdir=<TBD>, mem_mb=1025, runtime=120",
+        },
         4: {"rule": "fetch", "local": True, "jobid": "4"},
     }
     assert key_values("tmpdir=<TBD>, mem_mb=1025") == {"tmpdir": "<TBD>", "mem_mb": "1025"} and key_values("") == {}

@@ -178,7 +178,11 @@ def test_split_is_deterministic_for_a_seed_and_changes_with_it(ml_small_frame):
 
 def test_check_expected_passes_on_the_true_sizes_and_names_a_mismatch(ml_small_split):
     stats = split_stats(ml_small_split)
-    true = {"users": stats["users"]["total"], "items": stats["items"], "interactions": stats["interactions"]["filtered_before_vocabulary_cut"]}
+    true = {
+        "users": stats["users"]["total"],
+        "items": stats["items"],
+        "interactions": stats["interactions"]["filtered_before_vocabulary_cut"],
+    }
     check_expected(stats, true, "ml-latest-small")
     wrong = true | {"items": true["items"] + 1}
     with pytest.raises(IntegrityError, match=rf"ml-latest-small: .*items: expected {true['items'] + 1:,}, found {true['items']:,}"):

@@ -94,7 +94,9 @@ def busy_thread_counts(threads: int, tmp_path) -> dict[str, int]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env.pop(var, None)  # as in a bare shell: only the job's `threads` may limit the pools
-    done = subprocess.run([sys.executable, "-c", CHILD, str(threads), str(tmp_path / "job.log")], env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(threads), str(tmp_path / "job.log")], env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr + (tmp_path / "job.log").read_text()
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -38,7 +38,9 @@ def test_grid_point_with_best_validation_is_kept(split):
 
 def test_deep_model_run_reports_its_curve(split):
     params = {"n_epochs": 2, "hidden_dim": 16, "latent_dim": 4}
-    record, curve = train_run("toy", split, "multvae", "implicit_slim", params, {"implicit_slim": {"mode": "replace", "step": 1, "lam": 10.0}}, {}, progress=False)
+    record, curve = train_run(
+        "toy", split, "multvae", "implicit_slim", params, {"implicit_slim": {"mode": "replace", "step": 1, "lam": 10.0}}, {}, progress=False
+    )
     assert len(curve) == 2 and curve["wall_seconds"].is_monotonic_increasing
     assert record["params"]["implicit_slim"]["mode"] == "replace"
     assert 0 < record["metrics"]["test"]["ndcg@100"] <= 1

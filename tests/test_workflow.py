@@ -65,7 +65,9 @@ def test_invalid_config_fails_before_any_job_with_the_key_named(tmp_path):
 def tiny_run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("tiny_run")
     scaling = directory / "scaling.csv"
-    scaling.write_text("method,n_items,d,seconds,peak_mb\nEASE,100,,0.01,1\nEASE,200,,0.08,4\nImplicitSLIM,100,16,0.01,1\nImplicitSLIM,200,16,0.02,2\n")
+    scaling.write_text(
+        "method,n_items,d,seconds,peak_mb\nEASE,100,,0.01,1\nEASE,200,,0.08,4\nImplicitSLIM,100,16,0.01,1\nImplicitSLIM,200,16,0.02,2\n"
+    )
     config = write_tiny_config(directory, {"report": {"scaling": str(scaling)}})
     result = snakemake(directory, "--cores", "2", configfile=config)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]

@@ -133,17 +133,13 @@ def _mirror_names(source: Source) -> list[tuple[str, Callable]]:
     return names
 
 
-def _attempts(
-    sources: Sequence[Source], raw_dir: Path, mirror: Path | None, progress: bool
-) -> Iterator[tuple[str, Callable[[], Path]]]:
+def _attempts(sources: Sequence[Source], raw_dir: Path, mirror: Path | None, progress: bool) -> Iterator[tuple[str, Callable[[], Path]]]:
     """(description, thunk) of every way to obtain the file: mirror first, then sources."""
     if mirror is not None:
         for source in sources:
             for name, handler in _mirror_names(source):
                 if (mirror / name).is_file():
-                    yield f"mirror {mirror / name}", lambda s=source, p=mirror / name, h=handler: h(
-                        s, p, raw_dir, progress
-                    )
+                    yield f"mirror {mirror / name}", lambda s=source, p=mirror / name, h=handler: h(s, p, raw_dir, progress)
     for source in sources:
         yield source.describe(), lambda s=source: _from_network(s, raw_dir, progress)
 
@@ -201,9 +197,7 @@ def fetch(
             return existing
     mirror_dir = None if mirror is None else _mirror_dir(mirror)
     failures = []
-    if mirror_dir is not None and not any(
-        (mirror_dir / n).is_file() for s in parsed for n, _ in _mirror_names(s)
-    ):
+    if mirror_dir is not None and not any((mirror_dir / n).is_file() for s in parsed for n, _ in _mirror_names(s)):
         failures.append(f"mirror {mirror_dir}: none of {_wanted_names(parsed)} found there")
     for description, attempt in _attempts(parsed, raw_dir, mirror_dir, progress):
         try:

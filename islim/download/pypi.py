@@ -148,14 +148,10 @@ def pip_download(requirement: str, dest_dir: Path) -> Path:
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise DownloadError(
-            f"`{' '.join(cmd)}` exited with {result.returncode}: {result.stderr.strip()[-1000:]}"
-        )
+        raise DownloadError(f"`{' '.join(cmd)}` exited with {result.returncode}: {result.stderr.strip()[-1000:]}")
     files = sorted(dest_dir.iterdir())
     if len(files) != 1:
-        raise DownloadError(
-            f"`{' '.join(cmd)}` should leave one file in {dest_dir}, found {[f.name for f in files]}"
-        )
+        raise DownloadError(f"`{' '.join(cmd)}` should leave one file in {dest_dir}, found {[f.name for f in files]}")
     return files[0]
 
 

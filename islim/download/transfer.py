@@ -193,9 +193,7 @@ def write_verified(
     return final
 
 
-def copy_file(
-    src: Path, dest: Path, expected: Expected, *, strip_lines: int, pin: Path | None, progress: bool
-) -> Path:
+def copy_file(src: Path, dest: Path, expected: Expected, *, strip_lines: int, pin: Path | None, progress: bool) -> Path:
     """Copy a local file to ``dest`` like :func:`download_file`, dropping header lines.
 
     Parameters

@@ -60,9 +60,7 @@ class Digest:
         return None if self._md5 is None else self._md5.hexdigest()
 
 
-def verify_file(
-    path: str | os.PathLike, expected: Expected, label: str | None = None, pin: Path | None = None
-) -> str:
+def verify_file(path: str | os.PathLike, expected: Expected, label: str | None = None, pin: Path | None = None) -> str:
     """Check an existing file against ``expected`` (and a pin file, if it exists).
 
     Reads the file once in 1 MiB chunks: O(size) time, O(1) memory.

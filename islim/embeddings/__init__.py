@@ -13,12 +13,23 @@ Item embeddings are ``(n_items, d)`` arrays, one row per item (the paper's ``d Ã
 
 from islim.embeddings._linalg import IterationResult
 from islim.embeddings.anchored import anchored_update, block_cg, iterate_anchored_update
+from islim.embeddings.explicit import lle_embeddings, slim_lle
 from islim.embeddings.gram_operator import SparseGram, TorchSparseGram, gram_operator
 from islim.embeddings.implicit import implicit_slim, iterate_implicit_slim
 from islim.embeddings.knn import knn_weights, top_k_neighbours
 from islim.embeddings.reference import random_embeddings, svd_embeddings
-from islim.embeddings.registry import ARMS, DEFAULT_PARAMS, FIRST_STEPS, NEIGHBOURHOODS, REFERENCE_ARMS, SECOND_STEPS, Arm, arm_embeddings, reference_embeddings, validate_arm
-from islim.embeddings.explicit import lle_embeddings, slim_lle
+from islim.embeddings.registry import (
+    ARMS,
+    DEFAULT_PARAMS,
+    FIRST_STEPS,
+    NEIGHBOURHOODS,
+    REFERENCE_ARMS,
+    SECOND_STEPS,
+    Arm,
+    arm_embeddings,
+    reference_embeddings,
+    validate_arm,
+)
 from islim.embeddings.weights import cooccurrence_weights, ease_weights, identity_weights, lle_weights, slim_lle_weights
 
 __all__ = [

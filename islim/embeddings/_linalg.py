@@ -37,12 +37,16 @@ def solve_spd(B, R, what: str):
 
         factor, info = torch.linalg.cholesky_ex(B.double())
         if int(info) != 0 or not bool(torch.isfinite(factor).all()):
-            raise NumericalError(f"{what} is not positive definite (Cholesky info={int(info)}); check that the embeddings are finite and alpha > 0")
+            raise NumericalError(
+                f"{what} is not positive definite (Cholesky info={int(info)}); check that the embeddings are finite and alpha > 0"
+            )
         return torch.cholesky_solve(R.double(), factor).to(R.dtype)
     try:
         factor = scipy.linalg.cho_factor(np.asarray(B, dtype=np.float64), lower=True, check_finite=True)
     except (np.linalg.LinAlgError, ValueError) as exc:
-        raise NumericalError(f"{what} is not positive definite or not finite ({exc}); check that the embeddings are finite and alpha > 0") from exc
+        raise NumericalError(
+            f"{what} is not positive definite or not finite ({exc}); check that the embeddings are finite and alpha > 0"
+        ) from exc
     return scipy.linalg.cho_solve(factor, np.asarray(R, dtype=np.float64)).astype(R.dtype, copy=False)
 
 

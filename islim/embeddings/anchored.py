@@ -125,7 +125,9 @@ def dense_system(S, budget_bytes: int | None = None) -> np.ndarray:
     Memory is checked for the two n² arrays the anchored solve then needs.
     """
     n_items = S.shape[0]
-    ensure_fits(dense_bytes((n_items, n_items), 8, 2), f"anchored update, dense system ({n_items:,} x {n_items:,} float64, 2 copies)", budget_bytes)
+    ensure_fits(
+        dense_bytes((n_items, n_items), 8, 2), f"anchored update, dense system ({n_items:,} x {n_items:,} float64, 2 copies)", budget_bytes
+    )
     A = -(S.toarray() if sp.issparse(S) else np.asarray(S, dtype=np.float64)).astype(np.float64, copy=False)
     A[np.diag_indices_from(A)] += 1.0
     return A @ A.T
@@ -172,7 +174,11 @@ def _sparse_update(S, F: np.ndarray, rhs: np.ndarray, alpha: float, tol: float, 
 
     solution, info = block_cg(matvec, rhs, _low_rank_jacobi(diagonal, F, alpha), tol=tol, maxiter=maxiter)
     if not info.converged:
-        warnings.warn(f"anchored update: conjugate gradients stopped after {info.n_iter} iterations at relative residual {info.residual:.2e} > tol={tol:g}; raise maxiter or tol", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"anchored update: conjugate gradients stopped after {info.n_iter} iterations at relative residual {info.residual:.2e} > tol={tol:g}; raise maxiter or tol",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return solution
 
 

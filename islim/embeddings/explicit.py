@@ -53,7 +53,11 @@ def _bottom_eigenpairs_of(L: np.ndarray, n_eig: int) -> tuple[np.ndarray, np.nda
 
 def _dense_bottom_eigenpairs(S: np.ndarray, n_eig: int, budget_bytes: int | None) -> tuple[np.ndarray, np.ndarray]:
     n_items = S.shape[0]
-    ensure_fits(dense_bytes((n_items, n_items), S.dtype.itemsize, 2), f"LLE eigenproblem ({n_items:,} x {n_items:,} {S.dtype.name}, 2 dense copies)", budget_bytes)
+    ensure_fits(
+        dense_bytes((n_items, n_items), S.dtype.itemsize, 2),
+        f"LLE eigenproblem ({n_items:,} x {n_items:,} {S.dtype.name}, 2 dense copies)",
+        budget_bytes,
+    )
     A = -S
     A[np.diag_indices_from(A)] += 1.0
     L = A @ A.T
@@ -61,7 +65,9 @@ def _dense_bottom_eigenpairs(S: np.ndarray, n_eig: int, budget_bytes: int | None
     return _bottom_eigenpairs_of(L, n_eig)
 
 
-def _sparse_bottom_eigenpairs(S, n_eig: int, shift: float, tol: float, seed: int, budget_bytes: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _sparse_bottom_eigenpairs(
+    S, n_eig: int, shift: float, tol: float, seed: int, budget_bytes: int | None
+) -> tuple[np.ndarray, np.ndarray]:
     L = lle_operator(sp.csr_matrix(S, dtype=np.float64))
     n_items = L.shape[0]
     if L.nnz > DENSE_FRACTION * n_items**2:
@@ -158,6 +164,10 @@ def slim_lle(X, lam: float, d: int, dtype=np.float64, budget_bytes: int | None =
     Peak memory about three dense n² arrays (weights, ``I − S``, ``L``); checked before allocating.
     """
     n_items = X.shape[1]
-    ensure_fits(dense_bytes((n_items, n_items), np.dtype(dtype).itemsize, 3), f"SLIM-LLE ({n_items:,} x {n_items:,} {np.dtype(dtype).name}, 3 dense copies)", budget_bytes)
+    ensure_fits(
+        dense_bytes((n_items, n_items), np.dtype(dtype).itemsize, 3),
+        f"SLIM-LLE ({n_items:,} x {n_items:,} {np.dtype(dtype).name}, 3 dense copies)",
+        budget_bytes,
+    )
     S = slim_lle_weights(X, lam, dtype=dtype, budget_bytes=budget_bytes)
     return lle_embeddings(S, d, drop_constant=True, budget_bytes=budget_bytes)

@@ -46,7 +46,9 @@ def compute_dtype(dtype) -> np.dtype:
 def as_csr(X, dtype) -> sp.csr_matrix:
     """``X`` as a canonical CSR matrix of ``dtype`` (no copy when it already is one)."""
     if not sp.issparse(X) or X.ndim != 2:
-        raise DataFormatError(f"expected a 2-D scipy sparse (n_users, n_items) matrix, got {type(X).__name__}; convert with scipy.sparse.csr_matrix")
+        raise DataFormatError(
+            f"expected a 2-D scipy sparse (n_users, n_items) matrix, got {type(X).__name__}; convert with scipy.sparse.csr_matrix"
+        )
     X = sp.csr_matrix(X, dtype=dtype)
     if not X.has_canonical_format:
         X = X.copy()
@@ -119,7 +121,9 @@ class SparseGram:
     ``(3·n_items + block_size) × chunk_width`` values besides the (n_items, k) output.
     """
 
-    def __init__(self, X, dtype=np.float32, block_size: int = DEFAULT_BLOCK_SIZE, n_workers: int | None = None, chunk_width: int = SCIPY_CHUNK_WIDTH):
+    def __init__(
+        self, X, dtype=np.float32, block_size: int = DEFAULT_BLOCK_SIZE, n_workers: int | None = None, chunk_width: int = SCIPY_CHUNK_WIDTH
+    ):
         self.dtype = compute_dtype(dtype)
         X = as_csr(X, self.dtype)
         self.n_users, self.n_items = X.shape

@@ -32,7 +32,9 @@ from islim.errors import ConfigError, DataFormatError
 
 def _check_hyperparameters(lam: float, alpha: float, threshold: float) -> None:
     if not (lam > 0 and alpha > 0 and threshold >= 0):
-        raise ConfigError(f"ImplicitSLIM needs lam > 0, alpha > 0 and threshold >= 0; got lam={lam!r}, alpha={alpha!r}, threshold={threshold!r}")
+        raise ConfigError(
+            f"ImplicitSLIM needs lam > 0, alpha > 0 and threshold >= 0; got lam={lam!r}, alpha={alpha!r}, threshold={threshold!r}"
+        )
 
 
 def _to_backend(embeddings, gram):
@@ -48,7 +50,9 @@ def _to_backend(embeddings, gram):
     else:
         E0 = np.ascontiguousarray(embeddings, dtype=gram.dtype)
     if E0.ndim != 2 or E0.shape[0] != gram.n_items:
-        raise DataFormatError(f"ImplicitSLIM expects item-major embeddings of shape (n_items={gram.n_items}, d), got {tuple(E0.shape)}; transpose d×I weights first")
+        raise DataFormatError(
+            f"ImplicitSLIM expects item-major embeddings of shape (n_items={gram.n_items}, d), got {tuple(E0.shape)}; transpose d×I weights first"
+        )
     return E0
 
 
@@ -61,7 +65,9 @@ def _like_input(out, embeddings):
     return out.cpu().numpy() if is_torch(out) else out
 
 
-def implicit_slim(embeddings, X, lam: float, alpha: float, threshold: float = 0.0, block_size: int | None = None, n_workers: int | None = None):
+def implicit_slim(
+    embeddings, X, lam: float, alpha: float, threshold: float = 0.0, block_size: int | None = None, n_workers: int | None = None
+):
     """ImplicitSLIM embeddings ``E⁺`` from input embeddings ``E₀`` (spec §2.4, boxed formula).
 
     Parameters

@@ -29,13 +29,14 @@ from typing import Any
 import numpy as np
 
 from islim.embeddings.anchored import anchored_update, iterate_anchored_update
+from islim.embeddings.explicit import lle_embeddings
 from islim.embeddings.gram_operator import as_csr, squared_column_norms
 from islim.embeddings.implicit import implicit_slim, iterate_implicit_slim
 from islim.embeddings.knn import knn_weights
 from islim.embeddings.reference import random_embeddings, svd_embeddings
-from islim.embeddings.explicit import lle_embeddings
 from islim.embeddings.weights import cooccurrence_weights, ease_weights, identity_weights, lle_weights
 from islim.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Arm:
@@ -86,9 +87,31 @@ def _popularity_mask(X, threshold: float) -> np.ndarray:
 ARMS: tuple[Arm, ...] = (
     Arm("neighbourhood", "all"),
     Arm("neighbourhood", "knn", ("k",)),
-    Arm("first_step", "ease", ("lam",), lambda X, p, sum_to_one, budget: ease_weights(X, p["lam"], sum_to_one=sum_to_one, dtype=_dtype(p), budget_bytes=budget), knn=True, dense_copies=1, spd_inverse=True),
-    Arm("first_step", "lle", ("reg",), lambda X, p, sum_to_one, budget: lle_weights(X, p["reg"], dtype=_dtype(p), budget_bytes=budget), knn=True, dense_copies=5),
-    Arm("first_step", "cooccurrence", (), lambda X, p, sum_to_one, budget: cooccurrence_weights(X, dtype=_dtype(p), budget_bytes=budget), knn=True, dense_copies=1),
+    Arm(
+        "first_step",
+        "ease",
+        ("lam",),
+        lambda X, p, sum_to_one, budget: ease_weights(X, p["lam"], sum_to_one=sum_to_one, dtype=_dtype(p), budget_bytes=budget),
+        knn=True,
+        dense_copies=1,
+        spd_inverse=True,
+    ),
+    Arm(
+        "first_step",
+        "lle",
+        ("reg",),
+        lambda X, p, sum_to_one, budget: lle_weights(X, p["reg"], dtype=_dtype(p), budget_bytes=budget),
+        knn=True,
+        dense_copies=5,
+    ),
+    Arm(
+        "first_step",
+        "cooccurrence",
+        (),
+        lambda X, p, sum_to_one, budget: cooccurrence_weights(X, dtype=_dtype(p), budget_bytes=budget),
+        knn=True,
+        dense_copies=1,
+    ),
     Arm("first_step", "identity", (), lambda X, p, sum_to_one, budget: identity_weights(X.shape[1], _dtype(p)), knn=True),
     # S, A = I - S, L = A Aᵀ and LAPACK's copy
     Arm("second_step", "explicit", (), lambda S, E0, p, mask, budget: lle_embeddings(S, E0.shape[1], budget_bytes=budget), dense_copies=4),
@@ -96,16 +119,20 @@ ARMS: tuple[Arm, ...] = (
         "second_step",
         "implicit",
         ("alpha", "threshold"),
-        lambda S, E0, p, mask, budget: anchored_update(S, E0, p["alpha"], mask, tol=p["cg_tol"], maxiter=p["cg_maxiter"], budget_bytes=budget),
+        lambda S, E0, p, mask, budget: anchored_update(
+            S, E0, p["alpha"], mask, tol=p["cg_tol"], maxiter=p["cg_maxiter"], budget_bytes=budget
+        ),
         dense_copies=3,  # S and the dense system, twice
     ),
     Arm(
         "second_step",
         "implicit_iterated",
         ("alpha", "threshold", "n_iter"),
-        lambda S, E0, p, mask, budget: iterate_anchored_update(
-            S, E0, p["alpha"], p["n_iter"], p["tol"], mask, cg_tol=p["cg_tol"], cg_maxiter=p["cg_maxiter"], budget_bytes=budget
-        ).embeddings,
+        lambda S, E0, p, mask, budget: (
+            iterate_anchored_update(
+                S, E0, p["alpha"], p["n_iter"], p["tol"], mask, cg_tol=p["cg_tol"], cg_maxiter=p["cg_maxiter"], budget_bytes=budget
+            ).embeddings
+        ),
         dense_copies=3,
     ),
     Arm("reference", "random", (), lambda X, d, seed: random_embeddings(X.shape[1], d, seed)),
@@ -114,7 +141,10 @@ ARMS: tuple[Arm, ...] = (
 
 #: Combinations that are undefined, with the reason (recorded as skipped cells).
 UNDEFINED = {
-    ("identity", "explicit"): "first_step='identity' with second_step='explicit' is undefined: (I - S)(I - S)' = I has no preferred eigenvectors; use an implicit second step",
+    (
+        "identity",
+        "explicit",
+    ): "first_step='identity' with second_step='explicit' is undefined: (I - S)(I - S)' = I has no preferred eigenvectors; use an implicit second step",
 }
 
 
@@ -187,7 +217,9 @@ def first_step_weights(X, neighbourhood: str, first_step: str, p: Mapping[str, A
     if neighbourhood == "knn":
         if not entry.knn:
             raise ConfigError(f"first_step {first_step!r} has no k-NN version; use neighbourhood 'all'")
-        return knn_weights(X, p["k"], first_step, lam=p["lam"], reg=p["reg"], sum_to_one=sum_to_one, dtype=_dtype(p), budget_bytes=budget_bytes)
+        return knn_weights(
+            X, p["k"], first_step, lam=p["lam"], reg=p["reg"], sum_to_one=sum_to_one, dtype=_dtype(p), budget_bytes=budget_bytes
+        )
     return entry.build(X, p, sum_to_one, budget_bytes)
 
 

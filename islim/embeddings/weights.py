@@ -40,7 +40,11 @@ def _item_gram(X, gram: np.ndarray | None, dtype, copies: int, what: str, budget
     """A writable dense ``XᵀX`` in ``dtype`` (a copy of ``gram`` if given) after checking ``copies`` n² arrays fit."""
     n_items = X.shape[1] if gram is None else gram.shape[0]
     itemsize = np.dtype(dtype).itemsize
-    ensure_fits(dense_bytes((n_items, n_items), itemsize, copies), f"{what} ({n_items:,} x {n_items:,} {np.dtype(dtype).name}, {copies} dense copies)", budget_bytes)
+    ensure_fits(
+        dense_bytes((n_items, n_items), itemsize, copies),
+        f"{what} ({n_items:,} x {n_items:,} {np.dtype(dtype).name}, {copies} dense copies)",
+        budget_bytes,
+    )
     if gram is not None:
         return np.array(gram, dtype=dtype, order="C", copy=True)
     return dense_gram(X, dtype=dtype, budget_bytes=budget_bytes)
@@ -51,7 +55,9 @@ def _check_positive(name: str, value: float) -> None:
         raise ConfigError(f"{name} must be > 0, got {value!r}")
 
 
-def ease_weights(X, lam: float, sum_to_one: bool = False, dtype=np.float64, gram: np.ndarray | None = None, budget_bytes: int | None = None) -> np.ndarray:
+def ease_weights(
+    X, lam: float, sum_to_one: bool = False, dtype=np.float64, gram: np.ndarray | None = None, budget_bytes: int | None = None
+) -> np.ndarray:
     """EASE (``sum_to_one=False``) or SLIM-LLE (``sum_to_one=True``) weights with the global neighbourhood.
 
     Parameters

@@ -196,7 +196,9 @@ class EpochHistory:
         Rows of earlier epochs (a resumed run); ``elapsed`` seconds are added to the clock.
     """
 
-    def __init__(self, validate: Validator | None, monitor: str = DEFAULT_MONITOR, rows: list[dict[str, float]] | None = None, elapsed: float = 0.0):
+    def __init__(
+        self, validate: Validator | None, monitor: str = DEFAULT_MONITOR, rows: list[dict[str, float]] | None = None, elapsed: float = 0.0
+    ):
         self.validate = validate
         self.monitor = monitor
         self.rows: list[dict[str, float]] = list(rows or [])

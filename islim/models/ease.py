@@ -64,7 +64,11 @@ class EASE(Recommender):
         # One dense n_items² array, the Gram matrix inverted in place (or the copy of a given one);
         # two more above OPENBLAS_MAX_BYTES (the MKL path).
         copies = 1 if dense_bytes((n_items, n_items), itemsize) <= OPENBLAS_MAX_BYTES else 3
-        ensure_fits(dense_bytes((n_items, n_items), itemsize, copies), f"EASE ({n_items:,} x {n_items:,} {self.dtype}, {copies} dense copies)", self.budget_bytes)
+        ensure_fits(
+            dense_bytes((n_items, n_items), itemsize, copies),
+            f"EASE ({n_items:,} x {n_items:,} {self.dtype}, {copies} dense copies)",
+            self.budget_bytes,
+        )
         history = EpochHistory(validate, monitor)
         if gram is None:
             self.weights_ = ease_from_gram(dense_gram(X, self.dtype, budget_bytes=self.budget_bytes), self.lam, overwrite=True)

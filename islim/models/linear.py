@@ -28,7 +28,6 @@ from islim.errors import ConfigError, DataFormatError, IslimError
 from islim.linalg import column_space_basis
 from islim.memory import dense_bytes, ensure_fits
 from islim.models.base import DEFAULT_MONITOR, EpochHistory, Recommender, Validator, largest
-from islim.numerics import require_finite
 from islim.models.ridge import (
     DEFAULT_BATCH_SIZE,
     UserEncoder,
@@ -40,6 +39,7 @@ from islim.models.ridge import (
     solve_item_step,
     user_ridge_encoder,
 )
+from islim.numerics import require_finite
 
 #: Item-embedding initialisations: Gaussian, right singular vectors of R, explicit SLIM-LLE,
 #: ImplicitSLIM applied to the Gaussian embeddings.
@@ -47,12 +47,12 @@ INITS = ("random", "svd", "slim_lle", "implicit_slim")
 #: Item-step regularisers: plain ridge, or a pull towards ImplicitSLIM embeddings.
 REGULARIZERS = ("none", "implicit_slim")
 
+
 def _training_matrix(X, dtype: np.dtype) -> sp.csr_matrix:
     """``X`` as a CSR matrix of ``dtype`` (no copy when it already is one)."""
     if not sp.issparse(X):
         raise DataFormatError(
-            f"expected a scipy.sparse (n_users, n_items) feedback matrix, got {type(X).__name__}; "
-            f"convert it with scipy.sparse.csr_matrix"
+            f"expected a scipy.sparse (n_users, n_items) feedback matrix, got {type(X).__name__}; convert it with scipy.sparse.csr_matrix"
         )
     return X.tocsr().astype(dtype, copy=False)
 
@@ -456,38 +456,96 @@ MODELS = {"mf": MatrixFactorization, "plrec": PLRec}
 #: (they scale with the number of users).
 REFERENCE_HYPERPARAMETERS: dict[str, dict[str, Any]] = {
     "mf_implicit_slim": {
-        "model": "mf", "n_factors": 256, "bias": True, "init": "implicit_slim", "regularizer": "implicit_slim",
-        "item_lambda": 944.9124867577675, "item_alpha": 0.8134979262528148, "item_threshold": 264.76225833649335,
-        "r_p": 1606.1732584049885, "r_q": 0.0002834483496119082, "s_q": 26.91023013144844,
-        "orth": False, "n_init_steps": 1, "n_epochs": 10,
+        "model": "mf",
+        "n_factors": 256,
+        "bias": True,
+        "init": "implicit_slim",
+        "regularizer": "implicit_slim",
+        "item_lambda": 944.9124867577675,
+        "item_alpha": 0.8134979262528148,
+        "item_threshold": 264.76225833649335,
+        "r_p": 1606.1732584049885,
+        "r_q": 0.0002834483496119082,
+        "s_q": 26.91023013144844,
+        "orth": False,
+        "n_init_steps": 1,
+        "n_epochs": 10,
     },
     "mf_implicit_slim_multistep_init": {
-        "model": "mf", "n_factors": 256, "bias": True, "init": "implicit_slim", "regularizer": "none",
-        "item_lambda": 597.4182355801788, "item_alpha": 0.5176648566904536, "item_threshold": 394.82499101128354,
-        "r_p": 1414.4673175122664, "orth": False, "n_init_steps": 10, "n_epochs": 0,
+        "model": "mf",
+        "n_factors": 256,
+        "bias": True,
+        "init": "implicit_slim",
+        "regularizer": "none",
+        "item_lambda": 597.4182355801788,
+        "item_alpha": 0.5176648566904536,
+        "item_threshold": 394.82499101128354,
+        "r_p": 1414.4673175122664,
+        "orth": False,
+        "n_init_steps": 10,
+        "n_epochs": 0,
     },
     "mf_slim_lle_init": {
-        "model": "mf", "n_factors": 256, "bias": True, "init": "slim_lle", "regularizer": "none",
-        "item_lambda": 4470.118449330024, "r_p": 0.15477826213462, "n_init_steps": 1, "n_epochs": 0,
+        "model": "mf",
+        "n_factors": 256,
+        "bias": True,
+        "init": "slim_lle",
+        "regularizer": "none",
+        "item_lambda": 4470.118449330024,
+        "r_p": 0.15477826213462,
+        "n_init_steps": 1,
+        "n_epochs": 0,
     },
     "mf": {
-        "model": "mf", "n_factors": 256, "bias": True, "init": "random", "regularizer": "none",
-        "r_p": 19.804162868530003, "r_q": 185.54338507706711, "n_init_steps": 0, "n_epochs": 20,
+        "model": "mf",
+        "n_factors": 256,
+        "bias": True,
+        "init": "random",
+        "regularizer": "none",
+        "r_p": 19.804162868530003,
+        "r_q": 185.54338507706711,
+        "n_init_steps": 0,
+        "n_epochs": 20,
     },
     "plrec_svd": {
-        "model": "plrec", "n_factors": 256, "bias": False, "init": "svd", "regularizer": "none",
-        "power": 1.2778018325012814, "r_q": 0.008348500653807706, "n_init_steps": 1, "n_epochs": 1,
+        "model": "plrec",
+        "n_factors": 256,
+        "bias": False,
+        "init": "svd",
+        "regularizer": "none",
+        "power": 1.2778018325012814,
+        "r_q": 0.008348500653807706,
+        "n_init_steps": 1,
+        "n_epochs": 1,
     },
     "plrec_slim_lle": {
-        "model": "plrec", "n_factors": 128, "bias": False, "init": "slim_lle", "regularizer": "none",
-        "item_lambda": 1218.249396070337, "power": 2.8606363101792773, "r_q": 19.64194050012942,
-        "n_init_steps": 1, "n_epochs": 1,
+        "model": "plrec",
+        "n_factors": 128,
+        "bias": False,
+        "init": "slim_lle",
+        "regularizer": "none",
+        "item_lambda": 1218.249396070337,
+        "power": 2.8606363101792773,
+        "r_q": 19.64194050012942,
+        "n_init_steps": 1,
+        "n_epochs": 1,
     },
     "plrec_implicit_slim_multistep": {
-        "model": "plrec", "n_factors": 256, "bias": False, "init": "implicit_slim", "regularizer": "implicit_slim",
-        "item_lambda": 907.3171013771947, "item_alpha": 10.000000000000002, "item_threshold": 82.39948654917328,
-        "power": 10000.00000000001, "r_q": 7.826179962320708, "s_q": 164074.31862023394,
-        "orth": True, "init_after_step": True, "n_init_steps": 0, "n_epochs": 10,
+        "model": "plrec",
+        "n_factors": 256,
+        "bias": False,
+        "init": "implicit_slim",
+        "regularizer": "implicit_slim",
+        "item_lambda": 907.3171013771947,
+        "item_alpha": 10.000000000000002,
+        "item_threshold": 82.39948654917328,
+        "power": 10000.00000000001,
+        "r_q": 7.826179962320708,
+        "s_q": 164074.31862023394,
+        "orth": True,
+        "init_after_step": True,
+        "n_init_steps": 0,
+        "n_epochs": 10,
     },
 }
 

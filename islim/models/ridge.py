@@ -75,8 +75,7 @@ def _cholesky(matrix: np.ndarray, what: str) -> tuple[np.ndarray, bool]:
         return scipy.linalg.cho_factor(matrix, lower=False, check_finite=True)
     except (np.linalg.LinAlgError, ValueError) as exc:
         raise ConfigError(
-            f"{what} is not positive definite (or not finite); use a strictly positive ridge "
-            f"strength and finite embeddings"
+            f"{what} is not positive definite (or not finite); use a strictly positive ridge strength and finite embeddings"
         ) from exc
 
 

@@ -55,7 +55,14 @@ def panels(cells: pd.DataFrame, metric: str) -> list[Panel]:
     quality = metric_rows(ok, metric)
     name = METRIC_NAMES.get(metric, metric)
     result = [
-        Panel(f"test {name}, {MODEL_NAMES.get(scorer, scorer)}", rows.set_index(list(AXES))["value"], ".3f", "viridis", quality["value"].min(), quality["value"].max())
+        Panel(
+            f"test {name}, {MODEL_NAMES.get(scorer, scorer)}",
+            rows.set_index(list(AXES))["value"],
+            ".3f",
+            "viridis",
+            quality["value"].min(),
+            quality["value"].max(),
+        )
         for scorer, rows in quality.groupby("scorer", sort=False)
     ]
     cost = ok.drop_duplicates([*AXES, "scorer"]).groupby(list(AXES))[["extraction_seconds", "extraction_peak_mb"]].mean()
@@ -99,7 +106,17 @@ def ablation_grid_figure(ablations: pd.DataFrame, d: int | None = None, metric: 
     for i, neighbourhood in enumerate(neighbourhoods):
         for ax, panel in zip(axes[i], shown):
             matrix = panel.matrix(neighbourhood, first_steps, second_steps)
-            sns.heatmap(matrix, ax=ax, annot=True, fmt=panel.fmt, cmap=panel.cmap, vmin=panel.vmin, vmax=panel.vmax, cbar=False, annot_kws={"fontsize": 6})
+            sns.heatmap(
+                matrix,
+                ax=ax,
+                annot=True,
+                fmt=panel.fmt,
+                cmap=panel.cmap,
+                vmin=panel.vmin,
+                vmax=panel.vmax,
+                cbar=False,
+                annot_kws={"fontsize": 6},
+            )
             for cell in skipped[skipped["neighbourhood"] == neighbourhood].itertuples():
                 x, y = second_steps.index(cell.second_step), first_steps.index(cell.first_step)
                 ax.add_patch(Rectangle((x, y), 1, 1, fill=False, hatch=HATCH, edgecolor=NEUTRAL, linewidth=0))
@@ -110,7 +127,10 @@ def ablation_grid_figure(ablations: pd.DataFrame, d: int | None = None, metric: 
             ax.tick_params(axis="x", labelrotation=30, labelbottom=i == len(neighbourhoods) - 1)
             ax.tick_params(axis="y", labelrotation=0, labelleft=ax is axes[i][0])
         axes[i][0].set_ylabel(f"{neighbourhood}: first step")
-    notes = [Patch(facecolor="white", edgecolor=NEUTRAL, hatch=HATCH, label=f"({tag}) skipped: " + textwrap.fill(reason, 110)) for reason, tag in tags.items()]
+    notes = [
+        Patch(facecolor="white", edgecolor=NEUTRAL, hatch=HATCH, label=f"({tag}) skipped: " + textwrap.fill(reason, 110))
+        for reason, tag in tags.items()
+    ]
     if notes:
         figure.legend(handles=notes, loc="outside lower center", frameon=False)
     figure.suptitle(f"ablation grid at d = {d}", fontsize=9)

@@ -63,7 +63,14 @@ def convergence_figure(curves: pd.DataFrame, column: str = "val_ndcg@100") -> Fi
     figure, axes = new_figure(PAGE, 2.6, 1, 2, sharey=True)
     for (model, variant), curve in curves.groupby(["model", "variant"], sort=False):
         for ax, x in zip(axes[0], ("epoch", "wall_seconds")):
-            ax.plot(curve[x], curve[column], color=colours[model], linestyle=styles[variant], marker=model_style(model)["marker"], markersize=2.5)
+            ax.plot(
+                curve[x],
+                curve[column],
+                color=colours[model],
+                linestyle=styles[variant],
+                marker=model_style(model)["marker"],
+                markersize=2.5,
+            )
     axes[0][0].set_xlabel("epoch")
     axes[0][1].set_xlabel("wall-clock time (s)")
     axes[0][1].set_xscale("log")

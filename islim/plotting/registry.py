@@ -132,7 +132,9 @@ def drawing_function(figure: ReportFigure) -> Callable[..., Figure]:
     module_name, _, function_name = figure.draw.partition(".")
     module = getattr(islim.plotting, module_name, None)
     if module is None:
-        raise LookupError(f"figure {figure.name}: module islim.plotting.{module_name} is not imported by drawing_function; add it to its import line")
+        raise LookupError(
+            f"figure {figure.name}: module islim.plotting.{module_name} is not imported by drawing_function; add it to its import line"
+        )
     function = getattr(module, function_name, None)
     if function is None:
         raise LookupError(f"figure {figure.name}: islim.plotting.{module_name} has no function {function_name!r}")

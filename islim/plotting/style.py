@@ -26,7 +26,6 @@ PALETTE = sns.color_palette("colorblind")
 NEUTRAL = "0.6"  # grey of context lines (e.g. arms not singled out)
 
 
-
 def model_style(name: str) -> dict[str, object]:
     """Colour and marker of model ``name`` from the model registry (unknown models: grey circles)."""
     spec = MODELS.get(name)

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 #: Format of the checkpoint payload; a checkpoint of another version is ignored.
 CHECKPOINT_VERSION = 1
 
+
 @functools.cache
 def code_digest() -> str:
     """sha256 of every islim source a training run executes: the modules the torch estimator
@@ -54,7 +55,9 @@ def run_fingerprint(model_name: str, params: Mapping[str, Any], matrices: list[s
     """sha256 of what determines a training run: the islim code (:func:`code_digest`), the model,
     its resolved parameters and its data (shape and CSR arrays of each matrix). Costs one pass over
     the matrices."""
-    digest = hashlib.sha256(json.dumps({"code": code_digest(), "model": model_name, "params": params}, sort_keys=True, default=repr).encode())
+    digest = hashlib.sha256(
+        json.dumps({"code": code_digest(), "model": model_name, "params": params}, sort_keys=True, default=repr).encode()
+    )
     for matrix in matrices:
         digest.update(repr(matrix.shape).encode())
         for array in (matrix.indptr, matrix.indices, matrix.data):

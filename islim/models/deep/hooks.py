@@ -129,7 +129,11 @@ class ImplicitSLIMHook:
         out = torch.as_tensor(out).to(device=weight.device, dtype=weight.dtype)
         if out.shape != weight.shape:
             raise ConfigError(f"implicit_slim returned shape {tuple(out.shape)} for a weight of shape {tuple(weight.shape)}")
-        require_finite(out, f"the ImplicitSLIM embeddings of {name} at the start of epoch {epoch}", "raise implicit_slim.lam or lower the learning rate")
+        require_finite(
+            out,
+            f"the ImplicitSLIM embeddings of {name} at the start of epoch {epoch}",
+            "raise implicit_slim.lam or lower the learning rate",
+        )
         return out
 
     @torch.no_grad()

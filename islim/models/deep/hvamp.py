@@ -123,9 +123,7 @@ class HVamp(DeepRecommender):
         implicit_slim_gates: bool = False,
     ):
         super().__init__()
-        check_positive(
-            n_items=n_items, hidden_dim=hidden_dim, z1_dim=z1_dim, z2_dim=z2_dim, n_layers=n_layers, n_components=n_components
-        )
+        check_positive(n_items=n_items, hidden_dim=hidden_dim, z1_dim=z1_dim, z2_dim=z2_dim, n_layers=n_layers, n_components=n_components)
         check_probability("dropout", dropout)
         if likelihood not in LIKELIHOODS:
             raise ConfigError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")

@@ -189,9 +189,7 @@ class Dense(nn.Module):
     With ``items_in=True`` both maps are :class:`ItemInputLinear` layers reading :class:`Rows`.
     """
 
-    def __init__(
-        self, in_features: int, out_features: int, gated: bool, activation: nn.Module | None = None, items_in: bool = False
-    ):
+    def __init__(self, in_features: int, out_features: int, gated: bool, activation: nn.Module | None = None, items_in: bool = False):
         super().__init__()
         make = ItemInputLinear if items_in else nn.Linear
         self.h = make(in_features, out_features)
