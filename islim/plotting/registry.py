@@ -43,11 +43,15 @@ SCOPES = ("dataset", "summary")
 class Source:
     """An aggregated result that figures read, passed to the figure function as one DataFrame.
 
-    Attributes:
-        description: the file(s), as the workflow writes them.
-        stage: the workflow stage producing it (one of :data:`STAGES`); ``None``: always produced.
-        reader: ``"table"``: CSV file(s), concatenated; ``"curves"``: training-curve CSVs, read by
-            :func:`islim.plotting.convergence.read_curves` (adds ``model`` and ``variant``).
+    Attributes
+    ----------
+    description : str
+        The file(s), as the workflow writes them.
+    stage : str or None
+        The workflow stage producing it (one of :data:`STAGES`); ``None``: always produced.
+    reader : {"table", "curves"}
+        ``"table"``: CSV file(s), concatenated; ``"curves"``: training-curve CSVs, read by
+        :func:`islim.plotting.convergence.read_curves` (adds ``model`` and ``variant``).
     """
 
     description: str
@@ -69,15 +73,22 @@ SOURCES: dict[str, Source] = {
 class ReportFigure:
     """One figure of the report.
 
-    Attributes:
-        name: file stem of the figure and of its caption ``reports/captions/<name>.rst`` (letters,
-            digits and ``_``).
-        draw: ``"<module>.<function>"`` under :mod:`islim.plotting`; the function takes one keyword
-            argument per input (a DataFrame, see :data:`SOURCES`) and returns a matplotlib Figure.
-        inputs: names of :data:`SOURCES` the figure reads.
-        label: the figure's report subcategory and ``figure`` label.
-        scope: ``"dataset"`` or ``"summary"`` (:data:`SCOPES`).
-        needs: stages the figure needs beyond those of its inputs (rarely needed).
+    Attributes
+    ----------
+    name : str
+        File stem of the figure and of its caption ``reports/captions/<name>.rst`` (letters,
+        digits and ``_``).
+    draw : str
+        ``"<module>.<function>"`` under :mod:`islim.plotting`; the function takes one keyword
+        argument per input (a DataFrame, see :data:`SOURCES`) and returns a matplotlib Figure.
+    inputs : tuple of str
+        Names of :data:`SOURCES` the figure reads.
+    label : str
+        The figure's report subcategory and ``figure`` label.
+    scope : {"dataset", "summary"}
+        See :data:`SCOPES`.
+    needs : tuple of str
+        Stages the figure needs beyond those of its inputs (rarely needed).
     """
 
     name: str
@@ -159,10 +170,17 @@ def read_source(name: str, paths: str | os.PathLike | Sequence[str | os.PathLike
 def draw(figure: ReportFigure | str, paths: Mapping[str, str | os.PathLike | Sequence[str | os.PathLike]]) -> Figure:
     """Draw ``figure`` (an entry or its name) from the files of each of its inputs.
 
-    Args:
-        figure: a :class:`ReportFigure` or a key of :data:`FIGURES`.
-        paths: for each name in ``figure.inputs``, its file or files (several for the curves, or
-            for a summary figure reading a per-dataset source).
+    Parameters
+    ----------
+    figure : ReportFigure or str
+        An entry or a key of :data:`FIGURES`.
+    paths : mapping
+        For each name in ``figure.inputs``, its file or files (several for the curves, or for a
+        summary figure reading a per-dataset source).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     figure = FIGURES[figure] if isinstance(figure, str) else figure
     missing = [name for name in figure.inputs if name not in paths]
