@@ -29,7 +29,7 @@ from benchmarks.measure import SHAPES, synthetic_matrix
 from islim.models.deep.base import TrainState
 from islim.models.deep.hooks import ImplicitSLIMConfig, ImplicitSLIMHook
 from islim.models.deep.trainer import EpochRunner, build_model, resolve_params, score_batch, trainable_only
-from islim.models.registry import model_spec
+from islim.models.registry import model_class
 
 VALIDATION_USERS, EVAL_BATCH = 10_000, 2_000
 
@@ -40,7 +40,7 @@ def time_model(name: str, X: sp.csr_matrix, n_steps: int, device: torch.device) 
     ``name`` is a registered deep model (``multvae``, ``recvae``, ``hvamp``); its estimator's
     network is timed with the reference parameters.
     """
-    network = model_spec(name).load().network
+    network = model_class(name).network
     params = resolve_params(network, {"device": str(device)})
     torch.manual_seed(0)
     model = build_model(network, X.shape[1], params).to(device)

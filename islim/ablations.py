@@ -31,7 +31,7 @@ import pandas as pd
 from islim.config import grid_points
 from islim.data.split import Split
 from islim.embeddings import arm_embeddings, reference_embeddings, validate_arm
-from islim.embeddings.registry import ARMS, AXES
+from islim.embeddings.registry import ARMS, AXES, arms_of
 from islim.errors import ConfigError, MemoryBudgetError, NumericalError
 from islim.evaluate import evaluate
 from islim.fileio import write_csv
@@ -250,7 +250,19 @@ def ablation_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if not table.empty:
         table["params"] = table["params"].map(lambda p: ";".join(f"{k}={v}" for k, v in sorted(p.items())))
+        table = table.iloc[_registry_order(table)].reset_index(drop=True)
     return table
+
+
+def _registry_order(table: pd.DataFrame) -> np.ndarray:
+    """Row positions of ``table`` with the arms in the arms registry's order (stable; reference arms
+    after the grid cells), so that readers of the table (the report's figures) can keep the
+    table's order without knowing the registry."""
+    ranks = []
+    for axis in AXES:
+        rank = {name: position for position, name in enumerate(arms_of(axis))}
+        ranks.append(table[axis].map(lambda name, rank=rank: rank.get(name, len(rank))).to_numpy())
+    return np.lexsort(ranks[::-1])
 
 
 def write_ablation_table(record_paths: list[str], output: str) -> pd.DataFrame:

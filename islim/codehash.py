@@ -18,7 +18,10 @@ What counts as reachable from a script is found with :mod:`ast` (nothing is impo
 * a string literal that is exactly a dotted module path of the package, optionally followed by
   ``:attribute`` (``"islim.models.linear:MatrixFactorization"``), counts as ``from module import
   attribute`` (or ``import module``): this is how targets of ``importlib.import_module`` named in
-  data (the model registry) are found;
+  data (the model registry) are found. The literals of a module count as imports of the
+  functions in it that call ``import_module`` (when it has such functions), not of the code that
+  merely holds the strings: a script that reads the model registry's names and styles does not
+  depend on the model classes, one that builds models through it does;
 * recursively, every module reached.
 
 Which functions "can run" is decided per module, by name, conservatively. A module's *units* are
@@ -84,10 +87,14 @@ Ref = tuple[int, str, tuple[str, ...], bool]
 
 @dataclass
 class _Code:
-    """Imports and names of a stretch of source (module-level code, or one unit)."""
+    """Imports and names of a stretch of source (module-level code, or one unit): ``refs`` the
+    import statements, ``literals`` the module-naming string literals, ``loads`` whether it calls
+    ``import_module``."""
 
     refs: list[Ref] = field(default_factory=list)
+    literals: list[Ref] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
+    loads: bool = False
 
     def add(self, nodes: Iterable[ast.AST]) -> None:
         for root in nodes:
@@ -98,6 +105,9 @@ class _Code:
                     self.refs.append((node.level, node.module or "", tuple(alias.name for alias in node.names), False))
                 elif isinstance(node, ast.Name):
                     self.names.add(node.id)
+                    self.loads |= node.id == "import_module"
+                elif isinstance(node, ast.Attribute) and node.attr == "import_module":
+                    self.loads = True
                 elif (
                     isinstance(node, ast.Constant)
                     and isinstance(node.value, str)
@@ -105,7 +115,7 @@ class _Code:
                     and (match := _MODULE_LITERAL.fullmatch(node.value))
                 ):
                     module, attribute = match.groups()
-                    self.refs.append((0, module, (attribute,) if attribute else (), attribute is None))
+                    self.literals.append((0, module, (attribute,) if attribute else (), attribute is None))
 
 
 @dataclass
@@ -168,6 +178,13 @@ def _parse(path: str, source: bytes) -> _Module:
     for name, nodes in unit_nodes.items():
         units[name] = _Code()
         units[name].add(nodes)
+    # Module-naming literals belong to the units that load modules by name, if there are any.
+    loaders = [code for code in units.values() if code.loads] or [top]
+    literals = [ref for code in (top, *units.values()) for ref in code.literals]
+    for code in (top, *units.values()):
+        code.literals = []
+    for code in loaders:
+        code.refs += literals
     data: list[str] = []
     for node in tree.body:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []

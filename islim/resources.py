@@ -15,7 +15,7 @@ from typing import Any
 
 from islim.embeddings.registry import DEFAULT_PARAMS, arm, uses_closed_form
 from islim.memory import MKL_PATH_BYTES, eval_bytes, request_mb, split_bytes
-from islim.models.registry import model_spec
+from islim.models.registry import default_params, model_class
 
 
 def run_settings(defaults: Mapping[str, Any], settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, list]]:
@@ -49,9 +49,8 @@ def train_mem_mb(stats: dict, model: str, settings: Mapping[str, Any], batch_siz
     int
         MiB to request.
     """
-    spec = model_spec(model)
-    params, grid = run_settings(spec.default_params(), settings)
-    extra = spec.load().memory_bytes(stats["users"]["train"], stats["items"], params, grid)
+    params, grid = run_settings(default_params(model), settings)
+    extra = model_class(model).memory_bytes(stats["users"]["train"], stats["items"], params, grid)
     return request_mb(extra + split_bytes(stats) + eval_bytes(stats, batch_size), attempt)
 
 

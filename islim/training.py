@@ -31,7 +31,7 @@ from islim.config import grid_points
 from islim.data.split import Split
 from islim.errors import ConfigError, NumericalError
 from islim.evaluate import evaluate, holdout_validator
-from islim.models.registry import model_spec
+from islim.models.registry import build_model, model_spec
 from islim.records import make_record
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def fit_model(model: str, split: Split, settings: Mapping[str, Any], batch_size:
     tuple
         ``(fitted model, curve DataFrame with CURVE_COLUMNS)``.
     """
-    estimator = model_spec(model).build(settings)
+    estimator = build_model(model, settings)
     validate = holdout_validator(split.validation_tr, split.validation_te, batch_size)
     try:
         estimator.fit(split.train, validate, checkpoint=checkpoint, progress=progress)

@@ -20,7 +20,7 @@ import pytest
 from islim.errors import ConfigError, DataFormatError, IslimError
 from islim.evaluate import holdout_validator
 from islim.models.base import USER_SCORING, Recommender
-from islim.models.registry import MODELS, model_spec
+from islim.models.registry import MODELS, build_model, default_params, model_class
 from tests.matrices import random_binary
 
 N_ITEMS = 40
@@ -89,7 +89,7 @@ def fitted(name: str):
     """``(model, recorded validation results)`` of the model fitted with tiny settings and validation."""
     X, fold_in, target = data()
     validate = recording(holdout_validator(fold_in, target))
-    model = model_spec(name).build(small(name))
+    model = build_model(name, small(name))
     assert model.fit(X, validate) is model
     return model, validate.calls
 
@@ -102,15 +102,14 @@ MODEL_NAMES = sorted(MODELS)
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_the_estimator_is_a_recommender_with_a_known_user_scoring(name):
-    cls = model_spec(name).load()
+    cls = model_class(name)
     assert inspect.isclass(cls) and issubclass(cls, Recommender)
     assert cls.user_scoring in ("fold_in", "known_users") and cls.user_scoring in USER_SCORING
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_default_params_are_the_constructor_defaults(name):
-    spec = model_spec(name)
-    cls = spec.load()
+    cls = model_class(name)
     defaults = cls.default_params()
     assert set(defaults) == set(cls.parameter_names())
     # the constructor's explicit keyword defaults (all of them for scikit-learn style classes)
@@ -125,7 +124,7 @@ def test_default_params_are_the_constructor_defaults(name):
     # a default instance, and one built from the defaults spelled out, hold exactly the defaults
     assert cls().get_params() == defaults
     assert cls(**defaults).get_params() == defaults
-    assert spec.default_params() == defaults == spec.build().get_params()
+    assert default_params(name) == defaults == build_model(name).get_params()
     # a fresh copy every time: changing one changes no other
     for value in defaults.values():
         if isinstance(value, dict):
@@ -136,7 +135,7 @@ def test_default_params_are_the_constructor_defaults(name):
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_set_params_round_trips_and_rejects_unknown_names(name):
-    cls = model_spec(name).load()
+    cls = model_class(name)
     settings = small(name)
     model = cls()
     assert model.set_params(**settings) is model
@@ -158,9 +157,9 @@ def test_set_params_round_trips_and_rejects_unknown_names(name):
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_build_rejects_unknown_parameters(name):
     with pytest.raises(ConfigError, match="nonexistent"):
-        model_spec(name).build({"nonexistent": 1})
+        build_model(name, {"nonexistent": 1})
     with pytest.raises(ConfigError, match="nonexistent"):
-        model_spec(name).build({**small(name), "nonexistent": 1})
+        build_model(name, {**small(name), "nonexistent": 1})
 
 
 # ------------------------------------------------------------------ fit with validation
@@ -197,7 +196,7 @@ def test_best_epoch_follows_the_model_rule_and_its_state_is_kept(name):
 def test_best_epoch_under_scripted_scores(name):
     """0.3 then 0.3 + 5e-5: a gain below the linear models' ``tol`` (1e-4) but a strict improvement."""
     X, _, _ = data()
-    model = model_spec(name).build(small(name))
+    model = build_model(name, small(name))
     model.fit(X, scripted([0.1, 0.3, 0.3 + 5e-5, 0.2, 0.2, 0.2]))
     values = [row["val_ndcg@100"] for row in model.history_]
     assert values == [0.1, 0.3, 0.3 + 5e-5][: len(values)]
@@ -211,7 +210,7 @@ def test_best_epoch_under_scripted_scores(name):
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_an_unknown_monitor_is_a_config_error(name):
     X, fold_in, target = data()
-    model = model_spec(name).build(small(name))
+    model = build_model(name, small(name))
     with pytest.raises(ConfigError, match="monitor 'ndcg@10'"):
         model.fit(X, holdout_validator(fold_in, target), monitor="ndcg@10")
 
@@ -219,7 +218,7 @@ def test_an_unknown_monitor_is_a_config_error(name):
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_fit_without_validation_keeps_the_last_epoch(name):
     X, _, _ = data()
-    model = model_spec(name).build(small(name))
+    model = build_model(name, small(name))
     assert model.fit(X) is model
     assert isinstance(model.best_epoch_, int)
     assert not any(key.startswith("val_") for row in model.history_ for key in row)
@@ -246,7 +245,7 @@ def test_score_batch_returns_float32_scores_of_every_item(name):
 def test_scoring_before_fit_or_over_other_items_is_refused_clearly(name):
     _, fold_in, target = data()
     with pytest.raises(IslimError, match="not fitted"):
-        model_spec(name).build(small(name)).score_batch(fold_in[:3])
+        build_model(name, small(name)).score_batch(fold_in[:3])
     model, _ = fitted(name)
     other_items = random_binary(5, N_ITEMS + 1, 0.2, seed=4)
     with pytest.raises(DataFormatError, match=f"over {N_ITEMS} items, got {N_ITEMS + 1} columns"):
@@ -254,4 +253,4 @@ def test_scoring_before_fit_or_over_other_items_is_refused_clearly(name):
     X, _, _ = data()
     validate = holdout_validator(other_items, random_binary(5, N_ITEMS + 1, 0.2, seed=5))
     with pytest.raises(DataFormatError, match=f"over {N_ITEMS} items, got {N_ITEMS + 1} columns"):
-        model_spec(name).build(small(name)).fit(X, validate)
+        build_model(name, small(name)).fit(X, validate)

@@ -25,7 +25,7 @@ from islim.data.synthetic import generate
 from islim.evaluate import holdout_validator
 from islim.models.deep.hooks import ImplicitSLIMHook
 from islim.models.deep.trainer import EpochRunner
-from islim.models.registry import model_spec
+from islim.models.registry import build_model
 from islim.records import read_record, without_timing
 from islim.training import checkpoint_paths, train_run
 
@@ -68,7 +68,7 @@ def multvae_reference(split):
 def train(split, model, checkpoint=None, **overrides):
     """The fitted estimator of ``model`` (validated on the split's validation users) and its curve."""
     params = {**SETTINGS[model], "n_epochs": N_EPOCHS, "device": "cpu", **overrides}
-    estimator = model_spec(model).build(params)
+    estimator = build_model(model, params)
     estimator.fit(split.train, holdout_validator(split.validation_tr, split.validation_te), progress=False, checkpoint=checkpoint)
     return estimator, pd.DataFrame(estimator.history_)
 

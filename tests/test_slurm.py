@@ -23,11 +23,11 @@ import pytest
 import yaml
 
 from islim.models.deep.estimator import TorchRecommender
-from islim.models.registry import MODELS
+from islim.models.registry import MODELS, model_class
 from tests.workflow_helpers import REPO, snakemake, write_tiny_config
 
 #: The deep (torch) models: the ones that train on a GPU when they get one.
-DEEP_MODELS = {name for name, spec in MODELS.items() if issubclass(spec.load(), TorchRecommender)}
+DEEP_MODELS = {name for name, spec in MODELS.items() if issubclass(model_class(name), TorchRecommender)}
 
 SLURM_SCRIPTS = REPO / "tests" / "slurm"
 USER_PROFILE = REPO / "profiles" / "slurm"

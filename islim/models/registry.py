@@ -6,7 +6,7 @@ can use a GPU, which evaluation protocols it supports and which workflow rule tr
 Everything else is derived from :data:`MODELS`: the wildcard constraints and the GPU resource of
 the rules, the model names the config schema accepts (checked by a test), display names
 (:mod:`islim.names`) and figure styles. Default hyper-parameters come from the class itself
-(:meth:`ModelSpec.default_params`), never repeated here.
+(:func:`default_params`), never repeated here.
 
 Importing this module is cheap (no numpy, no torch): the classes are imported on first use, so the
 Snakefile can read the registry while it builds the DAG.
@@ -62,24 +62,6 @@ class ModelSpec:
     protocols: tuple[str, ...] = ("strong",)
     rule: str = "train"
 
-    def load(self) -> type[Recommender]:
-        """The estimator class (imported on first use)."""
-        module, _, attribute = self.estimator.partition(":")
-        return getattr(importlib.import_module(module), attribute)
-
-    def default_params(self) -> dict[str, Any]:
-        """Every hyper-parameter with its default, from the class."""
-        return self.load().default_params()
-
-    def build(self, params: Mapping[str, Any] | None = None) -> Recommender:
-        """An unfitted model with ``params`` over the defaults; unknown keys raise :class:`ConfigError`."""
-        cls = self.load()
-        params = dict(params or {})
-        unknown = sorted(set(params) - set(cls.parameter_names()))
-        if unknown:
-            raise ConfigError(f"unknown parameters {unknown} for model {self.name!r}; allowed: {sorted(cls.parameter_names())}")
-        return cls(**params)
-
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
@@ -108,6 +90,33 @@ def model_spec(name: str) -> ModelSpec:
 def trained_by(rule: str) -> list[str]:
     """Names of the models the workflow rule ``rule`` trains, in registry order."""
     return [name for name, spec in MODELS.items() if spec.rule == rule]
+
+
+def model_class(name: str) -> type[Recommender]:
+    """The estimator class of model ``name`` (imported on first use).
+
+    Only the functions that load classes (this one, :func:`default_params`, :func:`build_model`)
+    import the model modules; a module that reads names, styles or flags from :data:`MODELS`
+    depends on none of them (:mod:`islim.codehash` attributes the ``"module:Class"`` strings to
+    this function, the one calling ``import_module``).
+    """
+    module, _, attribute = model_spec(name).estimator.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def default_params(name: str) -> dict[str, Any]:
+    """Every hyper-parameter of model ``name`` with its default, from the class."""
+    return model_class(name).default_params()
+
+
+def build_model(name: str, params: Mapping[str, Any] | None = None) -> Recommender:
+    """An unfitted model ``name`` with ``params`` over the defaults; unknown keys raise :class:`ConfigError`."""
+    cls = model_class(name)
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(cls.parameter_names()))
+    if unknown:
+        raise ConfigError(f"unknown parameters {unknown} for model {name!r}; allowed: {sorted(cls.parameter_names())}")
+    return cls(**params)
 
 
 def uses_gpu(name: str) -> bool:

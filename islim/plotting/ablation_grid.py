@@ -11,21 +11,19 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from islim.embeddings.registry import AXES, arms_of
 from islim.names import METRIC_NAMES, MODEL_NAMES
 from islim.plotting.dimension import metric_rows
 from islim.plotting.style import NEUTRAL, PAGE, new_figure, styled
 
-#: Display order of each axis' arms: the arms registry's order; unknown arms follow, sorted.
-ARM_ORDER = {axis: arms_of(axis) for axis in AXES}
+#: The axes of the grid (columns of ``ablations.csv``).
+AXES = ("neighbourhood", "first_step", "second_step")
 HATCH = "////"
 
 
-def ordered(axis: str, values) -> list[str]:
-    """The arms of ``axis`` present in ``values``, in :data:`ARM_ORDER`."""
-    present = set(values)
-    known = [arm for arm in ARM_ORDER[axis] if arm in present]
-    return known + sorted(present - set(known))
+def ordered(values) -> list[str]:
+    """The distinct arms in ``values`` in their order of appearance: ``ablations.csv`` lists the
+    arms in the arms registry's order (:func:`islim.ablations.ablation_table`)."""
+    return list(dict.fromkeys(values))
 
 
 @dataclass(frozen=True)
@@ -97,8 +95,8 @@ def ablation_grid_figure(ablations: pd.DataFrame, d: int | None = None, metric: 
     grid = ablations[ablations["arm"].str.startswith("ablation:")]
     d = grid["d"].max() if d is None else d
     grid = grid[grid["d"] == d]
-    first_steps, second_steps = ordered("first_step", grid["first_step"]), ordered("second_step", grid["second_step"])
-    neighbourhoods = ordered("neighbourhood", grid["neighbourhood"])
+    first_steps, second_steps = ordered(grid["first_step"]), ordered(grid["second_step"])
+    neighbourhoods = ordered(grid["neighbourhood"])
     shown = panels(grid, metric)
     skipped = grid[grid["status"] == "skipped"].drop_duplicates(list(AXES))
     tags = {reason: string.ascii_lowercase[i] for i, reason in enumerate(dict.fromkeys(skipped["reason"]))}
