@@ -33,6 +33,7 @@ def per_user_metrics(
     fold_in: sp.csr_matrix,
     target: sp.csr_matrix,
     batch_size: int = 2000,
+    user_ids: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Metrics for every evaluated user (those with a non-empty target set).
 
@@ -47,6 +48,11 @@ def per_user_metrics(
         CSR target interactions, same shape.
     batch_size : int, default 2000
         Users scored at once.
+    user_ids : ndarray of int, shape (n_users,), optional
+        The training-matrix row of each row of ``fold_in``, for models that score *known* users
+        (``Recommender.user_scoring == "known_users"``, the per-user hold-out protocol): then
+        ``score_batch(rows, user_ids[batch])`` is called. ``None`` (strong generalisation: the
+        users are not in the training matrix) calls ``score_batch(rows)``.
 
     Returns
     -------
@@ -56,6 +62,8 @@ def per_user_metrics(
     """
     if fold_in.shape != target.shape:
         raise ValueError(f"fold-in {fold_in.shape} and target {target.shape} must have the same shape")
+    if user_ids is not None and len(user_ids) != fold_in.shape[0]:
+        raise ValueError(f"user_ids has {len(user_ids)} entries for {fold_in.shape[0]} fold-in rows")
     fold_in = sp.csr_matrix(fold_in)
     target = sp.csr_matrix(target)
     users = np.flatnonzero(np.diff(target.indptr) > 0)
@@ -64,7 +72,8 @@ def per_user_metrics(
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
         x = fold_in[batch]
-        scores = np.array(_to_numpy(score_batch(x)), dtype=np.float32, copy=True)
+        raw = score_batch(x) if user_ids is None else score_batch(x, np.asarray(user_ids)[batch])
+        scores = np.array(_to_numpy(raw), dtype=np.float32, copy=True)
         if scores.shape != x.shape:
             raise ValueError(f"score function returned shape {scores.shape}, expected {x.shape}")
         require_finite(
@@ -96,16 +105,19 @@ def evaluate(
     fold_in: sp.csr_matrix,
     target: sp.csr_matrix,
     batch_size: int = 2000,
+    user_ids: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Mean ± standard error of Recall@20, Recall@50 and NDCG@100 over held-out users.
 
     See :func:`per_user_metrics` for the arguments. Returns keys ``recall@20``, ``recall@20_se``,
     ``recall@50``, ``recall@50_se``, ``ndcg@100``, ``ndcg@100_se`` and ``n_users``.
     """
-    return summarize(per_user_metrics(score_batch, fold_in, target, batch_size))
+    return summarize(per_user_metrics(score_batch, fold_in, target, batch_size, user_ids))
 
 
-def holdout_validator(fold_in: sp.spmatrix, target: sp.spmatrix, batch_size: int = 2000) -> Callable[[object], dict[str, float]]:
+def holdout_validator(
+    fold_in: sp.spmatrix, target: sp.spmatrix, batch_size: int = 2000, user_ids: np.ndarray | None = None
+) -> Callable[[object], dict[str, float]]:
     """A ``validate`` callback for ``Recommender.fit``: the mean metrics of held-out users.
 
     Parameters
@@ -114,6 +126,9 @@ def holdout_validator(fold_in: sp.spmatrix, target: sp.spmatrix, batch_size: int
         Fold-in and target interactions of the validation users (same shape).
     batch_size : int
         Users scored at once.
+    user_ids : ndarray of int, optional
+        Training-matrix rows of the validation users, for models that score known users (see
+        :func:`per_user_metrics`).
 
     Returns
     -------
@@ -133,7 +148,7 @@ def holdout_validator(fold_in: sp.spmatrix, target: sp.spmatrix, batch_size: int
         raise DataFormatError("the validation target matrix is empty: no user can be evaluated")
 
     def validate(model) -> dict[str, float]:
-        summary = evaluate(model.score_batch, fold_in, target, batch_size)
+        summary = evaluate(model.score_batch, fold_in, target, batch_size, user_ids)
         return {name: summary[name] for name, _, _ in REPORTED_METRICS}
 
     return validate

@@ -16,10 +16,11 @@ import math
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from islim.errors import ConfigError, DataFormatError, IslimError
 from islim.evaluate import holdout_validator
-from islim.models.base import USER_SCORING, Recommender
+from islim.models.base import USER_SCORING, EpochHistory, Recommender
 from islim.models.registry import MODELS, build_model, default_params, model_class
 from tests.matrices import random_binary
 
@@ -254,3 +255,43 @@ def test_scoring_before_fit_or_over_other_items_is_refused_clearly(name):
     validate = holdout_validator(other_items, random_binary(5, N_ITEMS + 1, 0.2, seed=5))
     with pytest.raises(DataFormatError, match=f"over {N_ITEMS} items, got {N_ITEMS + 1} columns"):
         build_model(name, small(name)).fit(X, validate)
+
+
+class KnownUserPopularity(Recommender):
+    """A toy ``known_users`` model: each training user's own interactions plus item popularity,
+    so its scores depend on *which* training user is asked, not on the rows it is given."""
+
+    user_scoring = "known_users"
+
+    def __init__(self, weight: float = 1000.0):
+        self._store_params(locals())
+
+    def fit(self, X, validate=None, *, monitor="ndcg@100", checkpoint=None, progress=False):
+        self.train_ = sp.csr_matrix(X, dtype=np.float32)
+        self.popularity_ = np.asarray(self.train_.sum(axis=0)).ravel()
+        history = EpochHistory(validate, monitor)
+        if validate is not None:
+            history.record(self, 0)
+        self.history_, self.best_epoch_ = history.rows, 0
+        return self
+
+    def score_batch(self, rows, users=None):
+        if users is None:
+            raise ValueError("a known-users model needs the users' training rows")
+        return (self.weight * self.train_[users].toarray() + self.popularity_).astype(np.float32)
+
+
+def test_a_known_users_model_is_scored_by_training_row_through_the_validator():
+    rng = np.random.default_rng(0)
+    X = sp.csr_matrix((rng.random((30, 80)) < 0.15).astype(np.float32))
+    users = np.array([3, 7, 11, 20])
+    # Each evaluated user's target is its own training items, which only a model that receives the
+    # right training rows ranks on top; the fold-in rows are empty (nothing to exclude).
+    target = X[users]
+    fold_in = sp.csr_matrix(target.shape, dtype=np.float32)
+    model = KnownUserPopularity().fit(X, holdout_validator(fold_in, target, user_ids=users))
+    assert model.history_[0]["val_ndcg@100"] == pytest.approx(1.0)
+    shuffled = holdout_validator(fold_in, target, user_ids=users[::-1])(model)
+    assert shuffled["ndcg@100"] < 0.9
+    with pytest.raises(ValueError, match="training rows"):
+        holdout_validator(fold_in, target)(model)
