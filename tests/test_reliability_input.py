@@ -18,7 +18,7 @@ import pytest
 from islim.data.readers import read_interactions
 from islim.data.split import binarize_and_filter, prepare
 from islim.errors import ConfigError, DataFormatError
-from tests.test_readers import EXPECTED, assert_tidy_equal
+from tests.test_readers import EXPECTED, EXPECTED_TEXT, assert_tidy_equal
 
 CUSTOM_CSV = {"kind": "custom", "user_col": "uid", "item_col": "iid", "rating_col": "score"}
 CUSTOM_TSV_NO_HEADER = {"kind": "custom", "user_col": 0, "item_col": 1, "rating_col": 2, "header": False, "format": "tsv"}
@@ -142,7 +142,7 @@ def test_a_header_without_data_rows_is_refused(tmp_path, fmt):
 )
 def test_bom_and_crlf_files_read_like_plain_ones(tmp_path, fmt, bom, newline):
     path = write_lines(tmp_path, fmt, lines_of(fmt), newline=newline, prefix=bom)
-    assert_tidy_equal(read_interactions(path, FORMATS[fmt][1]), EXPECTED)
+    assert_tidy_equal(read_interactions(path, FORMATS[fmt][1]), EXPECTED_TEXT if fmt.startswith("custom") else EXPECTED)
 
 
 def test_msd_with_bom_and_crlf_keeps_clean_string_ids(tmp_path):
@@ -151,6 +151,140 @@ def test_msd_with_bom_and_crlf_keeps_clean_string_ids(tmp_path):
     frame = read_interactions(path, {"kind": "msd"})
     assert frame["user"].tolist() == ["u1", "u2"] and frame["item"].tolist() == ["s1", "s1"]
     assert frame["rating"].tolist() == [3.0, 1.0]
+
+
+# ------------------------------------------------------------------ ids are labels
+
+
+MIXED_IDS = ["007", "7", "7.0", "1e0", "1", "01", "1.0", "NA", "null", "nan"]
+
+
+@pytest.mark.parametrize("fmt", ["custom-csv", "custom-tsv"])
+@pytest.mark.parametrize("with_text_id", [False, True], ids=["numeric-looking only", "with a non-numeric id"])
+def test_custom_ids_are_their_text_whatever_else_the_file_holds(tmp_path, fmt, with_text_id):
+    ids = MIXED_IDS + (["user-x"] if with_text_id else [])
+    lines = ([FORMATS[fmt][2]] if FORMATS[fmt][2] else []) + [FORMATS[fmt][3].join([u, u, "4", "0"]) for u in ids]
+    frame = read_interactions(write_lines(tmp_path, fmt, lines), FORMATS[fmt][1])
+    assert frame["user"].tolist() == ids and frame["item"].tolist() == ids
+    assert frame["user"].nunique() == len(ids)
+
+
+def test_quoted_and_unquoted_ids_are_the_same_text(tmp_path):
+    lines = ["uid,iid,score,when", '"7",10,4,0', "7,10,5,0", '"07",10,3,0', '"7.0",10,3,0']
+    frame = read_interactions(write_lines(tmp_path, "custom-csv", lines), CUSTOM_CSV)
+    assert frame["user"].tolist() == ["7", "7", "07", "7.0"]
+
+
+def test_only_an_empty_field_is_a_missing_id(tmp_path):
+    lines = ["uid,iid,score,when", "NA,10,4,0", "null,10,4,0", "3,,4,0", "4,10,4,0"]
+    path = write_lines(tmp_path, "custom-csv", lines)
+    with pytest.raises(DataFormatError, match=rf"{re.escape(str(path))}, line 4: missing user or item id"):
+        read_interactions(path, CUSTOM_CSV)
+
+
+def write_parquet(tmp_path: Path, **columns) -> Path:
+    path = tmp_path / "mine.parquet"
+    pd.DataFrame(columns).to_parquet(path, index=False)
+    return path
+
+
+def test_parquet_numeric_ids_become_their_canonical_text(tmp_path):
+    path = write_parquet(tmp_path, uid=np.array([7, 7, 10, -3], dtype=np.int64), iid=[7.0, 0.5, 1e16, 1e-05], score=[4.0, 4.0, 4.0, 4.0])
+    frame = read_interactions(path, CUSTOM_CSV)
+    assert frame["user"].tolist() == ["7", "7", "10", "-3"]
+    assert frame["item"].tolist() == ["7", "0.5", "1e+16", "0.00001"]
+    assert [float(item) for item in frame["item"]] == [7.0, 0.5, 1e16, 1e-05]
+
+
+@pytest.mark.parametrize("fmt", ["movielens-csv", "movielens-tsv", "movielens-dat"])
+def test_a_movielens_id_that_is_not_an_integer_names_the_line(tmp_path, fmt):
+    lines = lines_of(fmt, "2,ten,4,978300", at=2)
+    path = write_lines(tmp_path, fmt, lines)
+    with pytest.raises(DataFormatError) as caught:
+        read_interactions(path, FORMATS[fmt][1])
+    message = str(caught.value)
+    assert f"{path}, line {line_number(lines, lines[-2])}: item id 'ten' is not an integer" in message
+    assert "kind `custom`" in message
+
+
+# ------------------------------------------------------------------ hostile fields and bytes
+
+
+def test_a_parquet_id_column_of_lists_is_refused_naming_the_column_and_type(tmp_path):
+    path = write_parquet(tmp_path, uid=[[1, 2], [3]], iid=[10, 20], score=[4.0, 5.0])
+    with pytest.raises(DataFormatError) as caught:
+        read_interactions(path, CUSTOM_CSV)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: parquet column 'uid' (user ids) has type list<element: int64>")
+    assert "expected one string or number per row" in message and "write that column as strings or numbers" in message
+
+
+def test_a_parquet_rating_column_of_lists_is_refused(tmp_path):
+    path = write_parquet(tmp_path, uid=[1, 2], iid=[10, 20], score=[[4.0], [5.0]])
+    with pytest.raises(
+        DataFormatError, match=r"parquet column 'score' \(ratings\) has type list<element: double>, expected one number per row"
+    ):
+        read_interactions(path, CUSTOM_CSV)
+
+
+def test_an_id_field_of_hundreds_of_megabytes_is_refused_with_a_short_message(tmp_path):
+    huge = "u" * (256 * 2**20)
+    lines = lines_of("custom-csv", f"{huge},10,4,978300", at=1)
+    path = write_lines(tmp_path, "custom-csv", lines)
+    with pytest.raises(DataFormatError) as caught:
+        read_interactions(path, CUSTOM_CSV)
+    message = str(caught.value)
+    assert message.startswith(f"{path}, line 3: the user id 'uuuu")
+    assert f"({len(huge):,} characters) is longer than the 65,536 characters an id may have" in message
+    assert "unclosed quote or a wrong separator" in message and len(message) < 400
+
+
+@pytest.mark.parametrize("fmt", ["custom-csv", "custom-tsv"])
+def test_ids_may_have_up_to_65536_characters(tmp_path, fmt):
+    longest = "i" * 65536
+    lines = lines_of(fmt, f"2,{longest},4,978300", at=1)
+    assert read_interactions(write_lines(tmp_path, fmt, lines), FORMATS[fmt][1])["item"].tolist()[1] == longest
+    lines = lines_of(fmt, f"2,{longest}i,4,978300", at=1)
+    path = write_lines(tmp_path, fmt, lines)
+    with pytest.raises(DataFormatError, match=rf"line {line_number(lines, lines[-3])}: the item id 'iii.* \(65,537 characters\) is longer"):
+        read_interactions(path, FORMATS[fmt][1])
+
+
+def test_a_rating_field_of_hundreds_of_megabytes_gives_a_short_message(tmp_path):
+    huge = "r" * (256 * 2**20)
+    lines = lines_of("custom-csv", f"2,10,{huge},978300", at=1)
+    path = write_lines(tmp_path, "custom-csv", lines)
+    with pytest.raises(DataFormatError) as caught:
+        read_interactions(path, CUSTOM_CSV)
+    message = str(caught.value)
+    assert "line 3: rating 'rrrr" in message and f"({len(huge):,} characters) is not a finite number" in message
+    assert len(message) < 400
+
+
+@pytest.mark.parametrize("fmt", [*FORMATS, "msd"])
+def test_bytes_that_are_not_utf8_name_the_line(tmp_path, fmt):
+    if fmt == "msd":
+        path, entry = tmp_path / "train_triplets.txt", {"kind": "msd"}
+        lines = ["u1\ts1\t3", "u2\ts1\t1", "u3\ts2\t5", "u4\ts2\t1"]
+    else:
+        path, entry = tmp_path / FORMATS[fmt][0], FORMATS[fmt][1]
+        lines = lines_of(fmt) * 2000  # the bad byte lies far beyond the parser's first buffer
+    data = [line.encode() for line in lines]
+    data[-2] = data[-2][:1] + b"\xe9" + data[-2][1:]  # Latin-1 'é' in the second-to-last line
+    path.write_bytes(b"\n".join(data) + b"\n")
+    with pytest.raises(DataFormatError) as caught:
+        read_interactions(path, entry)
+    message = str(caught.value)
+    assert message.startswith(f"{path}, line {len(lines) - 1}: bytes b'\\xe9' at character 2 are not UTF-8 text")
+    assert "Convert the file to UTF-8" in message and "position" not in message
+
+
+def test_an_unclosed_quote_names_the_line_where_it_opens(tmp_path):
+    lines = lines_of("custom-csv", '2,"10,4,978300', at=1)
+    path = write_lines(tmp_path, "custom-csv", lines)
+    with pytest.raises(DataFormatError) as caught:
+        read_interactions(path, CUSTOM_CSV)
+    assert str(caught.value).startswith(f"{path}, line 3: a quoted field starts there and never ends")
 
 
 # ------------------------------------------------------------------ duplicate (user, item) rows

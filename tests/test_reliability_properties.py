@@ -1,6 +1,6 @@
 """Property-based tests (hypothesis, the fixed ``islim`` profile of ``conftest.py``) of the
-preprocessing, the split and the metrics on random small inputs, against brute-force Python
-computations written here or in ``test_metrics.py``.
+readers, the preprocessing, the split and the metrics on random small inputs, against brute-force
+Python computations written here or in ``test_metrics.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from islim.data.readers import read_interactions
 from islim.data.split import PARTS, binarize_and_filter, make_split
 from islim.evaluate import per_user_metrics
 from islim.metrics import top_k_items
@@ -175,3 +176,66 @@ def test_top_k_is_the_stable_sort_with_ties_to_the_lower_index(problem, data):
     scores[fold_in.toarray() > 0] = -np.inf
     k = data.draw(st.integers(1, scores.shape[1]))
     np.testing.assert_array_equal(top_k_items(scores, k), np.argsort(-scores, axis=1, kind="stable")[:, :k])
+
+
+# ------------------------------------------------------------------ the readers: ids are labels
+
+#: Characters of random ids: digits and the signs of numbers (so many ids look numeric: ``007``,
+#: ``7.0``, ``1e0``, ``-0``), letters (``NA``, ``nan``, ``e``), both delimiters, the quote, spaces
+#: and a non-ASCII letter.
+ID_ALPHABET = '0123456789.e+-xNAn ,\t"é'
+
+
+def delimited_field(text: str, sep: str, quote: bool) -> str:
+    """``text`` as one field: quoted (inner quotes doubled) when asked or when it must be."""
+    if quote or sep in text or '"' in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+@st.composite
+def delimited_files(draw):
+    """The bytes of a random CSV or TSV file of (user, item, rating) rows and the ids written in it:
+    ids mixing numeric-looking and other text, random quoting, optional header, BOM and CRLF."""
+    ids = st.text(ID_ALPHABET, min_size=1, max_size=5)
+    users = draw(st.lists(ids, min_size=1, max_size=8, unique=True))
+    items = draw(st.lists(ids, min_size=1, max_size=8, unique=True))
+    rows = draw(st.lists(st.tuples(st.sampled_from(users), st.sampled_from(items), st.integers(0, 5)), min_size=1, max_size=30))
+    fmt, header = draw(st.sampled_from(["csv", "tsv"])), draw(st.booleans())
+    sep = "," if fmt == "csv" else "\t"
+    quoting = st.booleans()
+    lines = [sep.join(delimited_field(name, sep, draw(quoting)) for name in ("user", "item", "rating"))] if header else []
+    lines += [sep.join([delimited_field(u, sep, draw(quoting)), delimited_field(i, sep, draw(quoting)), str(r)]) for u, i, r in rows]
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    content = draw(st.sampled_from([b"", b"\xef\xbb\xbf"])) + "".join(line + newline for line in lines).encode("utf-8")
+    columns = ("user", "item", "rating") if header else (0, 1, 2)
+    entry = {"kind": "custom", "format": fmt, "header": header, "user_col": columns[0], "item_col": columns[1], "rating_col": columns[2]}
+    return content, entry, rows
+
+
+@given(delimited_files())
+def test_delimited_ids_are_exactly_the_texts_written(tmp_path_factory, case):
+    content, entry, rows = case
+    path = tmp_path_factory.mktemp("reader") / f"interactions.{entry['format']}"
+    path.write_bytes(content)
+    frame = read_interactions(path, entry)
+    assert frame["user"].tolist() == [u for u, _, _ in rows] and frame["item"].tolist() == [i for _, i, _ in rows]
+    assert set(frame["user"]) == {u for u, _, _ in rows} and set(frame["item"]) == {i for _, i, _ in rows}
+    assert frame["rating"].tolist() == [float(r) for _, _, r in rows]
+
+
+@given(
+    st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=20),
+    st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=20),
+    st.lists(st.text(ID_ALPHABET, min_size=1, max_size=5), min_size=1, max_size=20),
+)
+def test_parquet_ids_are_the_canonical_text_of_each_value(tmp_path_factory, integers, floats, texts):
+    n = min(len(integers), len(floats), len(texts))
+    path = tmp_path_factory.mktemp("reader") / "interactions.parquet"
+    pd.DataFrame({"u": integers[:n], "i": floats[:n], "s": texts[:n]}).to_parquet(path, index=False)
+    by_number = read_interactions(path, {"kind": "custom", "user_col": "u", "item_col": "i"})
+    assert by_number["user"].tolist() == [str(value) for value in integers[:n]]
+    assert [float(text) for text in by_number["item"]] == floats[:n]  # the text is the number, exactly
+    assert by_number["item"].nunique() == len({np.float64(value).tobytes() for value in floats[:n]})  # one text per value
+    by_text = read_interactions(path, {"kind": "custom", "user_col": "s", "item_col": "u"})
+    assert by_text["user"].tolist() == texts[:n] and by_text["user"].nunique() == len(set(texts[:n]))
