@@ -21,12 +21,16 @@ the way). A member is refused with :class:`~islim.errors.DataFormatError` when
 
 from __future__ import annotations
 
+import bz2
 import contextlib
+import gzip
+import lzma
 import os
 import stat
 import tarfile
 import zipfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -41,6 +45,12 @@ MAX_EXPANDED_BYTES = 64 * 2**30
 MAX_RATIO = 200
 #: Outputs up to this size are not held to :data:`MAX_RATIO` (small files of zeros compress well).
 RATIO_FLOOR_BYTES = 16 * 2**20
+#: Decompressing readers of compressed tar files, by the magic numbers ``tarfile`` recognises. Each
+#: raises ``EOFError`` when its stream ends before the end-of-stream marker and checks the stream's
+#: checksum.
+_DECOMPRESSORS = ((b"\x1f\x8b\x08", gzip.open), (b"BZh91", bz2.open), (b"\xfd7zXZ", lzma.open))
+#: Bytes read at a time when an archive is read to its end.
+_CHUNK_BYTES = 1 << 20
 
 
 def check_member_name(member: str) -> str:
@@ -83,7 +93,9 @@ def check_expansion(archive: Path, member: str, expanded: int, compressed: int) 
 
 
 @contextlib.contextmanager
-def open_member(archive: str | os.PathLike, member: str, dest_dir: str | os.PathLike) -> Iterator[tuple[BinaryIO, int]]:
+def open_member(
+    archive: str | os.PathLike, member: str, dest_dir: str | os.PathLike, *, to_end: bool = False
+) -> Iterator[tuple[BinaryIO, int]]:
     """Open one regular-file member of an archive for streaming reads.
 
     Parameters
@@ -97,6 +109,12 @@ def open_member(archive: str | os.PathLike, member: str, dest_dir: str | os.Path
     dest_dir : path-like
         Directory the member's content is destined for; tar members are checked
         against it with ``tarfile.data_filter``.
+    to_end : bool
+        Check that the archive is complete when the member's stream reaches its end (before it
+        returns its final empty read): for a tar, read every later header and the compressed
+        stream up to its end-of-stream marker and checksum (a zip's central directory, at its
+        very end, is read on opening anyway). For an archive whose own size and digest are
+        unknown, e.g. a download the server sent without ``Content-Length``.
 
     Yields
     ------
@@ -107,8 +125,8 @@ def open_member(archive: str | os.PathLike, member: str, dest_dir: str | os.Path
     Raises
     ------
     DataFormatError
-        Unsafe or non-regular member, too large an expansion, member not found, or not an
-        archive.
+        Unsafe or non-regular member, too large an expansion, member not found, not an
+        archive, or (``to_end``) a tar archive that ends early.
 
     Notes
     -----
@@ -123,16 +141,57 @@ def open_member(archive: str | os.PathLike, member: str, dest_dir: str | os.Path
             with zf.open(info) as stream:
                 yield stream, info.file_size
     elif tarfile.is_tarfile(archive):
-        with tarfile.open(archive, mode="r|*") as tf:
+        with _decompressed(archive) as raw, tarfile.open(fileobj=raw, mode="r|") as tf:
             info = _tar_member(tf, member, archive, Path(dest_dir))
             stream = tf.extractfile(info)
-            yield stream, info.size
+            yield (_ThenToEnd(stream, lambda: _read_tar_to_end(tf, raw, archive)) if to_end else stream), info.size
     else:
         raise DataFormatError(
-            f"{archive} is neither a zip nor a tar archive, but the source names member "
-            f"{member!r} inside it; check the source's url/filename, or drop 'member' if the "
-            "download is the file itself"
+            f"{archive} is neither a zip nor a tar archive (nor the start of one: a zip cut short loses "
+            f"its directory, which is at its end), but the source names member {member!r} inside it; "
+            "if a fresh download fails the same way, check the source's url/filename, or drop 'member' "
+            "if the download is the file itself"
         )
+
+
+class _ThenToEnd:
+    """A member's stream that calls ``at_end`` once, when a read first finds the stream exhausted."""
+
+    def __init__(self, stream: BinaryIO, at_end: Callable[[], None]):
+        self.stream, self.at_end = stream, at_end
+
+    def read(self, n: int = -1) -> bytes:
+        """Read like the wrapped stream; at its end, run ``at_end`` (which may raise) first."""
+        data = self.stream.read(n)
+        if (not data or n is None or n < 0) and self.at_end is not None:
+            at_end, self.at_end = self.at_end, None
+            at_end()
+        return data
+
+
+@contextlib.contextmanager
+def _decompressed(archive: Path) -> Iterator[BinaryIO]:
+    """The tar stream of ``archive``: decompressed by the module its magic number names, else raw."""
+    with open(archive, "rb") as head:
+        magic = head.read(6)
+    opener = next((opener for prefix, opener in _DECOMPRESSORS if magic.startswith(prefix)), open)
+    with opener(archive, "rb") as stream:
+        yield stream
+
+
+def _read_tar_to_end(tf: tarfile.TarFile, raw: BinaryIO, archive: Path) -> None:
+    """Read the rest of a stream-mode tar: every header, then the compressed stream to its end."""
+    compressed = archive.stat().st_size
+    try:
+        for info in tf:
+            check_expansion(archive, info.name, info.offset_data + info.size, compressed)
+        while raw.read(_CHUNK_BYTES):
+            check_expansion(archive, "<end of archive>", raw.tell(), compressed)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+        raise DataFormatError(
+            f"{archive} ends early or is corrupt after the member was read ({type(err).__name__}: {err}); "
+            "the archive is truncated or damaged: fetch it again or use a verified copy"
+        ) from err
 
 
 def _zip_member(zf: zipfile.ZipFile, member: str, archive: Path) -> zipfile.ZipInfo:

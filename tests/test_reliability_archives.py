@@ -69,7 +69,7 @@ def test_fetching_a_link_member_fails_and_creates_no_link(tmp_path, kind):
     raw = tmp_path / "raw"
     with pytest.raises(DownloadError, match="expected a regular file"):
         dl.fetch("toy", [source], raw, progress=False)
-    assert files_under(raw) == ["ds.tar.gz"]  # the download only, no link, no member
+    assert files_under(raw) == ["ds.tar.gz.bad"]  # the rejected download only, no link, no member
 
 
 def test_links_beside_the_wanted_member_are_never_materialised(tmp_path):
@@ -93,7 +93,7 @@ def test_zip_symlink_pointing_out_is_refused_by_fetch(tmp_path):
     source = {"url": str(write(tmp_path / "ds.zip", buffer.getvalue())), "member": "ds/ratings.tsv"}
     with pytest.raises(DownloadError, match="symbolic link"):
         dl.fetch("toy", [source], tmp_path / "raw", progress=False)
-    assert files_under(tmp_path / "raw") == ["ds.zip"]
+    assert files_under(tmp_path / "raw") == ["ds.zip.bad"]
 
 
 # ------------------------------------------------------------------ decompression bombs

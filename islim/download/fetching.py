@@ -35,20 +35,33 @@ _SOURCE_FAILURES = (
     EOFError,
 )
 
+# What reading a truncated or damaged archive raises besides DataFormatError.
+_UNREADABLE_ARCHIVE = (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError)
 
-def _extract(source: Source, archive: Path, raw_dir: Path, progress: bool) -> Path:
-    """Extract and verify the source's member of ``archive`` into its final path."""
-    with open_member(archive, source.member, raw_dir) as (stream, size):
-        return write_verified(
-            stream,
-            source.final_path(raw_dir),
-            source.final_expected,
-            f"{source.member} in {archive}",
-            announced=size,
-            strip_lines=source.strip_header_lines,
-            pin=source.pin_path(raw_dir),
-            progress=progress,
-        )
+
+def _extract(source: Source, archive: Path, raw_dir: Path, progress: bool, *, to_end: bool = False) -> Path:
+    """Extract and verify the source's member of ``archive`` into its final path.
+
+    With ``to_end``, the rest of the archive is read too, so that a truncated one is refused
+    (see :func:`islim.archive.open_member`).
+    """
+    try:
+        with open_member(archive, source.member, raw_dir, to_end=to_end) as (stream, size):
+            return write_verified(
+                stream,
+                source.final_path(raw_dir),
+                source.final_expected,
+                f"{source.member} in {archive}",
+                announced=size,
+                strip_lines=source.strip_header_lines,
+                pin=source.pin_path(raw_dir),
+                progress=progress,
+            )
+    except _UNREADABLE_ARCHIVE as err:
+        raise DataFormatError(
+            f"{archive} is not a readable archive ({type(err).__name__}: {err}); it is truncated or damaged: "
+            "fetch it again or use a verified copy"
+        ) from err
 
 
 def _existing(source: Source, raw_dir: Path) -> Path | None:
@@ -67,7 +80,12 @@ def _existing(source: Source, raw_dir: Path) -> Path | None:
 
 
 def _from_network(source: Source, raw_dir: Path, progress: bool) -> Path:
-    """Download the source (reusing a cached archive with a verified digest) and finish it."""
+    """Download the source (reusing a cached archive with a verified digest) and finish it.
+
+    An archive is renamed into place only once its member has been extracted from the ``.part``
+    file and verified; the archive is read to its end first when nothing else shows that the
+    download is complete (no size or digest of its own).
+    """
     if source.member is None:
         with resolve(source) as (url, filename):
             return download_file(
@@ -76,6 +94,7 @@ def _from_network(source: Source, raw_dir: Path, progress: bool) -> Path:
                 source.final_expected,
                 pin=source.pin_path(raw_dir),
                 progress=progress,
+                limits=source.limits,
             )
     cached = raw_dir / source.filename if source.filename else None
     has_digest = source.download.sha256 is not None or source.download.md5 is not None
@@ -86,9 +105,17 @@ def _from_network(source: Source, raw_dir: Path, progress: bool) -> Path:
             log.warning("cached %s is unusable, downloading it again: %s", cached, err)
         else:
             return _extract(source, cached, raw_dir, progress)
+    unchecked = source.download.size is None and not has_digest
     with resolve(source) as (url, filename):
-        archive = download_file(url, raw_dir / filename, source.download, progress=progress)
-    return _extract(source, archive, raw_dir, progress)
+        download_file(
+            url,
+            raw_dir / filename,
+            source.download,
+            progress=progress,
+            limits=source.limits,
+            check_part=lambda part: _extract(source, part, raw_dir, progress, to_end=unchecked),
+        )
+    return source.final_path(raw_dir)
 
 
 def _from_mirror_download(source: Source, path: Path, raw_dir: Path, progress: bool) -> Path:

@@ -44,6 +44,48 @@ class Expected:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """How long a download may take and how slow it may be; build it with :func:`default_limits`.
+
+    Attributes
+    ----------
+    deadline_s : float
+        Seconds the whole download may take, every request and resumption included.
+    min_bytes_per_s : float
+        Slowest accepted rate, averaged over each ``throughput_window_s``; 0 for no minimum.
+    throughput_window_s : float
+        Seconds over which the rate is averaged; also the longest a connection may stay silent
+        (capped by the read timeout of :mod:`~islim.download.transfer`) before it is dropped and
+        the download resumed.
+    """
+
+    deadline_s: float
+    min_bytes_per_s: float
+    throughput_window_s: float
+
+
+#: Source fields that set the :class:`Limits` of its download (the attributes of the same name).
+LIMIT_FIELDS = ("deadline_s", "min_bytes_per_s", "throughput_window_s")
+
+
+def default_limits(**overrides: float) -> Limits:
+    """The :class:`Limits` the schema's source definition declares as defaults.
+
+    Parameters
+    ----------
+    **overrides : float
+        Attributes of :class:`Limits` to set instead (e.g. ``deadline_s=5``).
+
+    Returns
+    -------
+    Limits
+        The schema's defaults of :data:`LIMIT_FIELDS`, with ``overrides`` applied.
+    """
+    fields = _source_validator().schema["properties"]
+    return replace(Limits(**{key: fields[key]["default"] for key in LIMIT_FIELDS}), **overrides)
+
+
+@dataclass(frozen=True)
 class Source:
     """A validated source; build it with :func:`parse_source`.
 
@@ -66,6 +108,8 @@ class Source:
         Integrity data of the final file (member after header stripping, else the download).
     strip_header_lines : int
         Leading lines of the member dropped while extracting.
+    limits : Limits
+        Deadline and minimum throughput of the download.
     """
 
     url: str | None
@@ -76,6 +120,7 @@ class Source:
     save_as: str | None
     final_expected: Expected
     strip_header_lines: int
+    limits: Limits
 
     def final_path(self, raw_dir: Path) -> Path:
         """Path of the final file (member or download) in ``raw_dir``.
@@ -133,8 +178,8 @@ def parse_source(source: Mapping) -> Source:
     -------
     Source
         With hex digests lower-cased, a local path turned into a ``file://`` URL, and the
-        defaults of ``filename`` (the URL's basename) and ``save_as`` (the member's basename)
-        filled in.
+        defaults of ``filename`` (the URL's basename), ``save_as`` (the member's basename) and
+        the :class:`Limits` (the schema's defaults) filled in.
 
     Raises
     ------
@@ -157,6 +202,7 @@ def parse_source(source: Mapping) -> Source:
         save_as=(source.get("save_as") or PurePosixPath(member).name) if member else None,
         final_expected=final,
         strip_header_lines=source.get("strip_header_lines", 0),
+        limits=default_limits(**{key: source[key] for key in LIMIT_FIELDS if key in source}),
     )
 
 
