@@ -63,7 +63,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
 
 def _explain(error: jsonschema.ValidationError, validator, root: dict[str, Any]) -> str:
     """The validator's message plus what is allowed: the declared keys of a mapping with an unknown
-    key, the alternatives of a failed ``oneOf``/``anyOf``."""
+    key, the alternatives of a failed ``oneOf``/``anyOf``, the description of a failed ``pattern``."""
     if error.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(error.instance, dict):
         keys = sorted(_declared_keys(error.schema, error.instance, validator, root))
         return f"{error.message}; allowed keys here: {keys}"
@@ -71,6 +71,8 @@ def _explain(error: jsonschema.ValidationError, validator, root: dict[str, Any])
         failures = " | ".join(sorted({e.message for e in error.context}))
         description = error.schema.get("description", "").strip()
         return f"{error.message}; the alternatives fail as: {failures}" + (f" (expected: {description})" if description else "")
+    if error.validator == "pattern" and error.schema.get("description"):
+        return f"{error.message} (expected: {' '.join(error.schema['description'].split())})"
     return error.message
 
 

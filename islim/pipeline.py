@@ -7,6 +7,7 @@ the paths it is given and writes them atomically.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from pathlib import Path
@@ -57,6 +58,7 @@ SPLIT_KEYS = (
     "seed",
     "target_fraction",
     "min_heldout_interactions",
+    "min_evaluable_users",
     "expected",
 )
 
@@ -79,6 +81,28 @@ def split_parameters(entry: dict[str, Any]) -> dict[str, Any]:
     file reaches the split through the manifest, whose content is the split's input).
     """
     return {key: entry[key] for key in SPLIT_KEYS if key in entry}
+
+
+def local_file(entry: dict[str, Any]) -> str | None:
+    """The local file a registry entry reads in place (``path`` of a ``custom`` dataset), else ``None``.
+
+    The workflow makes it an input of the fetch step, with :func:`file_stamp` as a param, so that
+    any edit of the file fetches it again: the manifest then records the new sha256, and the
+    split and everything after it rerun when the content changed.
+    """
+    return entry["path"] if entry["kind"] == "custom" and "path" in entry else None
+
+
+def file_stamp(path: str | Path | None) -> dict[str, int] | None:
+    """Size and modification time (ns) of ``path``; ``None`` when there is no such file.
+
+    A param of the fetch step: Snakemake reruns a job whose input is *newer* than its output, and
+    this reruns it also when a file is replaced by an older copy (``cp -p``, ``rsync -t``).
+    """
+    if path is None or not Path(path).is_file():
+        return None
+    status = Path(path).stat()
+    return {"size": status.st_size, "mtime_ns": status.st_mtime_ns}
 
 
 def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -128,16 +152,21 @@ def fetch(name: str, entry: dict[str, Any], raw_dir: str | Path, mirror: str | N
 def prepare(name: str, entry: dict[str, Any], manifest_path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     """Read the raw file named by the manifest, split it per the protocol, and save the split.
 
+    The file must still be the one the manifest describes (size and sha256), so that the split is
+    always of the data the manifest, and hence the report's provenance, names.
     Returns the split statistics (also written to ``out_dir/stats.json``).
     """
     from islim.data.readers import read_interactions
     from islim.data.split import prepare as make_split
     from islim.data.split import save_split, split_stats
 
-    manifest = pd.read_json(manifest_path, typ="series")
+    manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
     path = Path(manifest["file"])
-    if not path.is_file() or path.stat().st_size != manifest["size"]:
-        raise IntegrityError(f"{path} is missing or changed size since it was fetched; delete {manifest_path} and fetch again")
+    if not path.is_file() or path.stat().st_size != manifest["size"] or sha256_of(path) != manifest["sha256"]:
+        raise IntegrityError(
+            f"{path} is missing or changed since it was fetched (its size or sha256 differs from {manifest_path}); "
+            f"fetch it again (`islim fetch {name}`, or rerun the workflow, which refetches an edited custom file) before splitting"
+        )
     frame = read_interactions(path, entry)
     log.info("%s: %d raw interactions from %s", name, len(frame), path)
     split = make_split(frame, entry, name)

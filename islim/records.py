@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import platform
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from islim.errors import DataFormatError
+from islim.errors import DataFormatError, NumericalError
 from islim.evaluate import REPORTED_METRICS
 from islim.fileio import write_csv, write_json
 from islim.memory import peak_rss_bytes
@@ -45,8 +46,25 @@ def _json_safe(value: Any) -> Any:
 def make_record(
     dataset: str, model: str, params: dict, metrics: dict[str, dict], wall_seconds: float, extra: dict | None = None
 ) -> dict[str, Any]:
-    """Build a run record; ``metrics`` maps split name to :func:`islim.evaluate.evaluate` output."""
+    """Build a run record; ``metrics`` maps split name to :func:`islim.evaluate.evaluate` output.
+
+    Raises
+    ------
+    NumericalError
+        A metric or standard error is NaN or infinite (a record never holds one): no user, or for a
+        standard error a single user, was evaluated in that split.
+    """
     per_split = {split: {k: v for k, v in values.items() if k != "n_users"} for split, values in metrics.items()}
+    for split, values in per_split.items():
+        undefined = [name for name, value in values.items() if isinstance(value, numbers.Real) and not math.isfinite(value)]
+        if undefined:
+            raise NumericalError(
+                f"run record of {model!r} on dataset {dataset!r}: {split} {', '.join(undefined)} "
+                f"{'is not a finite number' if len(undefined) == 1 else 'are not finite numbers'} ({metrics[split]['n_users']} evaluated user(s)); "
+                "a record holds finite metrics only, and a mean needs at least 1 evaluated user, a standard error at least 2. "
+                f"Check evaluated_users in data/processed/{dataset}/stats.json, raise heldout_users or lower "
+                "min_heldout_interactions in the dataset's registry entry, and split again"
+            )
     return _json_safe(
         {
             "dataset": dataset,

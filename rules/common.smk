@@ -21,7 +21,7 @@ from islim.embeddings.registry import arms_of
 from islim.memory import ease_mem_mb
 from islim.resources import ablation_mem_mb, train_mem_mb
 from islim.models.registry import trained_by, uses_gpu
-from islim.pipeline import fetch_parameters, split_parameters
+from islim.pipeline import fetch_parameters, file_stamp, local_file, split_parameters
 from islim.plotting.registry import FIGURES
 
 validate(config, schema="../islim/schemas/config.schema.yaml")
@@ -81,6 +81,19 @@ def ablation_cells(wildcards):
         d=ABLATIONS["dims"],
     )
     return cells + references
+
+
+def custom_file(wildcards):
+    """The local file of a `kind: custom` dataset with `path`, else nothing: an input of fetch,
+    so that editing the file fetches it again (and the split reruns if its content changed).
+    """
+    path = local_file(config["datasets"][wildcards.dataset])
+    return [path] if path else []
+
+
+def custom_file_stamp(wildcards):
+    """Size and mtime of that file (a param of fetch): an older copy put in its place refetches it too."""
+    return file_stamp(local_file(config["datasets"][wildcards.dataset]))
 
 
 def split_files(wildcards):

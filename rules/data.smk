@@ -1,4 +1,6 @@
 rule fetch:
+    input:
+        custom_file,
     output:
         "data/raw/{dataset}/manifest.json",
     log:
@@ -13,6 +15,8 @@ rule fetch:
         runtime=120,
     params:
         entry=lambda wildcards: fetch_parameters(config["datasets"][wildcards.dataset]),
+        # size and mtime of a custom file: an older copy put in its place refetches it too
+        file=custom_file_stamp,
         mirror=config["data_mirror"],
         code=code("fetch"),
     script:

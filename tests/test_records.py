@@ -1,4 +1,4 @@
-"""Run records: JSON round trip, NaN handling, and the tidy metrics table."""
+"""Run records: JSON round trip, NaN handling (null in params and extras; never a metric), and the tidy metrics table."""
 
 from __future__ import annotations
 
@@ -44,16 +44,13 @@ def test_make_write_read_round_trip(tmp_path):
     assert restored["peak_memory_mb"] > 0
 
 
-def test_nan_becomes_null(tmp_path):
-    metrics = {"test": evaluation(0.2, 1, se=float("nan"))}
-    metrics["test"]["ndcg@100"] = np.float32("nan")
-    built = make_record("d", "m", {"inf": math.inf}, metrics, wall_seconds=0.0)
+def test_non_finite_params_and_extras_become_null(tmp_path):
+    built = make_record("d", "m", {"inf": math.inf}, {"test": evaluation(0.2, 5)}, wall_seconds=0.0, extra={"loss": float("nan")})
     path = tmp_path / "r.json"
     write_record(path, built)
     raw = json.loads(path.read_text())  # strict JSON: no NaN tokens
-    assert "NaN" not in path.read_text()
-    assert raw["metrics"]["test"]["recall@20_se"] is None and raw["metrics"]["test"]["ndcg@100"] is None
-    assert raw["params"]["inf"] is None
+    assert "NaN" not in path.read_text() and "Infinity" not in path.read_text()
+    assert raw["params"]["inf"] is None and raw["extra"]["loss"] is None
     assert read_record(path)["metrics"]["test"]["recall@20"] == pytest.approx(0.2)
 
 

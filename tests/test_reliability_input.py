@@ -1,6 +1,8 @@
 """Bad input data: malformed lines are reported with the file, the line number and what to fix;
 a BOM and CRLF line endings are read as usual text; duplicates are merged (max rating); filters
-that leave nobody and too many held-out users are refused naming the parameter.
+that leave nobody, too many held-out users and splits with too few evaluable users are refused
+naming the parameter, and a run record never holds a NaN metric. Ids are labels (their text);
+hostile fields and bytes get one clear message each.
 
 Line numbers are those of the fabricated files (1-based, as an editor shows them), counted here.
 """
@@ -15,10 +17,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from islim.config import load_config, validate_config
 from islim.data.readers import read_interactions
 from islim.data.split import binarize_and_filter, prepare
-from islim.errors import ConfigError, DataFormatError
+from islim.errors import ConfigError, DataFormatError, NumericalError
+from islim.evaluate import REPORTED_METRICS, summarize
+from islim.records import make_record
 from tests.test_readers import EXPECTED, EXPECTED_TEXT, assert_tidy_equal
+
+REPO = Path(__file__).resolve().parents[1]
 
 CUSTOM_CSV = {"kind": "custom", "user_col": "uid", "item_col": "iid", "rating_col": "score"}
 CUSTOM_TSV_NO_HEADER = {"kind": "custom", "user_col": 0, "item_col": 1, "rating_col": 2, "header": False, "format": "tsv"}
@@ -338,3 +345,55 @@ def test_more_heldout_users_than_users_names_the_parameter_and_its_maximum(heldo
     message = str(caught.value)
     assert message.startswith(f"dataset 'tiny': heldout_users={heldout}") and "out of 10 users" in message
     assert f"a count from 1 to {most}" in message
+
+
+# ------------------------------------------------------------------ a split nobody can be evaluated on
+
+
+def test_a_split_without_evaluable_users_names_the_dataset_the_counts_and_the_settings():
+    single = pd.DataFrame({"user": np.arange(50), "item": np.arange(50) % 7, "rating": 5.0})  # one interaction per user
+    with pytest.raises(DataFormatError) as caught:
+        prepare(single, {"heldout_users": 5, "min_user_interactions": 0}, "tiny")
+    message = str(caught.value)
+    assert message.startswith(
+        "dataset 'tiny': too few evaluable held-out users (with at least one target interaction): validation 0 of 5, "
+        "test 0 of 5; min_evaluable_users=2 are needed in each of validation and test"
+    )
+    assert "min_heldout_interactions=5" in message and "target_fraction=0.2" in message
+    assert "raise heldout_users (now 5) or min_user_interactions (now 0), or lower min_heldout_interactions" in message
+
+
+def test_min_evaluable_users_is_the_least_accepted_in_each_part():
+    frame = frame_of(20, 10)  # every held-out user keeps 10 interactions: 2 targets each
+    split = prepare(frame, {"heldout_users": 3, "min_evaluable_users": 3}, "tiny")
+    assert (np.diff(split.validation_te.indptr) > 0).sum() == (np.diff(split.test_te.indptr) > 0).sum() == 3
+    with pytest.raises(
+        DataFormatError, match=r"validation 3 of 3, test 3 of 3; min_evaluable_users=4 .* lower min_evaluable_users \(now 4, at least 2\)"
+    ):
+        prepare(frame, {"heldout_users": 3, "min_evaluable_users": 4}, "tiny")
+
+
+def test_min_evaluable_users_defaults_to_two_and_cannot_be_lower():
+    config = load_config(REPO / "config.yaml")
+    assert {entry["min_evaluable_users"] for entry in config["datasets"].values()} == {2}
+    config["datasets"]["ml-100k"]["min_evaluable_users"] = 1
+    with pytest.raises(ConfigError, match=r"datasets/ml-100k/min_evaluable_users: 1 is less than the minimum of 2"):
+        validate_config(config)
+
+
+@pytest.mark.parametrize(
+    "n_users, undefined",
+    [
+        (1, "recall@20_se, recall@50_se, ndcg@100_se are not finite numbers"),
+        (0, "recall@20, recall@20_se, recall@50, recall@50_se, ndcg@100, ndcg@100_se are not finite numbers"),
+    ],
+)
+def test_a_record_never_holds_a_nan_metric(n_users, undefined):
+    def evaluated(n):
+        return summarize({"user": np.arange(n)} | {name: np.linspace(0.2, 0.6, n) for name, _, _ in REPORTED_METRICS})
+
+    with pytest.raises(NumericalError) as caught:
+        make_record("tiny", "ease", {"lambda": 100.0}, {"validation": evaluated(3), "test": evaluated(n_users)}, 1.0)
+    message = str(caught.value)
+    assert message.startswith(f"run record of 'ease' on dataset 'tiny': test {undefined} ({n_users} evaluated user(s))")
+    assert "data/processed/tiny/stats.json" in message and "raise heldout_users" in message

@@ -12,7 +12,10 @@ Steps, in order (``../shared/spec/protocol.md`` §2):
    other items are dropped;
 5. each held-out user with ``>= min_heldout_interactions`` interactions gives a random
    ``floor(target_fraction · n)`` of them to the target set; the rest (and every interaction of
-   smaller users) is the fold-in input.
+   smaller users) is the fold-in input;
+6. a held-out user with a non-empty target set is *evaluable*: a split with fewer than
+   ``min_evaluable_users`` of them in validation or in test is refused (the metrics would be
+   undefined or their standard error, which needs two users, NaN).
 
 Matrices are ``(n_users_in_part, n_items)`` CSR float32 ones with columns in vocabulary order;
 rows follow the shuffled user order.
@@ -35,6 +38,8 @@ from islim.fileio import atomic_path, write_csv, write_json
 log = logging.getLogger(__name__)
 
 PARTS = ("train", "validation_tr", "validation_te", "test_tr", "test_te")
+#: The least ``min_evaluable_users``: the standard error of a metric needs two evaluated users.
+MIN_EVALUABLE_USERS = 2
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
 
 
@@ -78,7 +83,10 @@ def binarize_and_filter(frame: pd.DataFrame, threshold: float | None, min_item_u
         frame = frame[frame["rating"] > threshold]
     duplicated = frame.duplicated(["user", "item"]).to_numpy()
     if duplicated.any():
-        log.info("merged %d duplicate (user, item) rows: a pair counts once, as positive if any of its ratings passes the threshold", int(duplicated.sum()))
+        log.info(
+            "merged %d duplicate (user, item) rows: a pair counts once, as positive if any of its ratings passes the threshold",
+            int(duplicated.sum()),
+        )
     frame = frame.loc[~duplicated, ["user", "item"]]
     if min_item_users > 0:
         item_users = frame["item"].value_counts()
@@ -94,7 +102,11 @@ def n_heldout(n_users: int, heldout_users: int | float) -> int:
     count = heldout_users if isinstance(heldout_users, int) else int(round(heldout_users * n_users))
     if count < 1 or n_users - 2 * count < 1:
         most = (n_users - 1) // 2
-        advice = f"set heldout_users to a count from 1 to {most:,} or a fraction giving one" if most >= 1 else "lower threshold or the minimum counts so that at least 3 users remain"
+        advice = (
+            f"set heldout_users to a count from 1 to {most:,} or a fraction giving one"
+            if most >= 1
+            else "lower threshold or the minimum counts so that at least 3 users remain"
+        )
         raise ConfigError(
             f"heldout_users={heldout_users} gives {count} validation and {count} test users out of "
             f"{n_users:,} users after filtering; need at least 1 each and at least 1 training user: {advice}"
@@ -112,7 +124,9 @@ def _matrix(frame: pd.DataFrame, users: np.ndarray, items: np.ndarray) -> sp.csr
     return matrix
 
 
-def _fold_in_target(frame: pd.DataFrame, users: np.ndarray, items: np.ndarray, rng: np.random.Generator, fraction: float, min_interactions: int):
+def _fold_in_target(
+    frame: pd.DataFrame, users: np.ndarray, items: np.ndarray, rng: np.random.Generator, fraction: float, min_interactions: int
+):
     """Step 5 for one held-out part: random ``floor(fraction · n)`` items of each user become the target."""
     frame = frame[frame["item"].isin(items)]
     row = pd.Index(users).get_indexer(frame["user"])
@@ -128,7 +142,9 @@ def _fold_in_target(frame: pd.DataFrame, users: np.ndarray, items: np.ndarray, r
     return _matrix(frame[~is_target], users, items), _matrix(frame[is_target], users, items)
 
 
-def make_split(frame: pd.DataFrame, heldout_users: int | float, seed: int = 98765, target_fraction: float = 0.2, min_heldout_interactions: int = 5) -> Split:
+def make_split(
+    frame: pd.DataFrame, heldout_users: int | float, seed: int = 98765, target_fraction: float = 0.2, min_heldout_interactions: int = 5
+) -> Split:
     """Steps 3–5 on a binarised, filtered frame with columns ``user``, ``item``."""
     if frame.empty:
         raise DataFormatError("no interactions are left after thresholding and filtering; lower `threshold` or the minimum counts")
@@ -142,7 +158,9 @@ def make_split(frame: pd.DataFrame, heldout_users: int | float, seed: int = 9876
     train_frame = frame[frame_group == "train"]
     items = np.sort(train_frame["item"].unique())
     rng = np.random.default_rng(seed)
-    val_tr, val_te = _fold_in_target(frame[frame_group == "validation"], groups["validation"], items, rng, target_fraction, min_heldout_interactions)
+    val_tr, val_te = _fold_in_target(
+        frame[frame_group == "validation"], groups["validation"], items, rng, target_fraction, min_heldout_interactions
+    )
     test_tr, test_te = _fold_in_target(frame[frame_group == "test"], groups["test"], items, rng, target_fraction, min_heldout_interactions)
     return Split(_matrix(train_frame, groups["train"], items), val_tr, val_te, test_tr, test_te, groups, items, len(frame))
 
@@ -153,9 +171,11 @@ def split_stats(split: Split) -> dict[str, Any]:
     activity = np.diff(split.train.indptr)
     n_train_users = split.train.shape[0]
     return {
-        "users": {group: int(len(ids)) for group, ids in split.user_ids.items()} | {"total": int(sum(len(v) for v in split.user_ids.values()))},
+        "users": {group: int(len(ids)) for group, ids in split.user_ids.items()}
+        | {"total": int(sum(len(v) for v in split.user_ids.values()))},
         "items": int(split.n_items),
-        "interactions": {part: int(getattr(split, part).nnz) for part in PARTS} | {"filtered_before_vocabulary_cut": int(split.n_filtered_interactions)},
+        "interactions": {part: int(getattr(split, part).nnz) for part in PARTS}
+        | {"filtered_before_vocabulary_cut": int(split.n_filtered_interactions)},
         "evaluated_users": {group: int((np.diff(getattr(split, f"{group}_te").indptr) > 0).sum()) for group in ("validation", "test")},
         "density": float(split.train.nnz / max(1, n_train_users * split.n_items)),
         "item_popularity_quantiles": {str(q): float(np.quantile(popularity, q)) for q in QUANTILES},
@@ -165,10 +185,54 @@ def split_stats(split: Split) -> dict[str, Any]:
 
 def check_expected(stats: dict[str, Any], expected: dict[str, int], name: str) -> None:
     """Fail loudly when the published sizes (users, items, interactions) are not reproduced."""
-    found = {"users": stats["users"]["total"], "items": stats["items"], "interactions": stats["interactions"]["filtered_before_vocabulary_cut"]}
+    found = {
+        "users": stats["users"]["total"],
+        "items": stats["items"],
+        "interactions": stats["interactions"]["filtered_before_vocabulary_cut"],
+    }
     wrong = [f"{key}: expected {value:,}, found {found[key]:,}" for key, value in expected.items() if found[key] != value]
     if wrong:
-        raise IntegrityError(f"{name}: preprocessing does not reproduce the published sizes ({'; '.join(wrong)}); check the raw file and the threshold/filter settings")
+        raise IntegrityError(
+            f"{name}: preprocessing does not reproduce the published sizes ({'; '.join(wrong)}); check the raw file and the threshold/filter settings"
+        )
+
+
+def check_evaluable(stats: dict[str, Any], entry: dict[str, Any], name: str) -> None:
+    """Step 6: fail unless validation and test each have ``min_evaluable_users`` evaluable users.
+
+    Parameters
+    ----------
+    stats : dict
+        :func:`split_stats` of the split (``users`` and ``evaluated_users`` per group).
+    entry : dict
+        The dataset's registry entry: ``min_evaluable_users`` (default 2) and the settings that
+        decide who is evaluable, named in the error with their values.
+    name : str
+        The dataset, named in the error.
+
+    Raises
+    ------
+    DataFormatError
+        Naming the dataset, the evaluable and held-out users of each part and the settings to change.
+    """
+    least = entry.get("min_evaluable_users", MIN_EVALUABLE_USERS)
+    found = stats["evaluated_users"]
+    if min(found.values()) >= least:
+        return
+    counts = ", ".join(f"{group} {found[group]:,} of {stats['users'][group]:,}" for group in ("validation", "test"))
+    values = {
+        key: entry.get(key, default)
+        for key, default in (("min_heldout_interactions", 5), ("target_fraction", 0.2), ("min_user_interactions", 5))
+    }
+    lower = f"; or lower min_evaluable_users (now {least}, at least {MIN_EVALUABLE_USERS})" if least > MIN_EVALUABLE_USERS else ""
+    raise DataFormatError(
+        f"dataset {name!r}: too few evaluable held-out users (with at least one target interaction): {counts}; "
+        f"min_evaluable_users={least} are needed in each of validation and test. A held-out user is evaluable when it keeps "
+        f"at least min_heldout_interactions={values['min_heldout_interactions']} interactions with training items and "
+        f"floor(target_fraction={values['target_fraction']} x interactions) >= 1. In its registry entry raise heldout_users "
+        f"(now {entry.get('heldout_users')}) or min_user_interactions (now {values['min_user_interactions']}), or lower "
+        f"min_heldout_interactions{lower}"
+    )
 
 
 def save_split(split: Split, directory: str | Path) -> None:
@@ -210,9 +274,17 @@ def prepare(frame: pd.DataFrame, entry: dict[str, Any], name: str) -> Split:
             f"({settings}); lower these settings in its registry entry"
         )
     try:
-        split = make_split(filtered, entry["heldout_users"], entry.get("seed", 98765), entry.get("target_fraction", 0.2), entry.get("min_heldout_interactions", 5))
+        split = make_split(
+            filtered,
+            entry["heldout_users"],
+            entry.get("seed", 98765),
+            entry.get("target_fraction", 0.2),
+            entry.get("min_heldout_interactions", 5),
+        )
     except ConfigError as exc:
         raise ConfigError(f"dataset {name!r}: {exc}") from exc
+    stats = split_stats(split)
     if entry.get("expected"):
-        check_expected(split_stats(split), entry["expected"], name)
+        check_expected(stats, entry["expected"], name)
+    check_evaluable(stats, entry, name)
     return split
