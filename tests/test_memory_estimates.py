@@ -137,6 +137,16 @@ def test_the_mkl_path_adds_two_copies_to_an_ease_first_step_only_while_it_is_bui
         ),
         # gated H+Vamp: P = I (2 x 2 x 600 + 600 + 1000 pseudo-inputs), batch 200
         ("hvamp", {"params": {}, "variants": {"baseline": {}}}, 4 * (5 * 1000 * 4000 + 6 * 200 * 1000), 690),
+        # popularity: I float32 counts and their int64 bincount
+        ("popularity", {"variants": {"baseline": {}}}, 12 * 1000, 609),
+        # item-kNN: 22 B per cell of the I x I similarity slabs (below the 256 MiB cap), three copies
+        # of S's I x k entries (8 B each) at the grid's largest k and of a 256-row score block's product
+        (
+            "itemknn",
+            {"params": {}, "variants": {"baseline": {}}, "grid": {"k": [20, 400], "shrink": [0, 10]}},
+            22 * 1000**2 + 3 * 8 * 1000 * (400 + 256),
+            645,
+        ),
     ],
 )
 def test_training_runs_count_their_weights_and_batches(model, settings, expected_bytes, expected_mb):

@@ -36,6 +36,8 @@ SMALL = {
     "multvae": {**DEEP, "hidden_dim": 16, "latent_dim": 4},
     "recvae": {**DEEP, "hidden_dim": 16, "latent_dim": 4},
     "hvamp": {**DEEP, "hidden_dim": 16, "z1_dim": 4, "z2_dim": 4, "n_components": 3},
+    "popularity": {},
+    "itemknn": {"k": 5, "shrink": 2.0},
 }
 
 REQUIRED_COLUMNS = {"epoch", "wall_seconds", "train_loss", "val_ndcg@100"}
@@ -151,7 +153,7 @@ def test_set_params_round_trips_and_rejects_unknown_names(name):
     with pytest.raises(ConfigError, match=r"unknown parameters \['nonexistent'\]"):
         model.set_params(nonexistent=1)
     with pytest.raises(ConfigError, match="nonexistent"):
-        model.set_params(**{next(iter(settings)): settings[next(iter(settings))], "nonexistent": 1})
+        model.set_params(**dict(list(settings.items())[:1]), nonexistent=1)  # a known name (if any) with an unknown one
     assert model.get_params() == params  # a rejected call changes nothing
 
 

@@ -104,6 +104,7 @@ def test_tiny_run_metrics_table_is_tidy(tiny_run, dataset):
 
 
 TRAINED = [(model, variant) for model in ("mf", "plrec", "multvae", "recvae", "hvamp") for variant in ("baseline", "implicit_slim")]
+TRAINED += [("popularity", "baseline"), ("itemknn", "baseline")]  # the sanity baselines
 
 
 @pytest.mark.parametrize("dataset", ["synthetic-tiny", "ml-latest-small"])
@@ -168,7 +169,8 @@ def test_tiny_run_writes_the_results_tables_provenance_and_scaling_figure(tiny_r
     assert list(summary["dataset"].unique()) == ["synthetic-tiny", "ml-latest-small"]
     for dataset in ("synthetic-tiny", "ml-latest-small"):
         table = pd.read_csv(directory / "reports" / dataset / "results.csv")
-        assert set(table["model"]) == {"ease", "mf", "plrec", "multvae", "recvae", "hvamp"} and len(table) == 11 * 3
+        assert set(table["model"]) == {"ease", "mf", "plrec", "multvae", "recvae", "hvamp", "popularity", "itemknn"}
+        assert len(table) == 13 * 3  # EASE, five models x two variants, two sanity baselines; three metrics each
         assert table["published"].isna().all()  # no published numbers for these datasets
         assert (directory / "reports" / dataset / "results.md").read_text().startswith("| dataset | model |")
         assert "\\begin{tabular}" in (directory / "reports" / dataset / "results.tex").read_text()

@@ -72,6 +72,8 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("multvae", "Mult-VAE", "islim.models.deep.estimator:MultVAEModel", colour=2, marker="v", gpu=True),
         ModelSpec("recvae", "RecVAE", "islim.models.deep.estimator:RecVAEModel", colour=3, marker="D", gpu=True),
         ModelSpec("hvamp", "H+Vamp(Gated)", "islim.models.deep.estimator:HVampModel", colour=4, marker="P", gpu=True),
+        ModelSpec("popularity", "Popularity", "islim.models.popularity:Popularity", colour=5, marker="X"),
+        ModelSpec("itemknn", "ItemKNN", "islim.models.itemknn:ItemKNN", colour=9, marker="*"),
     )
 }
 
