@@ -84,7 +84,13 @@ def _run(args: argparse.Namespace) -> None:
         manifest = pipeline.fetch(name, pipeline.fetch_parameters(entry), raw_dir, mirror=args.mirror or config["data_mirror"])
         print(f"{manifest['file']} sha256={manifest['sha256']}")
     elif args.command == "prepare":
-        stats = pipeline.prepare(name, entry, raw_dir / "manifest.json", processed_dir)
+        manifest = raw_dir / "manifest.json"
+        if not manifest.is_file():
+            raise IslimError(
+                f"{manifest} does not exist: {name} has not been fetched into {raw_dir}; "
+                f"run `islim fetch {name}` first (with the same --data-dir and --config), then `islim prepare {name}`"
+            )
+        stats = pipeline.prepare(name, entry, manifest, processed_dir)
         print(f"{processed_dir}: {stats['users']} users, {stats['items']} items, interactions {stats['interactions']}")
     elif args.command == "ease":
         from islim.fileio import write_csv

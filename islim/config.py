@@ -1,14 +1,18 @@
 """Loading and validating the workflow configuration (``config.yaml``).
 
 The JSON schema shipped in ``islim/schemas/config.schema.yaml`` is the single source of truth:
-the Snakefile validates against it with ``snakemake.utils.validate`` and the CLI with
-:func:`load_config`. Defaults declared in the schema are filled in.
+the Snakefile (``rules/common.smk``) and the CLI (:func:`load_config`) both validate against it
+with :func:`validate_config`, which fills in the defaults declared in the schema, reports every
+violation with its key path and what is allowed, refuses NaN and infinities wherever the schema
+asks for a number, and reads the text that Snakemake's ``--config`` passes on for nested values
+as the number, boolean or null it spells where the schema asks for one.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,23 @@ def load_schema() -> dict[str, Any]:
     return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
+def _finite_numbers(validate_type):
+    """Wrap the ``type`` keyword so that a NaN or infinite float is refused where the schema asks for
+    a number (JSON has no such numbers; YAML's ``.nan``, ``.inf`` and ``-.inf`` are never meant)."""
+
+    def check_type(validator, types, instance, schema):
+        errors = list(validate_type(validator, types, instance, schema))
+        if errors or not isinstance(instance, float) or math.isfinite(instance):
+            yield from errors
+            return
+        alternative = " or null" if "null" in ([types] if isinstance(types, str) else types) else ""
+        yield jsonschema.ValidationError(
+            f"{instance!r} is not a finite number; write a finite number{alternative} here (NaN, .inf and -.inf are refused)"
+        )
+
+    return check_type
+
+
 def _validator_filling_defaults(validator_class):
     """Extend a jsonschema validator class so that ``default`` values are written into the instance."""
     validate_properties = validator_class.VALIDATORS["properties"]
@@ -42,23 +63,173 @@ def _validator_filling_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+#: The schema's validator class: draft 2020-12 with finite numbers only.
+ConfigValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, {"type": _finite_numbers(jsonschema.Draft202012Validator.VALIDATORS["type"])}
+)
+
+
+def validate_config(config: dict[str, Any], command_line: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Validate ``config`` against the schema, fill defaults, and check cross-field rules.
 
-    Returns a validated deep copy. Raises :class:`ConfigError` naming the offending key.
+    Parameters
+    ----------
+    config : dict
+        The merged configuration (config files, then command-line values).
+    command_line : mapping, optional
+        The values given with Snakemake's ``--config`` (``workflow.config_settings.config``).
+        Snakemake passes every value below the top level on as text (``ease={lambda_grid: [100]}``
+        arrives as ``['100']``). Such a text is read as the number, boolean or null it spells
+        (:func:`read_command_line_text`) where the schema refuses text, or where it leaves the
+        type open (model settings); a text still refused gets a hint at ``--configfile``.
+
+    Returns
+    -------
+    dict
+        A validated deep copy with the schema's defaults filled in.
+
+    Raises
+    ------
+    ConfigError
+        Listing each violation with its key path and what is allowed there.
     """
     config = copy.deepcopy(config)
     schema = load_schema()
-    validator = _validator_filling_defaults(jsonschema.Draft202012Validator)(schema)
+    texts = dict(_text_leaves(command_line or {}))
+    if texts:
+        read_command_line_text(config, texts, ConfigValidator(schema))
+    validator = _validator_filling_defaults(ConfigValidator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     # A failing branch makes `unevaluatedProperties` flag valid keys too; report the real errors first.
     specific = [e for e in errors if e.validator != "unevaluatedProperties"]
     errors = specific or errors
     if errors:
-        lines = [f"  - {'/'.join(map(str, e.absolute_path)) or '<top level>'}: {_explain(e, validator, schema)}" for e in errors[:10]]
+        lines = [
+            f"  - {'/'.join(map(str, e.absolute_path)) or '<top level>'}: {_explain(e, validator, schema)}"
+            + _command_line_hint(tuple(e.absolute_path), config, texts, command_line)
+            for e in errors[:10]
+        ]
         raise ConfigError("invalid configuration:\n" + "\n".join(lines))
     check_cross_fields(config)
     return config
+
+
+def read_command_line_text(config: dict[str, Any], texts: Mapping[tuple, str], validator) -> None:
+    """Replace, in place, the ``--config`` texts of ``config`` that stand for a number, boolean or null.
+
+    Parameters
+    ----------
+    config : dict
+        The merged configuration; ``texts`` are its values that came from ``--config`` as text.
+    texts : mapping
+        Key path (a tuple of keys and list indices) → the text given there.
+    validator : jsonschema validator
+        A validator of the whole schema (one that does not fill defaults).
+
+    Notes
+    -----
+    A text that spells a number (``100``, ``1e-3``), a boolean (``true``, ``false``) or null
+    (``null``, ``~``) is replaced by that value when the schema refuses text at its place for its
+    type only (``lambda_grid`` items, ``heldout_users``, ``activate``), or when the schema does not
+    look at the value there (the open model settings under ``training``). Text that the schema
+    accepts as text (a dataset name, a column name, a digest) stays text.
+    """
+    for path, text in sorted(texts.items(), key=lambda item: list(map(str, item[0]))):
+        value = _spelled_value(text)
+        if isinstance(value, str) or _lookup(config, path) != text:
+            continue
+        refused = _errors_at(validator, config, path)
+        if refused:
+            wanted = all(error.validator == "type" for error in refused)
+        else:
+            _assign(config, path, _Opaque())
+            wanted = not _errors_at(validator, config, path)  # nothing at this place checks the value
+            _assign(config, path, text)
+        if wanted:
+            _assign(config, path, value)
+
+
+class _Opaque:
+    """A value of no JSON type: every ``type`` or ``enum`` keyword that looks at it refuses it."""
+
+
+def _spelled_value(text: str) -> Any:
+    """The number, boolean or null that ``text`` spells (Python's ``int``/``float`` syntax, then
+    YAML's words such as ``true``, ``null``, ``.inf``), else ``text`` itself."""
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if value is None or isinstance(value, bool | int | float) else text
+
+
+def _text_leaves(node: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
+    """``(key path, text)`` of every text value in a nested mapping/list."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _text_leaves(value, (*path, key))
+    elif isinstance(node, list | tuple):
+        for index, value in enumerate(node):
+            yield from _text_leaves(value, (*path, index))
+    elif isinstance(node, str):
+        yield path, node
+
+
+def _lookup(node: Any, path: tuple) -> Any:
+    for key in path:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _assign(node: Any, path: tuple, value: Any) -> None:
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+
+
+def _errors_at(validator, instance: Any, path: tuple) -> list[jsonschema.ValidationError]:
+    """The innermost validation errors of ``instance`` located exactly at ``path`` (the alternatives
+    of a failed ``oneOf``/``anyOf`` included)."""
+
+    def innermost(errors):
+        for error in errors:
+            if error.context:
+                yield from innermost(error.context)
+            elif tuple(error.absolute_path) == path:
+                yield error
+
+    return list(innermost(validator.iter_errors(instance)))
+
+
+def _command_line_hint(path: tuple, config: dict[str, Any], texts: Mapping[tuple, str], command_line: Mapping[str, Any] | None) -> str:
+    """For an error at a value that ``--config`` gave as text: how Snakemake passed it on, and the
+    ``--configfile`` way of giving the same setting."""
+    if path not in texts or not isinstance(_lookup(config, path), str):
+        return ""
+    top = path[0]
+    setting = yaml.safe_dump({top: _typed_copy(command_line[top])}, default_flow_style=True, width=1000).strip()
+    return (
+        f" (this value came from --config as the text {texts[path]!r}: Snakemake passes nested --config values on as "
+        f"text, and islim reads a text as a number, true/false or null only where the schema asks for one; give a valid "
+        f"value, or put the setting in a YAML file, e.g. `{setting}`, and pass it with --configfile FILE)"
+    )
+
+
+def _typed_copy(node: Any) -> Any:
+    """``node`` with every text that spells a number, boolean or null replaced by that value."""
+    if isinstance(node, Mapping):
+        return {key: _typed_copy(value) for key, value in node.items()}
+    if isinstance(node, list | tuple):
+        return [_typed_copy(value) for value in node]
+    return _spelled_value(node) if isinstance(node, str) else node
 
 
 def _explain(error: jsonschema.ValidationError, validator, root: dict[str, Any]) -> str:
@@ -128,6 +299,14 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"config file {path} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(
+            f"config file {path} is a directory, not a YAML file; name the file itself, e.g. {Path(path) / 'config.yaml'}"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 YAML") from exc
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror or exc}); check its permissions and the path") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

@@ -7,6 +7,7 @@ kernel reports as available (``MemAvailable`` in ``/proc/meminfo``).
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 import sys
@@ -36,9 +37,15 @@ def memory_budget(budget_bytes: int | None = None) -> int:
     from_env = os.environ.get(BUDGET_ENV)
     if from_env:
         try:
-            return int(float(from_env) * GIB)
+            gib = float(from_env)
         except ValueError as exc:
             raise MemoryBudgetError(f"{BUDGET_ENV}={from_env!r} is not a number of GiB; set it to e.g. 8 or unset it") from exc
+        if not (math.isfinite(gib) and gib > 0):
+            raise MemoryBudgetError(
+                f"{BUDGET_ENV}={from_env!r} is not a positive, finite number of GiB (config memory_budget_gb sets it in "
+                f"workflow jobs); set it to e.g. 8, or unset it (memory_budget_gb: null) to use the memory the OS reports available"
+            )
+        return int(gib * GIB)
     return available_bytes()
 
 

@@ -5,17 +5,16 @@ import json
 from pathlib import Path
 
 from snakemake.logging import logger
-from snakemake.utils import validate
 
 import islim
 from islim.catalog import check_registered_names
 from islim.codehash import code_hash
 from islim.config import (
     ablation_cell_grids,
-    check_cross_fields,
     ease_settings,
     training_models,
     training_variant,
+    validate_config,
 )
 from islim.embeddings.registry import arms_of
 from islim.memory import ease_mem_mb
@@ -24,8 +23,11 @@ from islim.models.registry import trained_by, uses_gpu
 from islim.pipeline import fetch_parameters, file_stamp, local_file, split_parameters
 from islim.plotting.registry import FIGURES
 
-validate(config, schema="../islim/schemas/config.schema.yaml")
-check_cross_fields(config)
+# islim's validation of islim/schemas/config.schema.yaml (as `islim check-config`): its messages
+# name the key and what is allowed there, it fills the schema's defaults in (replacing the values
+# in place, as snakemake.utils.validate would), and it reads the text Snakemake's --config passes on
+# for nested values as the number, boolean or null it spells where the schema asks for one.
+config.update(validate_config(config, command_line=workflow.config_settings.config))
 check_registered_names(config)
 
 DATASETS = config["run_datasets"]

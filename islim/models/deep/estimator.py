@@ -120,7 +120,12 @@ class TorchRecommender(Recommender):
         (:meth:`DeepRecommender.item_weight_count`) five times (weights, gradients, Adam's two
         moments, the kept best state), a training batch of ``b x I`` six times (input, dropout mask,
         logits, softmax and their gradients), and with ImplicitSLIM (an ``implicit_slim`` mode other
-        than ``none``) eight ``I x H`` float32 work arrays."""
+        than ``none``) eight ``I x H`` float32 work arrays. Settings and grid candidates of the
+        wrong type raise :class:`~islim.errors.ConfigError` (as training would)."""
+        resolve_params(cls.network, params)
+        for key, candidates in grid.items():
+            for candidate in candidates:
+                resolve_params(cls.network, {**params, key: candidate})
         sizes = {key: largest(params, grid, key) for key in cls.network.MODEL_DEFAULTS if isinstance(params[key], int | float)}
         sizes.update({key: value for key, value in params.items() if key not in sizes})
         batch = min(largest(params, grid, "batch_size"), n_users)

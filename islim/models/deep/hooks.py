@@ -20,15 +20,16 @@ Two modes, chosen by the ``implicit_slim`` configuration mapping:
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import scipy.sparse as sp
 import torch
 
 from islim.errors import ConfigError
-from islim.models.deep.base import DeepRecommender
+from islim.models.deep.base import DeepRecommender, check_types
 from islim.numerics import require_finite
 
 MODES = ("none", "replace", "regularize")
@@ -65,6 +66,8 @@ class ImplicitSLIMConfig:
     reset_optimizer_state: bool = False
 
     def __post_init__(self):
+        defaults = {item.name: item.default for item in fields(self)}
+        check_types("implicit_slim", typing.get_type_hints(type(self)), self.as_dict(), defaults)
         if self.mode not in MODES:
             raise ConfigError(f"implicit_slim.mode must be one of {MODES}, got {self.mode!r}")
         if not (isinstance(self.step, int) and self.step >= 1):

@@ -24,6 +24,7 @@ the prior's encoder copy), ``O(b·I·latent)`` for the decoder.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -126,7 +127,7 @@ class RecVAE(DeepRecommender):
         dropout: float = 0.5,
         n_enc_epochs: int = 3,
         n_dec_epochs: int = 1,
-        mixture_weights=(3 / 20, 3 / 4, 1 / 10),
+        mixture_weights: Sequence[float] = (3 / 20, 3 / 4, 1 / 10),
         uniform_logvar: float = 10.0,
         ln_eps: float = 0.1,
     ):

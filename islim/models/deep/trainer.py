@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import os
+import typing
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -27,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from islim.errors import ConfigError
-from islim.models.deep.base import DeepRecommender, Phase, TrainState
+from islim.models.deep.base import DeepRecommender, Phase, TrainState, check_types
 from islim.models.deep.hooks import ImplicitSLIMConfig, ImplicitSLIMHook
 from islim.models.deep.layers import SparseRows
 
@@ -35,6 +36,16 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "seed": 1337,
     "device": "auto",
     "implicit_slim": ImplicitSLIMConfig().as_dict(),
+}
+#: Types of the common and training keys (a network's own keys: its constructor's annotations).
+PARAM_TYPES: dict[str, Any] = {
+    "seed": int,
+    "device": str,
+    "lr": float,
+    "batch_size": int,
+    "n_epochs": int,
+    "patience": int | None,
+    "normalize_grad": bool,
 }
 
 #: Added to a gradient's norm before dividing by it (``normalize_grad``), as ``AdamNormGrad``.
@@ -46,21 +57,35 @@ def default_params(network: type[DeepRecommender]) -> dict[str, Any]:
     return copy.deepcopy({**COMMON_DEFAULTS, **network.TRAINING_DEFAULTS, **network.MODEL_DEFAULTS})
 
 
+def param_types(network: type[DeepRecommender]) -> dict[str, Any]:
+    """The type of every parameter of ``network`` except ``implicit_slim``: the annotations of its
+    constructor for its model keys, :data:`PARAM_TYPES` for the common and training keys."""
+    hints = typing.get_type_hints(network.__init__)
+    return {**PARAM_TYPES, **{key: hints.get(key, Any) for key in network.MODEL_DEFAULTS}}
+
+
 def resolve_params(network: type[DeepRecommender], params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``params`` laid over :func:`default_params`; the ``implicit_slim`` mapping is merged key by key.
 
     Raises
     ------
     ConfigError
-        An unknown key or an invalid common/training value (model values are checked by the
-        network's constructor).
+        An unknown key, a value of the wrong type (:func:`param_types`), or an invalid
+        common/training value (model values are checked by the network's constructor).
     """
     resolved = default_params(network)
     params = dict(params or {})
     unknown = sorted(set(params) - set(resolved))
     if unknown:
         raise ConfigError(f"unknown parameters {unknown} for {network.__name__}; allowed: {sorted(resolved)}")
-    implicit = {**resolved["implicit_slim"], **dict(params.pop("implicit_slim", None) or {})}
+    check_types(network.__name__, param_types(network), params, resolved)
+    implicit_slim = params.pop("implicit_slim", None) or {}
+    if not isinstance(implicit_slim, Mapping):
+        raise ConfigError(
+            f"{network.__name__} setting 'implicit_slim' must be a mapping of ImplicitSLIM settings, got {implicit_slim!r}; "
+            f"write e.g. `implicit_slim: {{mode: replace, step: 10}}` (keys: {sorted(resolved['implicit_slim'])})"
+        )
+    implicit = {**resolved["implicit_slim"], **implicit_slim}
     resolved.update(params)
     resolved["implicit_slim"] = ImplicitSLIMConfig.from_mapping(implicit).as_dict()
     for key in ("batch_size", "n_epochs"):
@@ -75,10 +100,33 @@ def resolve_params(network: type[DeepRecommender], params: Mapping[str, Any] | N
 
 
 def resolve_device(device: str) -> torch.device:
-    """``"auto"`` → ``cuda`` if available else ``cpu``; anything else is passed to ``torch.device``."""
+    """``"auto"`` → ``cuda`` if available else ``cpu``; anything else is passed to ``torch.device``.
+
+    Raises
+    ------
+    ConfigError
+        ``device`` is not a torch device, or names one this machine does not have (``cuda``
+        without CUDA, ``cuda:3`` with fewer GPUs); checked by placing an empty tensor there.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    advice = "use device: auto (CUDA when present, else the CPU) or device: cpu"
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device {device!r} is not a torch device ({exc}); {advice}") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a torch built without CUDA"
+        raise ConfigError(f"device {device!r} asks for CUDA, but no CUDA device is available here ({build}); {advice}")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device {device!r} asks for CUDA device {resolved.index}, but this machine has {torch.cuda.device_count()}; {advice}"
+        )
+    try:
+        torch.empty(0, device=resolved)
+    except (RuntimeError, AssertionError) as exc:
+        raise ConfigError(f"device {device!r} is not usable on this machine ({exc}); {advice}") from exc
+    return resolved
 
 
 def build_model(network: type[DeepRecommender], n_items: int, params: Mapping[str, Any]) -> DeepRecommender:
