@@ -6,8 +6,10 @@ Steps, in order (``../shared/spec/protocol.md`` §2):
    duplicate rows of a pair are merged, so a pair is positive if any of its ratings passes the
    threshold, i.e. its maximum rating counts; the number merged is logged);
 2. keep items with ``>= min_item_users`` users, then users with ``>= min_user_interactions``;
-3. shuffle the users (sorted ids, ``numpy.random.RandomState(seed).permutation`` as in vae_cf);
-   the last ``2H`` are held out: ``H`` for validation, then ``H`` for test;
+3. shuffle the users (sorted ids, ``numpy.random.RandomState(seed).permutation`` as in vae_cf;
+   ids sort as numbers in the integer-id formats, as text in ``custom`` files, whose ids are
+   labels: see :mod:`islim.data.readers`); the last ``2H`` are held out: ``H`` for validation,
+   then ``H`` for test;
 4. item vocabulary = items of the training users (sorted raw ids); held-out interactions with
    other items are dropped;
 5. each held-out user with ``>= min_heldout_interactions`` interactions gives a random
