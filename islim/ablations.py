@@ -11,9 +11,10 @@ A cell's embeddings become the item factors of a linear model and are scored the
 Every hyper-parameter the arm reads (λ, α, τ, k, …) and every scorer weight is chosen on
 validation NDCG@100 from a small grid; test metrics are reported for that choice. Extraction
 time and peak memory (numpy/scipy allocations traced by ``tracemalloc``) are recorded for the
-selected hyper-parameters. A cell that cannot run (an undefined combination, dense work over
-the memory budget, or embeddings with NaN or infinite entries) yields records with
-``status: skipped`` and the reason.
+selected hyper-parameters. A grid point that fails numerically or over the memory budget is
+recorded in the records' ``extra.failed`` with the reason and skipped. A cell that cannot run (an
+undefined combination, or every grid point failing: dense work over the memory budget, embeddings
+with NaN or infinite entries) yields records with ``status: skipped`` and the reason.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from islim.config import grid_points
 from islim.data.split import Split
 from islim.embeddings import arm_embeddings, reference_embeddings, validate_arm
 from islim.embeddings.registry import ARMS, AXES, arms_of
-from islim.errors import ConfigError, MemoryBudgetError, NumericalError
+from islim.errors import GRID_POINT_ERRORS, ConfigError, GridSearchError, MemoryBudgetError, NumericalError
 from islim.evaluate import evaluate
 from islim.fileio import write_csv
 from islim.models.ridge import item_statistics, plrec_encoder, plrec_item_weights, solve_item_step, user_ridge_encoder
@@ -121,28 +122,71 @@ def run_cell(
     Returns
     -------
     list of dict
-        One run record per scorer.
+        One run record per scorer; ``extra.failed`` lists the grid points (arm and scorer
+        parameters) that failed, each with its ``reason``. A scorer none of whose points ran gets
+        a ``skipped`` record saying why.
+
+    Raises
+    ------
+    GridSearchError
+        If every point failed (for every scorer), naming each with its reason.
+
+    Notes
+    -----
+    A point fails — is logged, recorded and skipped, while the search goes on — when extracting
+    its embeddings or scoring them fails numerically or over the memory budget
+    (:data:`islim.errors.GRID_POINT_ERRORS`); an arm point that fails fails for every scorer.
     """
     best: dict[str, tuple] = {}
+    arm_failed: list[dict[str, Any]] = []
+    scorer_failed: dict[str, list[dict[str, Any]]] = {scorer: [] for scorer in scorer_grids}
     for params in grid_points(arm_params):
-        embeddings, seconds, peak = _measured(functools.partial(extract, params))
-        require_finite(embeddings, f"{model_name}: the embeddings for {params}", "this arm is numerically unstable with these parameters")
+        try:
+            embeddings, seconds, peak = _measured(functools.partial(extract, params))
+            require_finite(
+                embeddings, f"{model_name}: the embeddings for {params}", "this arm is numerically unstable with these parameters"
+            )
+        except GRID_POINT_ERRORS as exc:
+            log.warning("%s %s failed and is skipped: %s", model_name, params, exc)
+            arm_failed.append({**params, "reason": str(exc)})
+            continue
         for scorer, grid in scorer_grids.items():
             for scorer_params in grid_points(grid):
-                score = scorer_functions(scorer, embeddings, split.train, scorer_params)
-                validation = evaluate(score, split.validation_tr, split.validation_te, batch_size)
+                try:
+                    score = scorer_functions(scorer, embeddings, split.train, scorer_params)
+                    validation = evaluate(score, split.validation_tr, split.validation_te, batch_size)
+                    test = None
+                    if scorer not in best or validation["ndcg@100"] > best[scorer][0]["ndcg@100"]:
+                        test = evaluate(score, split.test_tr, split.test_te, batch_size)
+                except GRID_POINT_ERRORS as exc:
+                    log.warning("%s %s %s %s failed and is skipped: %s", model_name, params, scorer, scorer_params, exc)
+                    scorer_failed[scorer].append({**params, **scorer_params, "reason": str(exc)})
+                    continue
                 log.info("%s %s %s %s: validation ndcg@100=%.4f", model_name, params, scorer, scorer_params, validation["ndcg@100"])
-                if scorer not in best or validation["ndcg@100"] > best[scorer][0]["ndcg@100"]:
-                    test = evaluate(score, split.test_tr, split.test_te, batch_size)
+                if test is not None:
                     best[scorer] = (validation, test, params, scorer_params, seconds, peak)
+    if not best:
+        every = arm_failed + [{"scorer": scorer, **entry} for scorer, entries in scorer_failed.items() for entry in entries]
+        raise GridSearchError.every_point(model_name, every)
     records = []
-    for scorer, (validation, test, params, scorer_params, seconds, peak) in best.items():
+    for scorer in scorer_grids:
+        failed = arm_failed + scorer_failed[scorer]
+        if scorer not in best:
+            reason = str(GridSearchError.every_point(f"{model_name} scored by {scorer}", failed))
+            records += [
+                make_record(
+                    dataset, model_name, {}, {}, 0.0, extra={"status": "skipped", "scorer": scorer, "reason": reason, "failed": failed}
+                )
+            ]
+            continue
+        validation, test, params, scorer_params, seconds, peak = best[scorer]
         extra = {
             "status": "ok",
             "scorer": scorer,
             "extraction_seconds": round(seconds, 4),
             "extraction_peak_mb": round(peak, 2),
             "grid": {"arm": dict(arm_params), "scorer": dict(scorer_grids[scorer])},
+            "failed": failed,
         }
         records.append(
             make_record(dataset, model_name, {**params, **scorer_params}, {"validation": validation, "test": test}, seconds, extra=extra)
@@ -189,7 +233,7 @@ def ablation_cell(
             )
 
         records = run_cell(dataset, split, name, extract, grid, scorer_grids, batch_size)
-    except (MemoryBudgetError, ConfigError, NumericalError) as exc:
+    except (MemoryBudgetError, ConfigError, NumericalError, GridSearchError) as exc:
         log.warning("%s d=%d skipped: %s", name, d, exc)
         records = skipped_records(dataset, name, scorer_grids, str(exc))
     return _label(records, d, dict(arm), time.perf_counter() - start)

@@ -3,6 +3,8 @@
 Every error says what was expected, what was found, and what to do about it.
 """
 
+from __future__ import annotations
+
 
 class IslimError(Exception):
     """Base class of every error raised deliberately by islim."""
@@ -29,4 +31,37 @@ class MemoryBudgetError(IslimError, MemoryError):
 
 
 class NumericalError(IslimError, ArithmeticError):
-    """A computed quantity (a loss, embeddings, factors) became NaN or infinite."""
+    """A computed quantity (a loss, embeddings, factors) became NaN or infinite, or a matrix that
+    must be positive definite (a regularised Gram matrix) is not."""
+
+
+class GridSearchError(IslimError):
+    """Every point of a hyper-parameter grid failed; the message names each point and its reason."""
+
+    @classmethod
+    def every_point(cls, what: str, failed: list[dict]) -> GridSearchError:
+        """The error for ``what`` (e.g. ``"EASE on ml-1m"``) whose every grid point failed.
+
+        Parameters
+        ----------
+        what : str
+            The search, as the message should name it.
+        failed : list of dict
+            One entry per point: its parameters and ``"reason"`` (the error message).
+        """
+        points = "".join(f"\n  {format_point(entry)}: {entry['reason']}" for entry in failed)
+        return cls(
+            f"{what}: every grid point failed:{points}\nChange or drop these settings (each reason says what went wrong) and run again"
+        )
+
+
+#: Errors that make one point of a hyper-parameter grid fail — it is recorded with the reason and
+#: the search goes on — rather than the search: a numerical breakdown (NaN or infinity, a matrix that
+#: is not positive definite) or dense work over the memory budget. Anything else stops the search.
+GRID_POINT_ERRORS = (NumericalError, MemoryBudgetError)
+
+
+def format_point(point: dict) -> str:
+    """A grid point as ``name=value, ...`` (``"reason"`` and ``"status"`` left out; ``defaults`` if empty)."""
+    shown = [f"{name}={value}" for name, value in point.items() if name not in ("reason", "status")]
+    return ", ".join(shown) or "defaults"

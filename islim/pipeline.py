@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from islim.errors import ConfigError, IntegrityError
+from islim.errors import GRID_POINT_ERRORS, ConfigError, GridSearchError, IntegrityError
 from islim.fileio import write_json
 
 log = logging.getLogger(__name__)
@@ -181,8 +181,23 @@ def ease_sweep(
 ) -> tuple[dict, pd.DataFrame]:
     """Fit EASE for each λ of the grid (one Gram matrix), pick λ on validation NDCG@100.
 
-    Test metrics are computed for every λ but reported only for the selected one.
-    Returns the run record and the sweep table (one row per λ and split).
+    Test metrics are computed for every λ but reported only for the selected one. A λ whose fit
+    or evaluation fails numerically or over the memory budget (:data:`islim.errors.GRID_POINT_ERRORS`,
+    e.g. a Cholesky factorisation that fails because λ is too small for a rank-deficient Gram
+    matrix) is logged, recorded as failed with the reason, and skipped.
+
+    Returns
+    -------
+    tuple
+        The run record (``extra``: ``lambda_grid``, ``selected_by``, ``searched`` — each λ that
+        ran, with its validation NDCG@100 —, ``failed`` — each λ that failed, with its ``reason``)
+        and the sweep table: one row per λ and split with ``status`` ``ok``, plus one row per
+        failed λ with ``status`` ``failed``, its ``reason`` and no split or metrics.
+
+    Raises
+    ------
+    GridSearchError
+        If every λ failed, naming each with its reason.
     """
     from islim.data.split import load_split
     from islim.evaluate import evaluate
@@ -193,25 +208,30 @@ def ease_sweep(
     start = time.perf_counter()
     split = load_split(split_dir)
     gram = dense_gram(split.train, dtype)
-    rows, best = [], None
+    rows, best, searched, failed = [], None, [], []
     for lam in lambda_grid:
-        model = EASE(lam=lam, dtype=dtype).fit(split.train, gram=gram)
-        metrics = {
-            "validation": evaluate(model.score_batch, split.validation_tr, split.validation_te, batch_size),
-            "test": evaluate(model.score_batch, split.test_tr, split.test_te, batch_size),
-        }
-        del model
+        model = None
+        try:
+            model = EASE(lam=lam, dtype=dtype).fit(split.train, gram=gram)
+            metrics = {
+                "validation": evaluate(model.score_batch, split.validation_tr, split.validation_te, batch_size),
+                "test": evaluate(model.score_batch, split.test_tr, split.test_te, batch_size),
+            }
+        except GRID_POINT_ERRORS as exc:
+            log.warning("EASE lambda=%g failed and is skipped: %s", lam, exc)
+            failed.append({"lambda": lam, "reason": str(exc)})
+            rows.append({"lambda": lam, "split": None, "status": "failed", "reason": str(exc)})
+            continue
+        finally:
+            del model  # the n_items² weights, before the next fit
         log.info("EASE lambda=%g: validation ndcg@100=%.4f", lam, metrics["validation"]["ndcg@100"])
-        rows += [{"lambda": lam, "split": s, **m} for s, m in metrics.items()]
+        searched.append({"lambda": lam, "val_ndcg@100": metrics["validation"]["ndcg@100"]})
+        rows += [{"lambda": lam, "split": s, "status": "ok", "reason": "", **m} for s, m in metrics.items()]
         if best is None or metrics["validation"]["ndcg@100"] > best[1]["validation"]["ndcg@100"]:
             best = (lam, metrics)
+    if best is None:
+        raise GridSearchError.every_point(f"EASE on {name}", failed)
     lam, metrics = best
-    record = make_record(
-        name,
-        "ease",
-        {"lambda": lam, "dtype": dtype},
-        metrics,
-        time.perf_counter() - start,
-        extra={"lambda_grid": list(lambda_grid), "selected_by": "validation ndcg@100"},
-    )
+    extra = {"lambda_grid": list(lambda_grid), "selected_by": "validation ndcg@100", "searched": searched, "failed": failed}
+    record = make_record(name, "ease", {"lambda": lam, "dtype": dtype}, metrics, time.perf_counter() - start, extra=extra)
     return record, pd.DataFrame(rows)

@@ -12,8 +12,10 @@ Every model goes through the same path: the registry (:mod:`islim.models.registr
 ``val_recall@50``.
 
 Models that train for long checkpoint every epoch when a ``checkpoint_dir`` is given, so a killed
-run resumes where it stopped; non-finite losses, ImplicitSLIM updates or factors stop a run with a
-:class:`~islim.errors.NumericalError` naming the model and the epoch.
+run resumes where it stopped; non-finite losses, ImplicitSLIM updates or factors stop a grid point
+with a :class:`~islim.errors.NumericalError` naming the model and the epoch: the point is recorded
+as failed and skipped, and the run fails (:class:`~islim.errors.GridSearchError`) only when every
+point does.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import pandas as pd
 
 from islim.config import grid_points
 from islim.data.split import Split
-from islim.errors import ConfigError, NumericalError
+from islim.errors import GRID_POINT_ERRORS, ConfigError, GridSearchError, NumericalError
 from islim.evaluate import evaluate, holdout_validator
 from islim.models.registry import build_model, model_spec
 from islim.records import make_record
@@ -85,34 +87,59 @@ def train_run(
     (``<model>-<variant>.<point>.ckpt.pt``, see :func:`checkpoint_paths`) while the run lasts; a
     rerun after a crash resumes from them, and they are deleted once every point is done.
 
+    A point whose training or evaluation fails numerically or over the memory budget
+    (:data:`islim.errors.GRID_POINT_ERRORS`: a NaN loss, a matrix that is not positive definite, …)
+    is logged, recorded in ``extra.failed`` with the reason, and skipped.
+
     Returns the run record (``params`` = every setting of the kept point, ``extra`` = best epoch,
-    grid and per-point validation scores) and the kept point's training curve.
+    grid, ``searched`` — each point that trained, with its validation score — and ``failed`` — each
+    point that failed, with its ``reason``) and the kept point's training curve.
+
+    Raises
+    ------
+    GridSearchError
+        If every grid point failed, naming each with its reason.
     """
     spec = model_spec(model)
     if spec.rule != "train":
         raise ConfigError(f"model {model!r} is trained by the {spec.rule!r} rule, not by training runs")
     start = time.perf_counter()
-    best = None
-    searched = []
+    best, searched, failed = None, [], []
     points = list(grid_points(grid))
     checkpoints = checkpoint_paths(checkpoint_dir, model, variant, len(points)) if checkpoint_dir is not None else [None] * len(points)
     for point, checkpoint in zip(points, checkpoints):
         settings = merge_settings(merge_settings(params, variant_settings), point)
-        fitted, curve = fit_model(model, split, settings, batch_size, progress, checkpoint)
-        validation = float(curve["val_ndcg@100"].max()) if len(curve) else float("nan")
+        try:
+            fitted, curve = fit_model(model, split, settings, batch_size, progress, checkpoint)
+            validation = float(curve["val_ndcg@100"].max()) if len(curve) else float("nan")
+            metrics = None
+            if best is None or validation > best[0]:
+                metrics = {
+                    "validation": evaluate(fitted.score_batch, split.validation_tr, split.validation_te, batch_size),
+                    "test": evaluate(fitted.score_batch, split.test_tr, split.test_te, batch_size),
+                }
+        except GRID_POINT_ERRORS as exc:
+            log.warning("%s/%s %s failed and is skipped: %s", model, variant, point, exc)
+            failed.append({**point, "reason": str(exc)})
+            continue
         searched.append({**point, "val_ndcg@100": validation})
         log.info("%s/%s %s: best validation ndcg@100 %.4f at epoch %s", model, variant, point, validation, fitted.best_epoch_)
-        if best is None or validation > best[0]:
-            metrics = {
-                "validation": evaluate(fitted.score_batch, split.validation_tr, split.validation_te, batch_size),
-                "test": evaluate(fitted.score_batch, split.test_tr, split.test_te, batch_size),
-            }
+        if metrics is not None:
             best = (validation, settings, metrics, curve, fitted.best_epoch_)
+    if best is None:
+        raise GridSearchError.every_point(f"{model}/{variant} on {dataset}", failed)
     for checkpoint in checkpoints:
         if checkpoint is not None:
             checkpoint.unlink(missing_ok=True)
     _, settings, metrics, curve, best_epoch = best
-    extra = {"variant": variant, "best_epoch": best_epoch, "epochs_run": int(len(curve)), "grid": dict(grid), "searched": searched}
+    extra = {
+        "variant": variant,
+        "best_epoch": best_epoch,
+        "epochs_run": int(len(curve)),
+        "grid": dict(grid),
+        "searched": searched,
+        "failed": failed,
+    }
     record = make_record(dataset, model, settings, metrics, time.perf_counter() - start, extra=extra)
     record["run"] = f"{model}|{variant}"
     return record, curve

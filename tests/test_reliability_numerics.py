@@ -23,7 +23,7 @@ from islim.ablations import ablation_cell
 from islim.data.split import make_split
 from islim.data.synthetic import generate
 from islim.embeddings import arm_embeddings, implicit_slim, svd_embeddings
-from islim.errors import ConfigError, NumericalError
+from islim.errors import ConfigError, GridSearchError, NumericalError
 from islim.evaluate import holdout_validator, per_user_metrics
 from islim.models.deep.estimator import MultVAEModel
 from islim.models.deep.hooks import ImplicitSLIMConfig, ImplicitSLIMHook
@@ -128,7 +128,8 @@ def test_non_finite_als_factors_stop_the_run_naming_the_epoch(split, monkeypatch
         return factors * np.nan if len(calls) == bad_call else factors
 
     monkeypatch.setattr(linear, "solve_item_step", solve)
-    with pytest.raises(NumericalError, match=rf"{model}: item factors after ALS epoch {epoch} is not finite"):
+    # the only grid point fails, so the run does, naming the point and the reason
+    with pytest.raises(GridSearchError, match=rf"defaults: {model}: item factors after ALS epoch {epoch} is not finite"):
         train_run("toy", split, model, "baseline", settings, {}, {}, progress=False)
 
 
@@ -141,7 +142,7 @@ def test_non_finite_initialisation_is_named_by_its_negative_epoch(split, monkeyp
 
     monkeypatch.setattr(linear, "implicit_slim", implicit)
     settings = {"n_factors": 4, "n_epochs": 0, "init": "implicit_slim", "regularizer": "none", "n_init_steps": 2, "item_threshold": 0.0}
-    with pytest.raises(NumericalError, match=r"mf: item factors after ALS epoch -1 is not finite"):
+    with pytest.raises(GridSearchError, match=r"defaults: mf: item factors after ALS epoch -1 is not finite"):
         train_run("toy", split, "mf", "baseline", settings, {}, {}, progress=False)
 
 

@@ -30,7 +30,8 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from islim.embeddings._linalg import IterationResult, solve_spd, subspace_iteration
-from islim.errors import ConfigError, DataFormatError, IslimError
+from islim.errors import ConfigError, DataFormatError, NumericalError
+from islim.linalg import cholesky_inplace, symmetric_product
 from islim.memory import dense_bytes, ensure_fits
 
 #: Rows processed at once by the blocked updates of n×n arrays.
@@ -130,23 +131,26 @@ def dense_system(S, budget_bytes: int | None = None) -> np.ndarray:
     )
     A = -(S.toarray() if sp.issparse(S) else np.asarray(S, dtype=np.float64)).astype(np.float64, copy=False)
     A[np.diag_indices_from(A)] += 1.0
-    return A @ A.T
+    return symmetric_product(A)  # not A @ A.T: OpenBLAS's threaded ?syrk segfaults on large n
 
 
 def _dense_update(C: np.ndarray, F: np.ndarray, rhs: np.ndarray, alpha: float) -> np.ndarray:
-    """``(C + α F Fᵀ)⁻¹ rhs`` by Cholesky on a copy of the dense system ``C``."""
-    M = C.copy()
+    """``(C + α F Fᵀ)⁻¹ rhs`` by Cholesky on a copy of the dense system ``C``.
+
+    The factorisation is islim's blocked one (:func:`islim.linalg.cholesky_inplace`): scipy's
+    ``cho_factor`` reaches OpenBLAS's threaded ``?potrf``, which segfaults on large systems.
+    """
+    M = C.copy(order="C")
     for start in range(0, M.shape[0], ROW_BLOCK):
         rows = slice(start, start + ROW_BLOCK)
         M[rows] += alpha * (F[rows] @ F.T)
-    try:
-        factor = scipy.linalg.cho_factor(M, lower=True, overwrite_a=True, check_finite=False)
-    except np.linalg.LinAlgError as exc:
-        raise IslimError(
+    lower = M.T  # M is symmetric: its transpose is the same matrix in Fortran order
+    if cholesky_inplace(lower) != 0:
+        raise NumericalError(
             "the anchored system (I-S)(I-S)' + alpha F F' is singular: a null vector of (I-S)' is orthogonal to "
             "every anchor column; use other input embeddings or a lower popularity threshold"
-        ) from exc
-    return scipy.linalg.cho_solve(factor, rhs)
+        )
+    return scipy.linalg.cho_solve((lower, True), rhs)
 
 
 def _low_rank_jacobi(diagonal: np.ndarray, F: np.ndarray, alpha: float):

@@ -26,6 +26,7 @@ import scipy.sparse.linalg
 
 from islim.embeddings.weights import slim_lle_weights
 from islim.errors import ConfigError, IslimError
+from islim.linalg import symmetric_product
 from islim.memory import dense_bytes, ensure_fits
 
 #: Column sums within this distance of 1 count as "sum to one" for ``drop_constant="auto"``.
@@ -60,7 +61,7 @@ def _dense_bottom_eigenpairs(S: np.ndarray, n_eig: int, budget_bytes: int | None
     )
     A = -S
     A[np.diag_indices_from(A)] += 1.0
-    L = A @ A.T
+    L = symmetric_product(A)  # not A @ A.T: OpenBLAS's threaded ?syrk segfaults on large n
     del A
     return _bottom_eigenpairs_of(L, n_eig)
 

@@ -4,8 +4,10 @@
 ``P = (XᵀX + λI)⁻¹``, ``B_ij = −P_ij / P_jj`` (i ≠ j), ``B_jj = 0``. Scores of a user with
 fold-in row ``x`` are ``x B``.
 
-The SPD inverse is computed in place by LAPACK's Cholesky routines (``?potrf`` + ``?potri``), so
-one dense ``n_items²`` array (plus the Gram matrix when sweeping λ) is all the memory used.
+The SPD inverse is computed in place by a blocked Cholesky factorisation and LAPACK's ``?potri``
+(:func:`islim.linalg.spd_inverse_inplace`, safe at every size), so one dense ``n_items²`` array
+(plus the Gram matrix when sweeping λ) is all the memory used. A λ too small for the Gram matrix
+(not numerically positive definite) fails the fit with a :class:`~islim.errors.NumericalError`.
 """
 
 from __future__ import annotations
