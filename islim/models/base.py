@@ -178,6 +178,38 @@ class Recommender(ABC):
         """
 
 
+class OneStepRecommender(Recommender):
+    """A recommender fitted in one step (a closed form or one pass over the data): its only epoch
+    is 0, validated once when ``fit`` is given ``validate``.
+
+    Subclasses implement :meth:`_fit_step`; ``fit``'s extra keyword arguments are passed to it
+    (e.g. EASE's precomputed ``gram``). ``checkpoint`` and ``progress`` are ignored.
+    """
+
+    def fit(
+        self,
+        X: sp.spmatrix,
+        validate: Validator | None = None,
+        *,
+        monitor: str = DEFAULT_MONITOR,
+        checkpoint: str | None = None,
+        progress: bool = False,
+        **fit_params: Any,
+    ) -> OneStepRecommender:
+        """Fit in one step (see :meth:`_fit_step`), then validate once; ``history_`` has at most
+        one row (epoch 0) and ``best_epoch_`` is 0."""
+        history = EpochHistory(validate, monitor)
+        self._fit_step(X, **fit_params)
+        if validate is not None:
+            history.record(self, 0)
+        self.history_, self.best_epoch_ = history.rows, 0
+        return self
+
+    @abstractmethod
+    def _fit_step(self, X: sp.spmatrix, **fit_params: Any) -> None:
+        """Learn the fitted attributes from the ``(n_users, n_items)`` training matrix ``X``."""
+
+
 def largest(params: Mapping[str, Any], grid: Mapping[str, list], key: str) -> Any:
     """The setting ``key`` of ``params``, or the largest candidate if ``grid`` searches it."""
     return max([params[key], *grid.get(key, [])])

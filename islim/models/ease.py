@@ -19,11 +19,11 @@ from islim.errors import DataFormatError, IslimError
 from islim.gram import dense_gram
 from islim.linalg import OPENBLAS_MAX_BYTES, ease_from_gram
 from islim.memory import dense_bytes, ensure_fits
-from islim.models.base import DEFAULT_MONITOR, EpochHistory, Recommender, Validator
+from islim.models.base import OneStepRecommender
 from islim.spmm import sparse_dense_product
 
 
-class EASE(Recommender):
+class EASE(OneStepRecommender):
     """EASE recommender.
 
     Parameters
@@ -46,20 +46,11 @@ class EASE(Recommender):
     def __init__(self, lam: float = 500.0, dtype: str = "float32", budget_bytes: int | None = None):
         self._store_params(locals())
 
-    def fit(
-        self,
-        X: sp.spmatrix,
-        validate: Validator | None = None,
-        *,
-        monitor: str = DEFAULT_MONITOR,
-        checkpoint: str | None = None,
-        progress: bool = False,
-        gram: np.ndarray | None = None,
-    ) -> EASE:
-        """Fit on the ``(n_users, n_items)`` training matrix in closed form (one "epoch").
+    def _fit_step(self, X: sp.spmatrix, gram: np.ndarray | None = None) -> None:
+        """Fit on the ``(n_users, n_items)`` training matrix in closed form.
 
-        Pass a precomputed dense ``gram`` (``XᵀX``, not modified) to reuse it across a λ sweep.
-        ``checkpoint`` and ``progress`` are ignored (one dense inversion).
+        Pass a precomputed dense ``gram`` (``XᵀX``, not modified) to ``fit`` to reuse it across a
+        λ sweep.
         """
         n_items = X.shape[1]
         itemsize = np.dtype(self.dtype).itemsize
@@ -71,15 +62,10 @@ class EASE(Recommender):
             f"EASE ({n_items:,} x {n_items:,} {self.dtype}, {copies} dense copies)",
             self.budget_bytes,
         )
-        history = EpochHistory(validate, monitor)
         if gram is None:
             self.weights_ = ease_from_gram(dense_gram(X, self.dtype, budget_bytes=self.budget_bytes), self.lam, overwrite=True)
         else:
             self.weights_ = ease_from_gram(gram.astype(self.dtype, copy=False), self.lam)
-        if validate is not None:
-            history.record(self, 0)
-        self.history_, self.best_epoch_ = history.rows, 0
-        return self
 
     def score_batch(self, rows: sp.spmatrix, users: np.ndarray | None = None) -> np.ndarray:
         """Scores ``(b, n_items)`` of a CSR batch of fold-in rows: ``rows @ weights_`` (``users`` is ignored)."""

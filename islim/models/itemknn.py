@@ -30,7 +30,7 @@ import scipy.sparse as sp
 
 from islim.errors import ConfigError, DataFormatError, IslimError
 from islim.memory import dense_bytes, ensure_fits
-from islim.models.base import DEFAULT_MONITOR, EpochHistory, Recommender, Validator, largest
+from islim.models.base import OneStepRecommender, largest
 from islim.threads import compute_threads
 
 #: Dense working set of the similarity slabs, all threads together (bytes).
@@ -184,7 +184,7 @@ def cosine_knn(X, k: int, shrink: float, n_threads: int | None = None, budget_by
     return S.tocsr()
 
 
-class ItemKNN(Recommender):
+class ItemKNN(OneStepRecommender):
     """Item-based k-NN with shrunk cosine similarity (see the module docstring).
 
     Parameters
@@ -216,26 +216,10 @@ class ItemKNN(Recommender):
         k = min(int(largest(params, grid, "k")), max(n_items - 1, 0))
         return min(WORKSPACE_BYTES, SLAB_CELL_BYTES * n_items**2) + 3 * ENTRY_BYTES * n_items * (k + SCORE_BLOCK)
 
-    def fit(
-        self,
-        X: sp.spmatrix,
-        validate: Validator | None = None,
-        *,
-        monitor: str = DEFAULT_MONITOR,
-        checkpoint: str | None = None,
-        progress: bool = False,
-    ) -> ItemKNN:
-        """Build the top-``k`` similarity matrix (one "epoch"; see :func:`cosine_knn`).
-
-        ``checkpoint`` and ``progress`` are ignored (one pass over the item pairs).
-        """
+    def _fit_step(self, X: sp.spmatrix) -> None:
+        """Build the top-``k`` similarity matrix (see :func:`cosine_knn`)."""
         _check_params(self.k, self.shrink)
-        history = EpochHistory(validate, monitor)
         self.similarity_ = cosine_knn(X, self.k, self.shrink, budget_bytes=self.budget_bytes)
-        if validate is not None:
-            history.record(self, 0)
-        self.history_, self.best_epoch_ = history.rows, 0
-        return self
 
     def score_batch(self, rows: sp.spmatrix, users: np.ndarray | None = None) -> np.ndarray:
         """Scores ``(b, n_items)`` float32 of a CSR batch of fold-in rows: ``rows @ similarity_``

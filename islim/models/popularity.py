@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from islim.errors import DataFormatError, IslimError
 from islim.memory import dense_bytes, ensure_fits
-from islim.models.base import DEFAULT_MONITOR, EpochHistory, Recommender, Validator
+from islim.models.base import OneStepRecommender
 
 
 def _feedback_matrix(X) -> sp.csr_matrix:
@@ -25,7 +25,7 @@ def _feedback_matrix(X) -> sp.csr_matrix:
     return X.tocsr()
 
 
-class Popularity(Recommender):
+class Popularity(OneStepRecommender):
     """Item popularity: ``score(u, j) = c_j``, the number of training users of item ``j``.
 
     No hyper-parameters. Explicit zeros stored in ``X`` are not interactions, a (user, item) pair
@@ -47,45 +47,14 @@ class Popularity(Recommender):
         """``n_items`` float32 counts, plus their int64 ``bincount`` while they are made: ``12 I`` bytes."""
         return 12 * n_items
 
-    def fit(
-        self,
-        X: sp.spmatrix,
-        validate: Validator | None = None,
-        *,
-        monitor: str = DEFAULT_MONITOR,
-        checkpoint: str | None = None,
-        progress: bool = False,
-    ) -> Popularity:
-        """Count each item's training users (one "epoch").
-
-        Parameters
-        ----------
-        X : scipy.sparse matrix, shape (n_users, n_items)
-            Training feedback; any non-zero counts as one interaction.
-        validate, monitor
-            See :meth:`Recommender.fit`; validated once, after the count.
-        checkpoint, progress
-            Ignored (one pass over the non-zeros).
-
-        Returns
-        -------
-        Popularity
-            ``self``.
-
-        Notes
-        -----
-        ``O(nnz(X) + n_items)`` time, ``n_items`` float32 values of state.
-        """
+    def _fit_step(self, X: sp.spmatrix) -> None:
+        """Count each item's training users; any non-zero of ``X`` ``(n_users, n_items)`` counts as
+        one interaction. ``O(nnz(X) + n_items)`` time, ``n_items`` float32 values of state."""
         X = _feedback_matrix(X)
         if not X.has_canonical_format:  # duplicate (user, item) entries: one interaction each
             X = X.copy()
             X.sum_duplicates()
-        history = EpochHistory(validate, monitor)
         self.popularity_ = np.bincount(X.indices[X.data != 0], minlength=X.shape[1]).astype(np.float32)
-        if validate is not None:
-            history.record(self, 0)
-        self.history_, self.best_epoch_ = history.rows, 0
-        return self
 
     def score_batch(self, rows: sp.spmatrix, users: np.ndarray | None = None) -> np.ndarray:
         """Scores ``(b, n_items)`` float32 of a batch of fold-in rows: ``popularity_`` in every row
