@@ -32,7 +32,7 @@ import pandas as pd
 from islim.config import grid_points
 from islim.data.split import Split
 from islim.embeddings import arm_embeddings, reference_embeddings, validate_arm
-from islim.embeddings.registry import ARMS, AXES, arms_of
+from islim.embeddings.registry import AXES, arms_of, check_arm_params
 from islim.errors import GRID_POINT_ERRORS, ConfigError, GridSearchError, MemoryBudgetError, NumericalError
 from islim.evaluate import evaluate
 from islim.fileio import write_csv
@@ -42,8 +42,6 @@ from islim.records import make_record, read_records
 
 log = logging.getLogger(__name__)
 
-#: The arm parameters each axis value reads (others are irrelevant to it and not searched).
-RELEVANT_PARAMS = {(entry.axis, entry.name): entry.params for entry in ARMS}
 SCORERS = ("mf", "plrec")
 
 
@@ -57,11 +55,7 @@ def arm_grid(arm: Mapping[str, str], axis_grids: Mapping[str, Mapping[str, Mappi
     for axis in AXES:
         value = arm[axis]
         given = axis_grids.get(axis, {}).get(value) or {}
-        unknown = set(given) - set(RELEVANT_PARAMS[(axis, value)])
-        if unknown:
-            raise ConfigError(
-                f"ablations.{axis}.{value} sets {sorted(unknown)}, which that arm does not read; allowed: {list(RELEVANT_PARAMS[(axis, value)])}"
-            )
+        check_arm_params(axis, value, given)
         grid.update({name: list(values) for name, values in given.items()})
     return grid
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from islim.ablations import RELEVANT_PARAMS
-from islim.embeddings.registry import AXES, arms_of
+from islim.embeddings.registry import AXES, arms_of, check_arm_params
 from islim.errors import ConfigError
 from islim.models.registry import trained_by
 
@@ -41,11 +40,7 @@ def check_registered_names(config: Mapping[str, Any]) -> None:
         for name, grids in (ablations.get(axis) or {}).items():
             if name not in arms_of(axis):
                 raise ConfigError(f"ablations.{axis} names the unknown arm {name!r}; known: {list(arms_of(axis))}")
-            extra = sorted(set(grids or {}) - set(RELEVANT_PARAMS[(axis, name)]))
-            if extra:
-                raise ConfigError(
-                    f"ablations.{axis}.{name} sets {extra}, which that arm does not read; allowed: {list(RELEVANT_PARAMS[(axis, name)])}"
-                )
+            check_arm_params(axis, name, grids)
     unknown = sorted(set(ablations.get("references") or []) - set(arms_of("reference")))
     if unknown:
         raise ConfigError(f"ablations.references names {unknown}; known reference arms: {list(arms_of('reference'))}")

@@ -349,6 +349,14 @@ def ablation_cell_grids(ablations: Mapping[str, Any], arm: Mapping[str, str]) ->
     return {axis: {value: ablations.get(axis, {}).get(value) or {}} for axis, value in arm.items()}
 
 
+def merge_settings(params: Mapping[str, Any], variant: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with the variant's settings on top; nested mappings (``implicit_slim``) merge key by key."""
+    merged = dict(params)
+    for key, value in variant.items():
+        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, Mapping) else value
+    return merged
+
+
 def grid_points(grid: Mapping[str, list]) -> Iterator[dict[str, Any]]:
     """Every combination of a ``{name: [values]}`` grid, as dicts (one empty dict for an empty grid)."""
     names = sorted(grid)

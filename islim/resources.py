@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from islim.config import merge_settings
 from islim.embeddings.registry import DEFAULT_PARAMS, arm, uses_closed_form
 from islim.memory import MKL_PATH_BYTES, eval_bytes, request_mb, split_bytes
 from islim.models.registry import default_params, model_class
@@ -22,10 +23,8 @@ def run_settings(defaults: Mapping[str, Any], settings: Mapping[str, Any]) -> tu
     """``(params, grid)`` of a training run: the variant's settings over ``params`` over the model's
     defaults (mappings such as ``implicit_slim`` merge one level deep), and the grid."""
     params = dict(defaults)
-    layers = [settings.get("params") or {}, *[variant or {} for variant in (settings.get("variants") or {}).values()]]
-    for layer in layers:
-        for key, value in layer.items():
-            params[key] = {**params[key], **value} if isinstance(value, Mapping) and isinstance(params.get(key), Mapping) else value
+    for layer in [settings.get("params") or {}, *(settings.get("variants") or {}).values()]:
+        params = merge_settings(params, layer or {})
     return params, dict(settings.get("grid") or {})
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from islim.config import grid_points
+from islim.config import grid_points, merge_settings
 from islim.data.split import Split
 from islim.errors import GRID_POINT_ERRORS, ConfigError, GridSearchError, NumericalError
 from islim.evaluate import evaluate, holdout_validator
@@ -42,14 +42,6 @@ CURVE_COLUMNS = ["epoch", "wall_seconds", "train_loss", "val_ndcg@100", "val_rec
 
 #: File name suffix of per-grid-point checkpoints (``<model>-<variant>.<point>.ckpt.pt``).
 CHECKPOINT_SUFFIX = ".ckpt.pt"
-
-
-def merge_settings(params: Mapping[str, Any], variant: Mapping[str, Any]) -> dict[str, Any]:
-    """``params`` with the variant's settings on top; nested mappings (``implicit_slim``) merge key by key."""
-    merged = dict(params)
-    for key, value in variant.items():
-        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, Mapping) else value
-    return merged
 
 
 def fit_model(model: str, split: Split, settings: Mapping[str, Any], batch_size: int, progress: bool, checkpoint: Path | None):

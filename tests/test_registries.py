@@ -7,11 +7,10 @@ import re
 
 import pytest
 
-from islim.ablations import RELEVANT_PARAMS
 from islim.catalog import check_registered_names
 from islim.config import load_schema, validate_config
 from islim.embeddings.knn import KNN_RULES
-from islim.embeddings.registry import ARMS, AXES, DEFAULT_PARAMS, UNDEFINED, arms_of
+from islim.embeddings.registry import ARMS, AXES, DEFAULT_PARAMS, UNDEFINED, arms_of, check_arm_params
 from islim.errors import ConfigError
 from islim.models.base import USER_SCORING, Recommender
 from islim.models.registry import (
@@ -100,7 +99,11 @@ def test_arm_names_orders_and_parameters_come_from_the_arms_registry():
     assert tuple(arm.name for arm in ARMS if arm.axis == "first_step" and arm.knn) == KNN_RULES
     for arm in ARMS:
         assert set(arm.params) <= set(DEFAULT_PARAMS), arm
-        assert RELEVANT_PARAMS[(arm.axis, arm.name)] == arm.params
+        if arm.axis != "reference":
+            check_arm_params(arm.axis, arm.name, {name: [DEFAULT_PARAMS[name]] for name in arm.params})
+            for other in sorted(set(DEFAULT_PARAMS) - set(arm.params)):
+                with pytest.raises(ConfigError, match=f"sets \\['{other}'\\], which that arm does not read"):
+                    check_arm_params(arm.axis, arm.name, {other: [1]})
     for first, second in UNDEFINED:
         assert first in arms_of("first_step") and second in arms_of("second_step")
 

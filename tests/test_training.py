@@ -5,10 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from islim.config import merge_settings
 from islim.data.split import make_split
 from islim.data.synthetic import generate
 from islim.errors import ConfigError
-from islim.training import CURVE_COLUMNS, merge_settings, train_run
+from islim.training import CURVE_COLUMNS, train_run
 
 
 @pytest.fixture(scope="module")

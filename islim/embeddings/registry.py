@@ -161,6 +161,15 @@ def arm(axis: str, name: str) -> Arm:
     raise ConfigError(f"unknown {axis} {name!r}; expected one of {arms_of(axis)}")
 
 
+def check_arm_params(axis: str, name: str, grids: Mapping[str, Any] | None) -> None:
+    """Raise :class:`ConfigError` if the config's grids for arm ``name`` of ``axis`` set a
+    parameter the arm does not read (its :attr:`Arm.params`); an unknown arm raises too."""
+    allowed = arm(axis, name).params
+    unknown = sorted(set(grids or {}) - set(allowed))
+    if unknown:
+        raise ConfigError(f"ablations.{axis}.{name} sets {unknown}, which that arm does not read; allowed: {list(allowed)}")
+
+
 NEIGHBOURHOODS = arms_of("neighbourhood")
 FIRST_STEPS = arms_of("first_step")
 SECOND_STEPS = arms_of("second_step")
