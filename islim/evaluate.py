@@ -1,24 +1,83 @@
-"""Batched evaluation of a recommender on held-out users (fold-in → target).
+"""Batched evaluation of a recommender on held-out users (fold-in → target), and the metric lists.
 
 Memory is bounded by ``batch_size × n_items`` scores at a time, so 50 k users × 41 k items
 never materialise at once.
+
+Which metrics are computed is a tuple of :class:`~islim.metrics.Metric` (``metrics=``), by default
+:data:`REPORTED_METRICS`, the paper's three. The workflow takes them from the config's
+``metrics`` section, per evaluation protocol (:func:`protocol_metrics`,
+:func:`selection_metric`; defaults in :data:`PROTOCOL_DEFAULTS`).
+
+Per-user metrics (all but ``coverage``) are reported as the mean over the evaluated users (those
+with a non-empty target set) with its standard error (``<name>_se``); a set-level metric
+(``coverage@K``) is one value for the set of evaluated users: it has no per-user values (it is
+absent from :func:`per_user_metrics`, hence from per-user tables and paired comparisons) and no
+``_se`` key in :func:`evaluate`'s result (an empty ``se`` in ``metrics.csv``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from islim.errors import DataFormatError
-from islim.metrics import ndcg_at_k, recall_at_k, top_k_items
+from islim.errors import ConfigError, DataFormatError
+from islim.metrics import Metric, Ranked, metric_list, top_k_items
 from islim.numerics import require_finite
 
-#: The metrics reported everywhere: (name, function, cut-off).
-REPORTED_METRICS = (("recall@20", recall_at_k, 20), ("recall@50", recall_at_k, 50), ("ndcg@100", ndcg_at_k, 100))
+#: Metric settings of each evaluation protocol when the config does not say otherwise (the schema's
+#: defaults of ``metrics.<protocol>``): ``names``, ``cutoffs`` (every family at each), ``select``
+#: (the validation metric that picks hyper-parameters and epochs) and the ``recall`` definition.
+#: ``strong``: the paper's Recall@20, Recall@50, NDCG@100 (Liang et al. 2018); ``weak`` (the
+#: per-user hold-out protocol): Recall@20, NDCG@20 as the LightGCN code computes them.
+PROTOCOL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "strong": {"names": ["recall@20", "recall@50", "ndcg@100"], "cutoffs": [], "select": "ndcg@100", "recall": "liang2018"},
+    "weak": {"names": ["recall@20", "ndcg@20"], "cutoffs": [], "select": "ndcg@20", "recall": "lightgcn"},
+}
+
+#: The metrics reported by default: those of the strong-generalisation protocol.
+REPORTED_METRICS: tuple[Metric, ...] = metric_list(PROTOCOL_DEFAULTS["strong"]["names"])
 
 ScoreFunction = Callable[[sp.csr_matrix], np.ndarray]
+
+
+def metric_settings(config: Mapping[str, Any], protocol: str) -> dict[str, Any]:
+    """The ``metrics.<protocol>`` section of ``config`` over :data:`PROTOCOL_DEFAULTS`.
+
+    Raises
+    ------
+    ConfigError
+        An unknown protocol.
+    """
+    if protocol not in PROTOCOL_DEFAULTS:
+        raise ConfigError(f"unknown evaluation protocol {protocol!r}; known: {list(PROTOCOL_DEFAULTS)}")
+    return {**PROTOCOL_DEFAULTS[protocol], **(config.get("metrics") or {}).get(protocol, {})}
+
+
+def protocol_metrics(config: Mapping[str, Any], protocol: str) -> tuple[Metric, ...]:
+    """The metrics evaluated under ``protocol``: ``names``, every family at each of ``cutoffs``, and
+    the selection metric (added last when not already listed), with the protocol's recall definition.
+
+    Parameters
+    ----------
+    config : mapping
+        The configuration (its ``metrics`` section; defaults from :data:`PROTOCOL_DEFAULTS`).
+    protocol : str
+        ``"strong"`` or ``"weak"``.
+
+    Returns
+    -------
+    tuple of Metric
+    """
+    settings = metric_settings(config, protocol)
+    return metric_list([*settings["names"], settings["select"]], settings["cutoffs"], settings["recall"])
+
+
+def selection_metric(config: Mapping[str, Any], protocol: str) -> str:
+    """Name of the validation metric that selects hyper-parameters and epochs under ``protocol``."""
+    return metric_settings(config, protocol)["select"]
 
 
 def _to_numpy(scores) -> np.ndarray:
@@ -28,47 +87,29 @@ def _to_numpy(scores) -> np.ndarray:
     return np.asarray(scores)
 
 
-def per_user_metrics(
+def _evaluate_users(
     score_batch: ScoreFunction,
-    fold_in: sp.csr_matrix,
-    target: sp.csr_matrix,
-    batch_size: int = 2000,
-    user_ids: np.ndarray | None = None,
-) -> dict[str, np.ndarray]:
-    """Metrics for every evaluated user (those with a non-empty target set).
-
-    Parameters
-    ----------
-    score_batch : ScoreFunction
-        Maps a ``(b, n_items)`` CSR batch of fold-in rows to ``(b, n_items)`` scores (numpy array
-        or torch tensor). Fold-in items are excluded here, not by the model.
-    fold_in : scipy.sparse.csr_matrix, shape (n_users, n_items)
-        CSR fold-in interactions of the held-out users.
-    target : scipy.sparse.csr_matrix, shape (n_users, n_items)
-        CSR target interactions, same shape.
-    batch_size : int, default 2000
-        Users scored at once.
-    user_ids : ndarray of int, shape (n_users,), optional
-        The training-matrix row of each row of ``fold_in``, for models that score *known* users
-        (``Recommender.user_scoring == "known_users"``, the per-user hold-out protocol): then
-        ``score_batch(rows, user_ids[batch])`` is called. ``None`` (strong generalisation: the
-        users are not in the training matrix) calls ``score_batch(rows)``.
-
-    Returns
-    -------
-    dict of str to ndarray
-        ``{"user": indices of evaluated users, "recall@20": ..., "recall@50": ..., "ndcg@100": ...}``,
-        each a 1-D array over the evaluated users.
-    """
+    fold_in: sp.spmatrix,
+    target: sp.spmatrix,
+    batch_size: int,
+    user_ids: np.ndarray | None,
+    metrics: Sequence[Metric],
+    popularity: np.ndarray | None,
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Per-user values of the per-user metrics and the values of the set-level ones."""
     if fold_in.shape != target.shape:
         raise ValueError(f"fold-in {fold_in.shape} and target {target.shape} must have the same shape")
     if user_ids is not None and len(user_ids) != fold_in.shape[0]:
         raise ValueError(f"user_ids has {len(user_ids)} entries for {fold_in.shape[0]} fold-in rows")
+    if popularity is not None and len(popularity) != fold_in.shape[1]:
+        raise ValueError(f"popularity has {len(popularity)} entries for {fold_in.shape[1]} items")
     fold_in = sp.csr_matrix(fold_in)
     target = sp.csr_matrix(target)
+    n_items = fold_in.shape[1]
     users = np.flatnonzero(np.diff(target.indptr) > 0)
-    k_max = min(max(k for _, _, k in REPORTED_METRICS), fold_in.shape[1])
-    out: dict[str, list[np.ndarray]] = {name: [] for name, _, _ in REPORTED_METRICS}
+    k_max = min(max(metric.k for metric in metrics), n_items)
+    out: dict[str, list[np.ndarray]] = {metric.name: [] for metric in metrics if metric.per_user}
+    covered = {metric.name: np.zeros(n_items, dtype=bool) for metric in metrics if not metric.per_user}
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
         x = fold_in[batch]
@@ -81,22 +122,76 @@ def per_user_metrics(
         )
         scores[x.nonzero()] = -np.inf
         top = top_k_items(scores, k_max)
-        t = target[batch]
-        for name, metric, k in REPORTED_METRICS:
-            out[name].append(metric(top, t, min(k, k_max)))
-    result = {name: np.concatenate(values) if values else np.empty(0) for name, values in out.items()}
-    result["user"] = users
-    return result
+        valid = np.take_along_axis(scores, top, axis=1) > -np.inf
+        ranked = Ranked.of(top, target[batch], valid, popularity)
+        for metric in metrics:
+            values = metric(ranked, min(metric.k, k_max))
+            if metric.per_user:
+                out[metric.name].append(values)
+            else:
+                covered[metric.name][values] = True
+    per_user = {name: np.concatenate(values) if values else np.empty(0) for name, values in out.items()}
+    per_user["user"] = users
+    set_level = {name: float(mask.mean()) if len(users) else float("nan") for name, mask in covered.items()}
+    return per_user, set_level
 
 
-def summarize(per_user: dict[str, np.ndarray]) -> dict[str, float]:
-    """Mean and standard error (``std(ddof=1) / sqrt(n)``) of each metric, plus ``n_users``."""
+def per_user_metrics(
+    score_batch: ScoreFunction,
+    fold_in: sp.csr_matrix,
+    target: sp.csr_matrix,
+    batch_size: int = 2000,
+    user_ids: np.ndarray | None = None,
+    metrics: Sequence[Metric] = REPORTED_METRICS,
+    popularity: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Per-user metrics of every evaluated user (those with a non-empty target set).
+
+    Parameters
+    ----------
+    score_batch : ScoreFunction
+        Maps a ``(b, n_items)`` CSR batch of fold-in rows to ``(b, n_items)`` scores (numpy array
+        or torch tensor). Fold-in items are excluded here, not by the model.
+    fold_in : scipy.sparse.csr_matrix, shape (n_users, n_items)
+        CSR fold-in interactions of the held-out users (under the per-user hold-out protocol:
+        the users' training interactions, excluded from their rankings).
+    target : scipy.sparse.csr_matrix, shape (n_users, n_items)
+        CSR target interactions, same shape.
+    batch_size : int, default 2000
+        Users scored at once.
+    user_ids : ndarray of int, shape (n_users,), optional
+        The training-matrix row of each row of ``fold_in``, for models that score *known* users
+        (``Recommender.user_scoring == "known_users"``, the per-user hold-out protocol): then
+        ``score_batch(rows, user_ids[batch])`` is called. ``None`` (strong generalisation: the
+        users are not in the training matrix) calls ``score_batch(rows)``.
+    metrics : sequence of Metric, default :data:`REPORTED_METRICS`
+        The metrics; set-level ones (``coverage``) have no per-user values and are left out here
+        (:func:`evaluate` reports them).
+    popularity : ndarray of float, shape (n_items,), optional
+        Training popularity of each item (:func:`islim.metrics.train_popularity`), needed by ``arp``.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``{"user": indices of evaluated users, "<metric>": ...}`` for every per-user metric,
+        each a 1-D array over the evaluated users.
+    """
+    return _evaluate_users(score_batch, fold_in, target, batch_size, user_ids, metrics, popularity)[0]
+
+
+def summarize(per_user: dict[str, np.ndarray], metrics: Sequence[Metric] = REPORTED_METRICS) -> dict[str, float]:
+    """Mean and standard error (``std(ddof=1) / sqrt(n)``) of each per-user metric, plus ``n_users``.
+
+    Set-level metrics of ``metrics`` are skipped (they have no per-user values).
+    """
     summary: dict[str, float] = {"n_users": int(len(per_user["user"]))}
-    for name, _, _ in REPORTED_METRICS:
-        values = per_user[name]
+    for metric in metrics:
+        if not metric.per_user:
+            continue
+        values = per_user[metric.name]
         n = len(values)
-        summary[name] = float(values.mean()) if n else float("nan")
-        summary[f"{name}_se"] = float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+        summary[metric.name] = float(values.mean()) if n else float("nan")
+        summary[f"{metric.name}_se"] = float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
     return summary
 
 
@@ -106,17 +201,26 @@ def evaluate(
     target: sp.csr_matrix,
     batch_size: int = 2000,
     user_ids: np.ndarray | None = None,
+    metrics: Sequence[Metric] = REPORTED_METRICS,
+    popularity: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Mean ± standard error of Recall@20, Recall@50 and NDCG@100 over held-out users.
+    """Mean ± standard error of each metric over the evaluated users.
 
-    See :func:`per_user_metrics` for the arguments. Returns keys ``recall@20``, ``recall@20_se``,
-    ``recall@50``, ``recall@50_se``, ``ndcg@100``, ``ndcg@100_se`` and ``n_users``.
+    See :func:`per_user_metrics` for the arguments. Returns ``n_users`` and, for each per-user
+    metric, ``<name>`` and ``<name>_se`` (by default ``recall@20``, ``recall@20_se``, ``recall@50``,
+    ``recall@50_se``, ``ndcg@100``, ``ndcg@100_se``); for each set-level metric ``<name>`` only.
     """
-    return summarize(per_user_metrics(score_batch, fold_in, target, batch_size, user_ids))
+    per_user, set_level = _evaluate_users(score_batch, fold_in, target, batch_size, user_ids, metrics, popularity)
+    return summarize(per_user, metrics) | set_level
 
 
 def holdout_validator(
-    fold_in: sp.spmatrix, target: sp.spmatrix, batch_size: int = 2000, user_ids: np.ndarray | None = None
+    fold_in: sp.spmatrix,
+    target: sp.spmatrix,
+    batch_size: int = 2000,
+    user_ids: np.ndarray | None = None,
+    metrics: Sequence[Metric] = REPORTED_METRICS,
+    popularity: np.ndarray | None = None,
 ) -> Callable[[object], dict[str, float]]:
     """A ``validate`` callback for ``Recommender.fit``: the mean metrics of held-out users.
 
@@ -129,12 +233,16 @@ def holdout_validator(
     user_ids : ndarray of int, optional
         Training-matrix rows of the validation users, for models that score known users (see
         :func:`per_user_metrics`).
+    metrics : sequence of Metric, default :data:`REPORTED_METRICS`
+        The metrics returned.
+    popularity : ndarray of float, shape (n_items,), optional
+        Training item popularity, needed by ``arp``.
 
     Returns
     -------
     callable
         ``validate(model) -> {"recall@20": …, "recall@50": …, "ndcg@100": …}`` (means over the
-        evaluated users), scoring with ``model.score_batch``.
+        evaluated users, one key per metric), scoring with ``model.score_batch``.
 
     Raises
     ------
@@ -148,7 +256,7 @@ def holdout_validator(
         raise DataFormatError("the validation target matrix is empty: no user can be evaluated")
 
     def validate(model) -> dict[str, float]:
-        summary = evaluate(model.score_batch, fold_in, target, batch_size, user_ids)
-        return {name: summary[name] for name, _, _ in REPORTED_METRICS}
+        summary = evaluate(model.score_batch, fold_in, target, batch_size, user_ids, metrics, popularity)
+        return {metric.name: summary[metric.name] for metric in metrics}
 
     return validate
