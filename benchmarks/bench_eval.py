@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from benchmarks.measure import SHAPES, blas_summary, measure, synthetic_matrix
 from islim.evaluate import evaluate
-from islim.metrics import ndcg_at_k
+from islim.metrics import Ranked, parse_metric
 from islim.spmm import sparse_dense_product
 
 
@@ -60,7 +60,7 @@ def textbook_evaluation(B: np.ndarray, fold_in: sp.csr_matrix, target: sp.csr_ma
     order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
     top = np.take_along_axis(part, order, axis=1)
     users = np.flatnonzero(np.diff(target.indptr) > 0)
-    return float(ndcg_at_k(top[users], target[users], 100).mean())
+    return float(parse_metric("ndcg@100")(Ranked.of(top[users], target[users])).mean())
 
 
 def main() -> None:
