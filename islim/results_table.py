@@ -1,9 +1,11 @@
 """The results table: every model x dataset x metric on test, beside the published number.
 
-Published numbers (``islim/reference/published.csv``: ``dataset``, ``model``, ``metric``,
-``value``, ``source``) exist for the paper datasets (ML-20M, Netflix, MSD) and the baselines; they
-are matched to a run's ``baseline`` variant (or EASE, which has none), never to a variant with
-ImplicitSLIM. The table is written as CSV (numbers), Markdown and LaTeX (formatted).
+Published numbers (``islim/reference/published.csv``: ``dataset``, ``model``, ``variant``,
+``metric``, ``value``, ``source``) exist for the paper datasets (ML-20M, Netflix, MSD); each row
+names the variant it was published for (``baseline``, ``implicit_slim``, or empty for a model
+without variants such as EASE) and its source (paper and table), and is set beside the run of
+that dataset, model, variant and metric only. The table is written as CSV (numbers), Markdown and
+LaTeX (formatted).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import os
 from importlib.resources import files
 
-import numpy as np
 import pandas as pd
 
 from islim.fileio import write_csv, write_text
@@ -19,7 +20,8 @@ from islim.names import METRIC_NAMES, MODEL_NAMES
 
 COLUMNS = ["dataset", "model", "variant", "metric", "mean", "se", "n_users", "published", "difference", "source"]
 HEADER = ["dataset", "model", "variant", "metric", "measured (mean ± s.e.)", "published", "difference"]
-COMPARABLE_VARIANTS = ("", "baseline")
+#: Columns of ``published.csv``; a row is matched to runs on all but ``value`` and ``source``.
+PUBLISHED_COLUMNS = ["dataset", "model", "variant", "metric", "value", "source"]
 LATEX_ESCAPES = str.maketrans({c: "\\" + c for c in "_%&#$"})
 
 #: Package data this module reads (declared for :mod:`islim.codehash`).
@@ -27,9 +29,15 @@ PACKAGE_DATA = ("reference/published.csv",)
 
 
 def load_published() -> pd.DataFrame:
-    """The published numbers shipped with islim, one row per dataset x model x metric."""
+    """The published numbers shipped with islim, one row per dataset x model x variant x metric.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`PUBLISHED_COLUMNS`; ``variant`` is ``""`` for a model without variants.
+    """
     with files("islim").joinpath(PACKAGE_DATA[0]).open(encoding="utf-8") as stream:
-        return pd.read_csv(stream)
+        return pd.read_csv(stream, dtype={"variant": str}, keep_default_na=False)[PUBLISHED_COLUMNS]
 
 
 def results_table(metrics: pd.DataFrame, published: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -41,7 +49,8 @@ def results_table(metrics: pd.DataFrame, published: pd.DataFrame | None = None) 
         Tidy ``metrics.csv`` rows of one or more datasets (``dataset``, ``model``, ``run`` such as
         ``mf|baseline``, ``split``, ``metric``, ``value``, ``se``, ``n_users``).
     published : pandas.DataFrame or None
-        :func:`load_published` (the default) or a table of the same columns.
+        :func:`load_published` (the default) or a table of the same columns; a number is set
+        beside the run of its dataset, model, variant and metric.
 
     Returns
     -------
@@ -63,8 +72,8 @@ def results_table(metrics: pd.DataFrame, published: pd.DataFrame | None = None) 
             "n_users": test["n_users"],
         }
     )
-    table = table.merge(published.rename(columns={"value": "published"}), on=["dataset", "model", "metric"], how="left")
-    table.loc[~table["variant"].isin(COMPARABLE_VARIANTS), ["published", "source"]] = np.nan
+    keys = [column for column in PUBLISHED_COLUMNS if column not in ("value", "source")]
+    table = table.merge(published.rename(columns={"value": "published"}), on=keys, how="left", validate="many_to_one")
     table["difference"] = table["mean"] - table["published"]
     order = {
         "dataset": list(dict.fromkeys(metrics["dataset"])),

@@ -18,7 +18,7 @@ from islim.plotting import ablation_grid_figure, convergence_figure, dimension_f
 from islim.plotting.registry import FIGURES, SOURCES, ReportFigure, draw, drawing_function, read_source
 from islim.plotting.scaling import loglog_slope
 from islim.provenance import provenance_table
-from islim.results_table import load_published, results_table, write_results_table
+from islim.results_table import results_table, write_results_table
 
 REPO = Path(__file__).resolve().parents[1]
 SKIP_REASON = "first_step='identity' with second_step='explicit' is undefined"
@@ -283,15 +283,6 @@ def test_a_per_dataset_source_of_a_summary_figure_is_the_concatenation_over_data
     assert len(table) == 2 * len(metrics) and list(table["dataset"].unique()) == ["ml-20m", "msd"]
     with pytest.raises(FileNotFoundError, match="no files"):
         read_source("curves", [])
-
-
-def test_published_numbers_are_shipped_with_the_package():
-    published = load_published()
-    assert list(published.columns) == ["dataset", "model", "metric", "value", "source"]
-    assert not published.duplicated(["dataset", "model", "metric"]).any()
-    row = published[(published["dataset"] == "netflix") & (published["model"] == "hvamp") & (published["metric"] == "ndcg@100")]
-    assert row["value"].item() == 0.409 and "RecVAE" in row["source"].item()
-    assert set(published["dataset"]) == {"ml-20m", "netflix", "msd"} and len(published) == 33
 
 
 def test_results_table_sets_the_published_number_beside_the_baseline_only(metrics):
