@@ -17,6 +17,15 @@ floats their shortest round-trip text ``7``, ``0.5``, ``1e+16``; booleans ``true
 column of lists, structs or binary values is refused. The MovieLens and Netflix formats have
 integer ids: they are read as numbers (``007`` is ``7``) and a file with a non-integer id is
 refused naming its line. MSD ids are text.
+
+A ``custom`` file is read by its entry's ``format`` (:data:`FORMATS`; by default the one its name
+implies, :data:`SUFFIX_FORMATS`): ``csv`` and ``tsv`` (columns by header name, or by 0-based
+position with ``header: false``; any one-character ``delimiter`` or ``whitespace``), ``parquet``,
+``recbole`` (RecBole atomic files such as ``.inter``: a header of ``name:type`` fields, columns
+named with or without their type) and ``adjacency`` (one line per user listing its items, see
+:mod:`islim.data.adjacency`). Text files of every kind but MSD and Netflix may be gzip- or
+zstd-compressed, told by their first bytes (:mod:`islim.data.rawtext`); line numbers in errors are
+those of the uncompressed text.
 """
 
 from __future__ import annotations
@@ -31,6 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from islim.data.adjacency import adjacency_pairs
+from islim.data.rawtext import compression_of, decompression_errors, not_utf8_line, open_raw, plain_name, read_raw_bytes, shown
 from islim.errors import ConfigError, DataFormatError, IntegrityError
 
 COLUMNS = ["user", "item", "rating"]
@@ -38,16 +49,8 @@ _NETFLIX_MEMBER = re.compile(r"(?:^|/)mv_(\d+)\.txt$")
 #: Longest user or item id accepted, in characters. A longer field is a broken file (an unclosed
 #: quote, a wrong separator, binary data), not an id.
 MAX_ID_CHARS = 65536
-#: Characters of a bad value quoted in an error message.
-_SHOWN_CHARS = 60
-
-
-def _shown(value: Any) -> str:
-    """``repr(value)``, cut to :data:`_SHOWN_CHARS` characters with the full length when longer."""
-    text = repr(value)
-    if len(text) <= _SHOWN_CHARS:
-        return text
-    return f"{text[:_SHOWN_CHARS]}... ({len(str(value)):,} characters)"
+#: The ``delimiter`` that means any run of spaces and tabs.
+WHITESPACE = "whitespace"
 
 
 def _data_row(row: int) -> str:
@@ -62,7 +65,7 @@ def _line_locator(path: Path, header: bool) -> Callable[[int], str]:
 
     def locate(row: int) -> str:
         seen = -1 if header else 0
-        with open(path, "rb") as handle:
+        with decompression_errors(path), open_raw(path) as handle:
             for number, line in enumerate(handle, start=1):
                 if line.strip(b"\r\n"):
                     if seen == row:
@@ -100,7 +103,7 @@ def _tidy(frame: pd.DataFrame, path: Path, locate: Callable[[int], str] = _data_
         if lengths is not None and (lengths > MAX_ID_CHARS).any():
             row = int((lengths > MAX_ID_CHARS).argmax())
             raise DataFormatError(
-                f"{path}, {locate(row)}: the {role} id {_shown(frame[role].iloc[row])} is longer than the {MAX_ID_CHARS:,} "
+                f"{path}, {locate(row)}: the {role} id {shown(frame[role].iloc[row])} is longer than the {MAX_ID_CHARS:,} "
                 "characters an id may have; such a field usually comes from an unclosed quote or a wrong "
                 "separator: fix that line (or check the separator and the user/item columns)"
             )
@@ -111,7 +114,7 @@ def _tidy(frame: pd.DataFrame, path: Path, locate: Callable[[int], str] = _data_
     if bad.any():
         row = int(bad.argmax())
         value = frame["rating"].iloc[row]
-        problem = "missing rating (empty, NaN or too few fields)" if pd.isna(value) else f"rating {_shown(value)} is not a finite number"
+        problem = "missing rating (empty, NaN or too few fields)" if pd.isna(value) else f"rating {shown(value)} is not a finite number"
         raise DataFormatError(
             f"{path}, {locate(row)}: {problem}; fix or remove that line (or check rating_col, the separator and the number of columns)"
         )
@@ -124,33 +127,31 @@ def _not_utf8(path: Path, exc: UnicodeDecodeError, what: str) -> DataFormatError
     The decoder's position is an offset into a buffer of the parser, so the line is found here:
     UTF-8 never uses the newline byte inside a character, so each line decodes on its own.
     """
-    with open(path, "rb") as handle:
+    with decompression_errors(path), open_raw(path) as handle:
         for number, line in enumerate(handle, start=1):
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError as bad:
-                return DataFormatError(
-                    f"{path}, line {number}: bytes {line[bad.start : bad.end]!r} at character {len(line[: bad.start].decode('utf-8')) + 1} "
-                    f"are not UTF-8 text; expected {what} in UTF-8. Convert the file to UTF-8 (e.g. `iconv -f latin1 -t utf-8`) "
-                    "or fix that line"
-                )
+                return not_utf8_line(path, number, line, bad, what)
     return DataFormatError(f"{path}: cannot be read as UTF-8 text ({exc}); expected {what} in UTF-8. Convert the file to UTF-8")
 
 
 def _read_delimited(path: Path, sep: str, header: bool, source=None, text_columns=()) -> pd.DataFrame:
-    """``pandas.read_csv`` of ``source`` (default: ``path``, which names the file in errors).
+    """``pandas.read_csv`` of ``source`` (default: the uncompressed text of ``path``, which names the file in errors).
 
-    ``text_columns`` are read as text, not numbers, and only an empty field in them is missing
-    (``NA``, ``null`` and pandas' other missing-value spellings are text there).
+    ``sep`` is one character or :data:`WHITESPACE`. ``text_columns`` are read as text, not
+    numbers, and only an empty field in them is missing (``NA``, ``null`` and pandas' other
+    missing-value spellings are text there).
     """
-    name = "tab" if sep == "\t" else repr(sep)
+    name = "tab" if sep == "\t" else "whitespace" if sep == WHITESPACE else repr(sep)
 
     def read(**options) -> pd.DataFrame:
-        if hasattr(source, "seek"):
+        options |= {"sep": r"\s+" if sep == WHITESPACE else sep, "header": 0 if header else None, "engine": "c", "low_memory": False}
+        if source is not None:
             source.seek(0)
-        return pd.read_csv(
-            path if source is None else source, sep=sep, header=0 if header else None, engine="c", low_memory=False, **options
-        )
+            return pd.read_csv(source, **options)
+        with open_raw(path) as handle:
+            return pd.read_csv(handle, **options)
 
     try:
         frame = read(dtype=dict.fromkeys(text_columns, str))
@@ -190,7 +191,7 @@ def _require_integer_ids(frame: pd.DataFrame, path: Path, locate: Callable[[int]
         if not integer.all():
             row = int((~integer).argmax())
             raise DataFormatError(
-                f"{path}, {locate(row)}: {role} id {_shown(ids.iloc[row])} is not an integer; ids of this format are integers. "
+                f"{path}, {locate(row)}: {role} id {shown(ids.iloc[row])} is not an integer; ids of this format are integers. "
                 "Fix or remove that line (or read the file as kind `custom`, whose ids are text)"
             )
 
@@ -224,7 +225,7 @@ def read_movielens_tsv(path: Path) -> pd.DataFrame:
 def read_movielens_dat(path: Path) -> pd.DataFrame:
     """``user::movie::rating::ts`` (ML-1M ``ratings.dat``); the two-character separator is folded
     to a comma so the fast C parser can be used."""
-    return _read_movielens(path, ",", header=False, source=io.BytesIO(path.read_bytes().replace(b"::", b",")))
+    return _read_movielens(path, ",", header=False, source=io.BytesIO(read_raw_bytes(path).replace(b"::", b",")))
 
 
 def read_netflix(path: Path) -> pd.DataFrame:
@@ -270,25 +271,109 @@ def read_msd(path: Path) -> pd.DataFrame:
     return _tidy(frame, path, _line_locator(path, header=False))
 
 
-def read_custom(path: Path, entry: dict[str, Any]) -> pd.DataFrame:
-    """A user's own file described by ``user_col``, ``item_col``, optional ``rating_col``, ``format``, ``header``."""
-    fmt = entry.get("format") or _format_from_suffix(path)
-    columns = [entry["user_col"], entry["item_col"]] + ([entry["rating_col"]] if entry.get("rating_col") is not None else [])
-    if fmt == "parquet":
-        frame = _read_parquet(path, columns)
-        locate = _data_row
-    else:
-        header = entry.get("header", True)
-        frame = _read_delimited(path, "," if fmt == "csv" else "\t", header=header, text_columns=columns[:2])
-        missing = [column for column in columns if column not in frame.columns]
-        if missing:
+def _columns(entry: dict[str, Any]) -> list:
+    """The entry's ``user_col``, ``item_col`` and, when given, ``rating_col``: names or 0-based positions."""
+    return [entry["user_col"], entry["item_col"]] + ([entry["rating_col"]] if entry.get("rating_col") is not None else [])
+
+
+def _read_columns(path: Path, entry: dict[str, Any], sep: str, header: bool) -> pd.DataFrame:
+    """The user, item (and rating) columns of a delimited text file, named by header or by position."""
+    columns = _columns(entry)
+    frame = _read_delimited(path, sep, header=header, text_columns=columns[:2])
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        known = f"among {list(frame.columns)}" if header else f"in a file of {frame.shape[1]} columns (0-based positions)"
+        raise DataFormatError(
+            f"{path}: no column(s) {missing} {known}; fix user_col, item_col, rating_col, header or delimiter "
+            "in the dataset's registry entry (a file with a header names its columns, one without numbers them from 0)"
+        )
+    return _tidy(frame[columns].set_axis(COLUMNS[: len(columns)], axis=1), path, _line_locator(path, header))
+
+
+def _delimiter(entry: dict[str, Any], fmt: str) -> str:
+    return entry.get("delimiter") or DELIMITERS[fmt]
+
+
+def read_csv(path: Path, entry: dict[str, Any]) -> pd.DataFrame:
+    """Comma-separated (or ``delimiter``-separated) columns, with a header line unless ``header: false``."""
+    return _read_columns(path, entry, _delimiter(entry, "csv"), entry.get("header", True))
+
+
+def read_tsv(path: Path, entry: dict[str, Any]) -> pd.DataFrame:
+    """Tab-separated (or ``delimiter``-separated) columns, with a header line unless ``header: false``."""
+    return _read_columns(path, entry, _delimiter(entry, "tsv"), entry.get("header", True))
+
+
+def read_custom_parquet(path: Path, entry: dict[str, Any]) -> pd.DataFrame:
+    """The ``user_col``, ``item_col`` (and ``rating_col``) columns of a parquet file."""
+    if compression_of(path) is not None:
+        raise DataFormatError(
+            f"{path}: a parquet file inside {compression_of(path)} compression; parquet compresses its columns itself, "
+            "so store the file uncompressed"
+        )
+    return _tidy(_read_parquet(path, _columns(entry)), path, _data_row)
+
+
+#: The field types of RecBole atomic files (RecBole's ``FeatureType``).
+RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
+
+
+def _recbole_header(path: Path, sep: str) -> dict[str, str]:
+    """``{name: "name:type"}`` of the header line of a RecBole atomic file."""
+    with decompression_errors(path), open_raw(path) as handle:
+        line = handle.readline()
+    try:
+        text = line.decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError as bad:
+        raise not_utf8_line(path, 1, line, bad, "a RecBole header of name:type fields") from bad
+    fields = text.split() if sep == WHITESPACE else text.split(sep)
+    wrong = [field for field in fields if field.rpartition(":")[2] not in RECBOLE_TYPES or not field.rpartition(":")[0]]
+    if not text.strip() or wrong:
+        raise DataFormatError(
+            f"{path}, line 1: {'no header' if not text.strip() else f'the header field {shown(wrong[0])} is not name:type'}; "
+            f"a RecBole atomic file starts with a header of name:type fields with a type in {list(RECBOLE_TYPES)} "
+            "(e.g. `user_id:token item_id:token rating:float timestamp:float`). Fix the header, or check the delimiter "
+            "(or read the file as format csv or tsv)"
+        )
+    return {field.rpartition(":")[0]: field for field in fields} | {field: field for field in fields}
+
+
+def read_recbole(path: Path, entry: dict[str, Any]) -> pd.DataFrame:
+    """A RecBole atomic file (``.inter``): tab-separated with a header of ``name:type`` fields.
+
+    ``user_col``, ``item_col`` and ``rating_col`` name header fields without their type
+    (``user_id``) or with it (``user_id:token``); ids must be ``token`` fields, a rating a
+    ``float`` one.
+    """
+    sep = _delimiter(entry, "recbole")
+    header = _recbole_header(path, sep)
+    wanted = {"user": ("user_col", "token"), "item": ("item_col", "token"), "rating": ("rating_col", "float")}
+    resolved = {}
+    for role, (key, kind) in wanted.items():
+        if entry.get(key) is None:
+            continue
+        field = header.get(entry[key])
+        if field is None:
+            names = list(dict.fromkeys(header.values()))
             raise DataFormatError(
-                f"{path}: no column(s) {missing} among {list(frame.columns)}; fix user_col, item_col, rating_col "
-                "or header in the dataset's registry entry"
+                f"{path}: no field {entry[key]!r} in the RecBole header {names}; fix {key} in the dataset's registry entry"
             )
-        frame = frame[columns]
-        locate = _line_locator(path, header)
-    return _tidy(frame.set_axis(COLUMNS[: len(columns)], axis=1), path, locate)
+        if field.rpartition(":")[2] != kind:
+            raise DataFormatError(
+                f"{path}: {key} names the field {field!r}, but the {role} column must be of type {kind}; "
+                f"point {key} at a {kind} field of the header"
+            )
+        resolved[key] = field
+    return _read_columns(path, {**entry, **resolved}, sep, header=True)
+
+
+def read_adjacency(path: Path, entry: dict[str, Any]) -> pd.DataFrame:
+    """One line per user listing its items (:func:`islim.data.adjacency.adjacency_pairs`); ratings are 1."""
+    sep = _delimiter(entry, "adjacency")
+    frame, lines = adjacency_pairs(
+        path, entry.get("user_ids", "first_field"), entry.get("leading_count", False), None if sep == WHITESPACE else sep
+    )
+    return _tidy(frame, path, lambda row: f"line {lines[row]}")
 
 
 def _read_parquet(path: Path, columns: list) -> pd.DataFrame:
@@ -324,11 +409,16 @@ def _read_parquet(path: Path, columns: list) -> pd.DataFrame:
 
 
 def _format_from_suffix(path: Path) -> str:
-    suffix = path.suffix.lower()
-    formats = {".csv": "csv", ".tsv": "tsv", ".dat": "tsv", ".txt": "tsv", ".parquet": "parquet"}
-    if suffix not in formats:
-        raise ConfigError(f"{path}: cannot tell the format from the extension {suffix!r}; set `format` to csv, tsv or parquet")
-    return formats[suffix]
+    """The ``format`` a file name implies (after a compression suffix), from :data:`SUFFIX_FORMATS`."""
+    suffix = plain_name(path).suffix.lower()
+    if suffix not in SUFFIX_FORMATS:
+        raise ConfigError(f"{path}: cannot tell the format from the extension {suffix!r}; set `format` to one of {sorted(FORMATS)}")
+    return SUFFIX_FORMATS[suffix]
+
+
+def read_custom(path: Path, entry: dict[str, Any]) -> pd.DataFrame:
+    """A user's own file in the entry's ``format`` (default: from the file name), read by :data:`FORMATS`."""
+    return FORMATS[entry.get("format") or _format_from_suffix(path)](path, entry)
 
 
 def read_synthetic(path: Path) -> pd.DataFrame:
@@ -336,6 +426,20 @@ def read_synthetic(path: Path) -> pd.DataFrame:
     return _tidy(pd.read_parquet(path), path)
 
 
+#: The readers of ``custom`` files, by the entry's ``format``: ``reader(path, entry) -> frame``.
+FORMATS = {
+    "csv": read_csv,
+    "tsv": read_tsv,
+    "parquet": read_custom_parquet,
+    "recbole": read_recbole,
+    "adjacency": read_adjacency,
+}
+#: The field separator of each text format when the entry gives no ``delimiter``.
+DELIMITERS = {"csv": ",", "tsv": "\t", "recbole": "\t", "adjacency": WHITESPACE}
+#: The format a file name implies when the entry gives no ``format``.
+SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".dat": "tsv", ".txt": "tsv", ".parquet": "parquet", ".inter": "recbole"}
+
+#: The readers of the downloaded and generated kinds: ``reader(path) -> frame``.
 READERS = {
     "movielens-csv": read_movielens_csv,
     "movielens-tsv": read_movielens_tsv,
@@ -352,7 +456,8 @@ def read_interactions(path: str | Path, entry: dict[str, Any]) -> pd.DataFrame:
     if not path.is_file():
         raise DataFormatError(f"{path} does not exist; run the fetch step first (`islim fetch <dataset>`)")
     kind = entry["kind"]
-    frame = read_custom(path, entry) if kind == "custom" else READERS[kind](path)
+    with decompression_errors(path):
+        frame = read_custom(path, entry) if kind == "custom" else READERS[kind](path)
     if frame.empty:
         problem = "the file is empty" if path.stat().st_size == 0 else "no data rows"
         raise DataFormatError(f"{path}: {problem}; fetch it again (delete it first) or fix the path")
