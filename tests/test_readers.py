@@ -182,6 +182,9 @@ GARBAGE_KINDS = [
     CUSTOM_ENTRY | {"format": "csv"},
     CUSTOM_ENTRY | {"format": "tsv"},
     CUSTOM_ENTRY | {"format": "parquet"},
+    CUSTOM_ENTRY | {"format": "recbole"},
+    {"kind": "custom", "format": "adjacency"},
+    {"kind": "custom", "format": "adjacency", "user_ids": "line_number", "leading_count": True},
 ]
 
 
