@@ -13,12 +13,16 @@ every comparison this module reports
   (:func:`holm_adjust`), which controls the family-wise error rate without assuming independence.
 
 :func:`compare` does all of it for a long table of per-user scores and a list of
-``(run, reference)`` pairs.
+``(run, reference)`` pairs; :func:`comparison_pairs` names the comparisons a dataset's results
+are judged by and :func:`compare_runs` makes all of them, one Holm family per metric, from the
+per-user files of the runs (:func:`read_per_user`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -33,6 +37,18 @@ BOOTSTRAP_CHUNK_ELEMENTS = 2**20
 
 #: The tests :func:`paired_test` knows.
 TEST_METHODS = ("wilcoxon", "t")
+
+#: The run every other run is compared with: EASE (it has no variants).
+EASE_RUN = "ease"
+
+#: The popularity ranking, the sanity floor every run is compared with when it is configured.
+POPULARITY_RUN = "popularity|baseline"
+
+#: The variant each model's other variants are compared with.
+BASELINE_VARIANT = "baseline"
+
+#: Bootstrap resamples of the comparisons the workflow writes (``comparisons.csv``).
+N_RESAMPLES = 10_000
 
 #: Columns of the table :func:`compare` returns, in order.
 COMPARISON_COLUMNS = ("model", "variant", "reference", "metric", "delta", "ci_low", "ci_high", "p_value", "p_adjusted", "n_users")
@@ -260,6 +276,16 @@ def paired_test(a, b, method: str = "wilcoxon", zero_method: str = "wilcox") -> 
     return PairedTestResult(float(p_value), method)
 
 
+def describe_test(method: str = "wilcoxon", zero_method: str = "wilcox") -> str:
+    """How :func:`paired_test` with these settings is named in tables and captions."""
+    _check_test(method, zero_method)
+    return (
+        "paired t-test (scipy.stats.ttest_rel)"
+        if method == "t"
+        else f"Wilcoxon signed-rank test (scipy.stats.wilcoxon, zero_method={zero_method})"
+    )
+
+
 def holm_adjust(p_values) -> np.ndarray:
     """Holm–Bonferroni step-down adjusted p-values, in the input order.
 
@@ -417,6 +443,132 @@ def compare(
     table = pd.DataFrame(rows, columns=[column for column in COMPARISON_COLUMNS if column != "p_adjusted"])
     table.insert(COMPARISON_COLUMNS.index("p_adjusted"), "p_adjusted", holm_adjust(table["p_value"].to_numpy(dtype=np.float64)))
     table["n_users"] = table["n_users"].astype(np.int64)
-    table.attrs["test"] = "paired t (scipy.stats.ttest_rel)" if method == "t" else f"wilcoxon signed-rank (zero_method={zero_method})"
+    table.attrs["test"] = describe_test(method, zero_method)
     table.attrs["bootstrap"] = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed, "resampled": "users"}
+    return table
+
+
+def comparison_pairs(runs: Iterable[str]) -> list[tuple[str, str]]:
+    """The ``(run, reference)`` pairs a dataset's results are judged by, among ``runs``.
+
+    In this order, each pair at most once (a reference is never compared with itself):
+
+    1. every variant of a model against that model's :data:`BASELINE_VARIANT`
+       (``"mf|implicit_slim"`` vs ``"mf|baseline"``), models and variants in the order given;
+    2. every run except :data:`POPULARITY_RUN` against :data:`EASE_RUN`;
+    3. every run, EASE included, against :data:`POPULARITY_RUN`.
+
+    Popularity and EASE are compared once, as EASE vs popularity. A reference missing from
+    ``runs`` (no popularity configured, say) drops its pairs.
+
+    Parameters
+    ----------
+    runs : iterable of str
+        Run names ``"<model>|<variant>"`` (:func:`split_run_name`), EASE as ``"ease"``.
+
+    Returns
+    -------
+    list of (str, str)
+        ``(run, reference)`` pairs for :func:`compare`.
+    """
+    runs = list(dict.fromkeys(runs))
+    pairs = []
+    for run in runs:
+        model, variant = split_run_name(run)
+        baseline = f"{model}|{BASELINE_VARIANT}"
+        if variant and variant != BASELINE_VARIANT and baseline in runs:
+            pairs.append((run, baseline))
+    for reference, skipped in ((EASE_RUN, POPULARITY_RUN), (POPULARITY_RUN, None)):
+        if reference in runs:
+            pairs += [(run, reference) for run in runs if run not in (reference, skipped)]
+    return pairs
+
+
+def run_of_file(path: str | os.PathLike) -> str:
+    """The run name of a per-user or record file: its stem with the first ``-`` read as ``|``.
+
+    ``results/<dataset>/per_user/mf-implicit_slim.parquet`` → ``"mf|implicit_slim"``,
+    ``.../ease.parquet`` → ``"ease"`` (model names hold no ``-``).
+    """
+    return Path(path).stem.replace("-", "|", 1)
+
+
+def read_per_user(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """The per-user scores of several runs as one long table with a ``run`` column.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        ``results/<dataset>/per_user/<run>.parquet`` files: columns ``split``, ``user`` and one
+        per metric, one row per split × user (seed-averaged scores for stochastic models).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The files' rows, ``run`` (:func:`run_of_file`) first, in the order of ``paths``.
+
+    Raises
+    ------
+    DataFormatError
+        Two files name the same run, or a file lacks ``split`` or ``user``.
+    """
+    frames = {}
+    for path in paths:
+        run = run_of_file(path)
+        if run in frames:
+            raise DataFormatError(f"{path}: a second per-user file of run {run!r}; give each run once")
+        frame = pd.read_parquet(path)
+        missing = [column for column in ("split", "user") if column not in frame.columns]
+        if missing:
+            raise DataFormatError(f"{path}: per-user scores lack the column(s) {', '.join(missing)}; rerun the job that wrote it")
+        frames[run] = frame
+    if not frames:
+        return pd.DataFrame(columns=["run", "split", "user"])
+    return pd.concat(frames, names=["run", None]).reset_index(level=0).reset_index(drop=True)
+
+
+def compare_runs(
+    per_user: pd.DataFrame,
+    metrics: Sequence[str],
+    split: str = "test",
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    method: str = "wilcoxon",
+) -> pd.DataFrame:
+    """Every comparison of :func:`comparison_pairs` on each metric, on one split of one dataset.
+
+    Parameters
+    ----------
+    per_user : pandas.DataFrame
+        :func:`read_per_user` of the dataset's runs (``run``, ``split``, ``user``, metrics).
+    metrics : sequence of str
+        Score columns compared, e.g. the names of :data:`islim.evaluate.REPORTED_METRICS`.
+    split : str, default "test"
+        The split compared (test: validation chose the hyper-parameters).
+    n_resamples, seed, method
+        Of :func:`compare`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`COMPARISON_COLUMNS` and ``test`` (the paired test's name), one :func:`compare`
+        table per metric (each its own Holm family), metrics in the order given.
+
+    Raises
+    ------
+    DataFormatError
+        No row of ``split``, or :func:`compare`'s errors.
+    ConfigError
+        No metric, or a setting out of range.
+    """
+    if not metrics:
+        raise ConfigError("compare_runs needs at least one metric to compare")
+    rows = per_user[per_user["split"] == split]
+    if not len(rows):
+        splits = ", ".join(map(str, per_user["split"].unique())) or "none"
+        raise DataFormatError(f"per-user scores hold no {split!r} rows (splits present: {splits})")
+    pairs = comparison_pairs(rows["run"])
+    tables = [compare(rows, pairs, metric, n_resamples=n_resamples, seed=seed, method=method) for metric in metrics]
+    table = pd.concat(tables, ignore_index=True)
+    table["test"] = describe_test(method)
     return table

@@ -4,8 +4,12 @@ Published numbers (``islim/reference/published.csv``: ``dataset``, ``model``, ``
 ``metric``, ``value``, ``source``) exist for the paper datasets (ML-20M, Netflix, MSD); each row
 names the variant it was published for (``baseline``, ``implicit_slim``, or empty for a model
 without variants such as EASE) and its source (paper and table), and is set beside the run of
-that dataset, model, variant and metric only. The table is written as CSV (numbers), Markdown and
-LaTeX (formatted).
+that dataset, model, variant and metric only.
+
+Beside each run's mean and standard error over test users the table gives the standard deviation
+over seeds (where a run was repeated over several), the flags its record raised (e.g.
+``not_converged``) and popularity's score on the same dataset and metric, the floor every model
+must clear. It is written as CSV (numbers), Markdown, LaTeX and an HTML page (formatted).
 """
 
 from __future__ import annotations
@@ -15,11 +19,30 @@ from importlib.resources import files
 
 import pandas as pd
 
+from islim.comparisons import POPULARITY_RUN
+from islim.document import Heading, Paragraph, Table, markdown_table, to_html
 from islim.fileio import write_csv, write_text
 from islim.names import METRIC_NAMES, MODEL_NAMES
 
-COLUMNS = ["dataset", "model", "variant", "metric", "mean", "se", "n_users", "published", "difference", "source"]
-HEADER = ["dataset", "model", "variant", "metric", "measured (mean ± s.e.)", "published", "difference"]
+COLUMNS = [
+    "dataset",
+    "model",
+    "variant",
+    "metric",
+    "mean",
+    "se",
+    "n_users",
+    "n_seeds",
+    "seed_sd",
+    "popularity",
+    "flags",
+    "published",
+    "difference",
+    "source",
+]
+HEADER = ["dataset", "model", "variant", "metric", "measured (mean ± s.e.)", "seed s.d.", "popularity", "published", "difference", "flags"]
+#: Which :data:`HEADER` columns hold numbers (right-aligned).
+NUMERIC = (False, False, False, False, True, True, True, True, True, False)
 #: Columns of ``published.csv``; a row is matched to runs on all but ``value`` and ``source``.
 PUBLISHED_COLUMNS = ["dataset", "model", "variant", "metric", "value", "source"]
 LATEX_ESCAPES = str.maketrans({c: "\\" + c for c in "_%&#$"})
@@ -47,7 +70,9 @@ def results_table(metrics: pd.DataFrame, published: pd.DataFrame | None = None) 
     ----------
     metrics : pandas.DataFrame
         Tidy ``metrics.csv`` rows of one or more datasets (``dataset``, ``model``, ``run`` such as
-        ``mf|baseline``, ``split``, ``metric``, ``value``, ``se``, ``n_users``).
+        ``mf|baseline``, ``split``, ``metric``, ``value``, ``se``, ``n_users``; ``n_seeds``,
+        ``seed_sd`` and ``flags`` (``;``-separated) where the records carry them, else one seed and
+        no flags).
     published : pandas.DataFrame or None
         :func:`load_published` (the default) or a table of the same columns; a number is set
         beside the run of its dataset, model, variant and metric.
@@ -55,8 +80,10 @@ def results_table(metrics: pd.DataFrame, published: pd.DataFrame | None = None) 
     Returns
     -------
     pandas.DataFrame
-        :data:`COLUMNS`: ``mean`` and ``se`` over test users, ``published`` and
-        ``difference = mean - published`` (NaN where nothing was published), in dataset order,
+        :data:`COLUMNS`: ``mean`` and ``se`` over test users, ``n_seeds`` and ``seed_sd`` (NaN
+        with one seed), ``popularity`` (the test score of :data:`~islim.comparisons.POPULARITY_RUN`
+        on the same dataset and metric; NaN where popularity did not run), ``flags``, ``published``
+        and ``difference = mean - published`` (NaN where nothing was published), in dataset order,
         then model, variant and metric order.
     """
     published = load_published() if published is None else published
@@ -70,8 +97,13 @@ def results_table(metrics: pd.DataFrame, published: pd.DataFrame | None = None) 
             "mean": test["value"],
             "se": test["se"],
             "n_users": test["n_users"],
+            "n_seeds": test["n_seeds"] if "n_seeds" in test.columns else 1,
+            "seed_sd": test["seed_sd"] if "seed_sd" in test.columns else float("nan"),
+            "flags": test["flags"].fillna("") if "flags" in test.columns else "",
         }
     )
+    popularity = test.loc[test["run"] == POPULARITY_RUN, ["dataset", "metric", "value"]].rename(columns={"value": "popularity"})
+    table = table.merge(popularity, on=["dataset", "metric"], how="left", validate="many_to_one")
     keys = [column for column in PUBLISHED_COLUMNS if column not in ("value", "source")]
     table = table.merge(published.rename(columns={"value": "published"}), on=keys, how="left", validate="many_to_one")
     table["difference"] = table["mean"] - table["published"]
@@ -88,10 +120,13 @@ def results_table(metrics: pd.DataFrame, published: pd.DataFrame | None = None) 
 
 
 def formatted_rows(table: pd.DataFrame, missing: str = "—") -> list[list[str]]:
-    """:data:`HEADER` cells of each row: display names, 4 decimals, the published value's 3, signed difference."""
+    """:data:`HEADER` cells of each row: display names, 4 decimals (the published value's 3), the
+    seed s.d. with the number of seeds (``missing`` with one seed), signed difference, flags
+    separated by commas."""
     rows = []
     for row in table.itertuples(index=False):
         has_published = pd.notna(row.published)
+        repeated = pd.notna(row.seed_sd) and row.n_seeds > 1
         rows.append(
             [
                 row.dataset,
@@ -99,8 +134,11 @@ def formatted_rows(table: pd.DataFrame, missing: str = "—") -> list[list[str]]
                 row.variant or missing,
                 METRIC_NAMES.get(row.metric, row.metric),
                 f"{row.mean:.4f} ± {row.se:.4f}",
+                f"{row.seed_sd:.4f} ({int(row.n_seeds)} seeds)" if repeated else missing,
+                f"{row.popularity:.4f}" if pd.notna(row.popularity) else missing,
                 f"{row.published:.3f}" if has_published else missing,
                 f"{row.difference:+.4f}" if has_published else missing,
+                ", ".join(flag for flag in str(row.flags).split(";") if flag) or missing,
             ]
         )
     return rows
@@ -108,9 +146,16 @@ def formatted_rows(table: pd.DataFrame, missing: str = "—") -> list[list[str]]
 
 def to_markdown(table: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table of :func:`formatted_rows` (numbers right-aligned)."""
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "|".join(["---"] * 4 + ["---:"] * 3) + "|"]
-    lines += ["| " + " | ".join(cells) + " |" for cells in formatted_rows(table)]
-    return "\n".join(lines) + "\n"
+    return markdown_table(Table(HEADER, formatted_rows(table), NUMERIC))
+
+
+def to_html_page(table: pd.DataFrame, title: str = "Test results") -> str:
+    """A standalone HTML page of :func:`formatted_rows` (for the report), titled ``title``."""
+    note = (
+        "Mean ± standard error over test users; seed s.d.: standard deviation of the mean over seeds; "
+        "popularity: the popularity ranking's score on the same dataset and metric; difference: measured minus published."
+    )
+    return to_html([Heading(title, level=1), Paragraph(note), Table(HEADER, formatted_rows(table), NUMERIC)], title)
 
 
 def latex_cell(cell: str) -> str:
@@ -120,14 +165,21 @@ def latex_cell(cell: str) -> str:
 
 def to_latex(table: pd.DataFrame) -> str:
     """A booktabs ``tabular`` of :func:`formatted_rows`."""
-    lines = ["\\begin{tabular}{llllrrr}", "\\toprule", " & ".join(map(latex_cell, HEADER)) + " \\\\", "\\midrule"]
+    lines = [
+        "\\begin{tabular}{" + "".join("r" if numeric else "l" for numeric in NUMERIC) + "}",
+        "\\toprule",
+        " & ".join(map(latex_cell, HEADER)) + " \\\\",
+        "\\midrule",
+    ]
     lines += [" & ".join(map(latex_cell, cells)) + " \\\\" for cells in formatted_rows(table, missing="--")]
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
 
 
-def write_results_table(table: pd.DataFrame, stem: str | os.PathLike) -> None:
-    """Write ``<stem>.csv`` (all columns, full precision), ``<stem>.md`` and ``<stem>.tex``, atomically."""
+def write_results_table(table: pd.DataFrame, stem: str | os.PathLike, title: str = "Test results") -> None:
+    """Write ``<stem>.csv`` (all columns, full precision), ``<stem>.md``, ``<stem>.tex`` and
+    ``<stem>.html`` (titled ``title``), atomically."""
     write_csv(f"{os.fspath(stem)}.csv", table)
     write_text(f"{os.fspath(stem)}.md", to_markdown(table))
     write_text(f"{os.fspath(stem)}.tex", to_latex(table))
+    write_text(f"{os.fspath(stem)}.html", to_html_page(table, title))

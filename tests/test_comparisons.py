@@ -15,9 +15,13 @@ from islim import comparisons
 from islim.comparisons import (
     COMPARISON_COLUMNS,
     compare,
+    compare_runs,
+    comparison_pairs,
     holm_adjust,
     paired_bootstrap_ci,
     paired_test,
+    read_per_user,
+    run_of_file,
     split_run_name,
 )
 from islim.errors import ConfigError, DataFormatError
@@ -257,7 +261,7 @@ def test_compare_table_columns_names_and_users():
     assert list(table["reference"]) == ["mf|baseline"] * 3
     assert set(table["metric"]) == {"ndcg@100"}
     assert list(table["n_users"]) == [30, 30, 25]
-    assert table.attrs["test"] == "wilcoxon signed-rank (zero_method=wilcox)"
+    assert table.attrs["test"] == "Wilcoxon signed-rank test (scipy.stats.wilcoxon, zero_method=wilcox)"
 
 
 def test_compare_a_run_better_for_every_user_is_significantly_better():
@@ -282,7 +286,7 @@ def test_compare_matches_the_building_blocks_and_holm_over_the_family():
         assert (row.delta, row.ci_low, row.ci_high) == pytest.approx(tuple(ci), rel=1e-12)
         assert row.p_value == pytest.approx(paired_test(both[run], both[reference], method="t").p_value, rel=1e-12)
     np.testing.assert_allclose(table["p_adjusted"], holm_adjust(table["p_value"]), rtol=1e-12)
-    assert table.attrs["test"] == "paired t (scipy.stats.ttest_rel)"
+    assert table.attrs["test"] == "paired t-test (scipy.stats.ttest_rel)"
 
 
 def test_compare_is_deterministic_and_ignores_row_order():
@@ -322,3 +326,113 @@ def test_compare_refuses_bad_input():
 )
 def test_split_run_name(run, expected):
     assert split_run_name(run) == expected
+
+
+# --- the comparisons of a dataset --------------------------------------------------------------------
+
+
+def test_comparison_pairs_variants_vs_baseline_then_ease_then_popularity():
+    runs = ["ease", "mf|baseline", "mf|implicit_slim", "mf|other", "popularity|baseline", "itemknn|baseline", "vae|implicit_slim"]
+    assert comparison_pairs(runs) == [
+        ("mf|implicit_slim", "mf|baseline"),
+        ("mf|other", "mf|baseline"),
+        # vae has no baseline run: no variant comparison
+        ("mf|baseline", "ease"),
+        ("mf|implicit_slim", "ease"),
+        ("mf|other", "ease"),
+        ("itemknn|baseline", "ease"),
+        ("vae|implicit_slim", "ease"),
+        # popularity vs EASE is made once, as EASE vs popularity
+        ("ease", "popularity|baseline"),
+        ("mf|baseline", "popularity|baseline"),
+        ("mf|implicit_slim", "popularity|baseline"),
+        ("mf|other", "popularity|baseline"),
+        ("itemknn|baseline", "popularity|baseline"),
+        ("vae|implicit_slim", "popularity|baseline"),
+    ]
+
+
+def test_comparison_pairs_without_popularity_or_ease_drop_their_pairs():
+    assert comparison_pairs(["mf|baseline", "mf|implicit_slim", "mf|baseline"]) == [("mf|implicit_slim", "mf|baseline")]
+    assert comparison_pairs(["ease", "mf|baseline"]) == [("mf|baseline", "ease")]
+    assert comparison_pairs([]) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "run"),
+    [
+        ("results/x/per_user/mf-implicit_slim.parquet", "mf|implicit_slim"),
+        ("ease.parquet", "ease"),
+        ("a/popularity-baseline.json", "popularity|baseline"),
+    ],
+)
+def test_run_of_file(path, run):
+    assert run_of_file(path) == run
+
+
+def write_per_user_files(directory, frame):
+    """One parquet file per run of ``frame`` (columns run, split, user, metrics), as the workflow writes them."""
+    paths = []
+    for run, group in frame.groupby("run", sort=False):
+        path = directory / f"{run.replace('|', '-')}.parquet"
+        group.drop(columns="run").to_parquet(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def dataset_frame():
+    """Test and validation scores of EASE, popularity and MF with and without ImplicitSLIM."""
+    rng = np.random.default_rng(11)
+    users = np.arange(40)
+    base = rng.random(40)
+    runs = {
+        "ease": base + 0.1,
+        "popularity|baseline": base * 0.5,
+        "mf|baseline": base,
+        "mf|implicit_slim": base + rng.normal(0.02, 0.05, 40),
+    }
+    frames = []
+    for split, shift in (("test", 0.0), ("validation", 0.3)):
+        for run, scores in runs.items():
+            frames.append(
+                pd.DataFrame({"run": run, "split": split, "user": users, "ndcg@100": scores + shift, "recall@20": scores / 2 + shift})
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_read_per_user_gathers_the_files_with_their_run_names(tmp_path):
+    frame = dataset_frame()
+    table = read_per_user(write_per_user_files(tmp_path, frame))
+    assert list(table.columns) == ["run", "split", "user", "ndcg@100", "recall@20"]
+    order = ["run", "split", "user"]
+    pd.testing.assert_frame_equal(table.sort_values(order, ignore_index=True), frame.sort_values(order, ignore_index=True))
+    assert list(dict.fromkeys(table["run"])) == list(dict.fromkeys(frame["run"]))  # the files' order
+    with pytest.raises(DataFormatError, match="second per-user file of run 'ease'"):
+        read_per_user([tmp_path / "ease.parquet", tmp_path / "ease.parquet"])
+    pd.DataFrame({"user": [1, 2], "ndcg@100": [0.1, 0.2]}).to_parquet(tmp_path / "bad-baseline.parquet")
+    with pytest.raises(DataFormatError, match="lack the column.s. split"):
+        read_per_user([tmp_path / "bad-baseline.parquet"])
+
+
+def test_compare_runs_compares_test_users_only_one_holm_family_per_metric():
+    frame = dataset_frame()
+    table = compare_runs(frame, ["ndcg@100", "recall@20"], n_resamples=500, seed=2)
+    test = frame[frame["split"] == "test"]
+    pairs = comparison_pairs(test["run"])
+    assert len(pairs) == 6
+    for metric, rows in table.groupby("metric", sort=False):
+        expected = compare(test, pairs, metric, n_resamples=500, seed=2)
+        pd.testing.assert_frame_equal(rows.drop(columns="test").reset_index(drop=True), expected)
+    assert list(table["metric"]) == ["ndcg@100"] * 6 + ["recall@20"] * 6
+    assert set(table["test"]) == {"Wilcoxon signed-rank test (scipy.stats.wilcoxon, zero_method=wilcox)"}
+    # EASE is the test scores + 0.1 for every user: the validation rows (+ 0.3) are not used.
+    ease = table[(table["model"] == "ease") & (table["metric"] == "ndcg@100")].iloc[0]
+    assert ease["delta"] == pytest.approx(0.1 + 0.5 * test.loc[test["run"] == "mf|baseline", "ndcg@100"].mean())
+
+
+def test_compare_runs_refuses_a_missing_split_or_no_metric():
+    frame = dataset_frame()
+    with pytest.raises(DataFormatError, match="no 'test' rows .splits present: validation"):
+        compare_runs(frame[frame["split"] == "validation"], ["ndcg@100"])
+    with pytest.raises(ConfigError, match="at least one metric"):
+        compare_runs(frame, [])

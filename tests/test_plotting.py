@@ -5,18 +5,27 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
+import scipy.stats
+import yaml
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from islim.codehash import reachable_modules
+from islim.embeddings.registry import ARMS, STYLED_ARMS
+from islim.models.registry import MODELS
 from islim.plotting import ablation_grid_figure, convergence_figure, dimension_figure, read_curves, save_figure, scaling_figure
+from islim.plotting.ablation_grid import cell_of_stem
 from islim.plotting.registry import FIGURES, SOURCES, ReportFigure, draw, drawing_function, read_source
 from islim.plotting.scaling import loglog_slope
+from islim.plotting.style import NEUTRAL, PALETTE, REFERENCE_GREYS, TOL_MUTED, arm_style, model_style
 from islim.provenance import provenance_table
 from islim.results_table import results_table, write_results_table
 
@@ -49,29 +58,67 @@ def ablation_rows(arm: str, d: int, scorer: str, ndcg: float | None, reason: str
                 "split": None,
                 "metric": None,
                 "value": np.nan,
+                "se": np.nan,
             }
         ]
     cost = {"status": "ok", "reason": "", "extraction_seconds": d / 8, "extraction_peak_mb": 10.0 * d}
     return [
-        {**base, **cost, "split": split, "metric": "ndcg@100", "value": ndcg + offset}
+        {**base, **cost, "split": split, "metric": "ndcg@100", "value": ndcg + offset, "se": SE}
         for split, offset in (("test", 0.0), ("validation", 0.01))
     ]
 
 
+SE = 0.01  # the standard error over users of every ok cell of the fixture
+GRID_DIMS, CURVE_DIMS = (8, 16), (4, 32)
+
+
+def implicit_slim_ndcg(d: int, shift: float) -> float:
+    """The fixture's ImplicitSLIM test NDCG@100: rising with d."""
+    return 0.40 + shift + d / 1000
+
+
 @pytest.fixture
 def ablations() -> pd.DataFrame:
-    """Two dims x two scorers; all/lle/explicit skipped at d = 16, identity x explicit skipped always."""
+    """The grid at d = 8, 16 (all/lle/explicit skipped at d = 16, identity x explicit skipped
+    always) and the dimension figure's arms at d = 4 and 32 too; PLRec scores 0.1 above MF."""
     rows = []
-    for scorer in ("mf", "plrec"):
-        for d in (8, 16):
-            rows += ablation_rows("reference:random", d, scorer, 0.10)
-            rows += ablation_rows("reference:svd", d, scorer, 0.30)
-            rows += ablation_rows("ablation:all/ease/implicit", d, scorer, 0.40)
-            rows += ablation_rows("ablation:knn/ease/implicit", d, scorer, 0.35)
-            rows += ablation_rows("ablation:all/lle/explicit", d, scorer, 0.20 if d == 8 else None, MEMORY_REASON)
-            rows += ablation_rows("ablation:all/identity/explicit", d, scorer, None, SKIP_REASON)
-            rows += ablation_rows("ablation:knn/identity/explicit", d, scorer, None, SKIP_REASON)
+    for scorer, shift in (("mf", 0.0), ("plrec", 0.1)):
+        for d in sorted(GRID_DIMS + CURVE_DIMS):
+            rows += ablation_rows("reference:random", d, scorer, 0.10 + shift)
+            rows += ablation_rows("reference:svd", d, scorer, 0.30 + shift)
+            rows += ablation_rows("ablation:all/ease/implicit", d, scorer, implicit_slim_ndcg(d, shift))
+            rows += ablation_rows("ablation:all/ease/explicit", d, scorer, 0.38 + shift)
+            if d in GRID_DIMS:
+                rows += ablation_rows("ablation:knn/ease/implicit", d, scorer, 0.35 + shift)
+                rows += ablation_rows("ablation:all/lle/explicit", d, scorer, 0.20 + shift if d == 8 else None, MEMORY_REASON)
+                rows += ablation_rows("ablation:all/identity/explicit", d, scorer, None, SKIP_REASON)
+                rows += ablation_rows("ablation:knn/identity/explicit", d, scorer, None, SKIP_REASON)
     return pd.DataFrame(rows)
+
+
+N_TEST_USERS = 30
+
+
+@pytest.fixture
+def ablation_per_user() -> pd.DataFrame:
+    """Per-user NDCG@100 at d = 16 (read_cell_scores layout): knn/ease/implicit below ImplicitSLIM
+    for every test user, all/ease/explicit above or below it by turns (no consistent difference)."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 0.6, N_TEST_USERS)
+    alternating = np.where(np.arange(N_TEST_USERS) % 2, 1.0, -1.0) * rng.uniform(0.005, 0.01, N_TEST_USERS)
+    scores = {
+        "ablation:all/ease/implicit": base,
+        "ablation:knn/ease/implicit": base - rng.uniform(0.03, 0.06, N_TEST_USERS),
+        "ablation:all/ease/explicit": base + alternating,
+        "reference:svd": base - 0.1,
+    }
+    frames = [
+        pd.DataFrame({"scorer": scorer, "split": split, "user": np.arange(N_TEST_USERS), "ndcg@100": values, "arm": arm, "d": 16})
+        for scorer in ("mf", "plrec")
+        for split in ("validation", "test")
+        for arm, values in scores.items()
+    ]
+    return pd.concat(frames, ignore_index=True)
 
 
 def metric_row(dataset: str, model: str, run: str, split: str, metric: str, value: float, se: float = 0.002) -> dict:
@@ -92,7 +139,8 @@ def metrics() -> pd.DataFrame:
 
 @pytest.fixture
 def curves(tmp_path) -> pd.DataFrame:
-    """Three-epoch curves of MF and Mult-VAE, each with and without ImplicitSLIM, read back from CSV files."""
+    """Three-epoch curves of MF and Mult-VAE, each with and without ImplicitSLIM, and popularity's
+    one-epoch curve, read back from CSV files."""
     paths = []
     for model in ("mf", "multvae"):
         for offset, variant in enumerate(("baseline", "implicit_slim")):
@@ -101,6 +149,8 @@ def curves(tmp_path) -> pd.DataFrame:
             )
             paths.append(tmp_path / f"{model}-{variant}.csv")
             curve.to_csv(paths[-1], index=False)
+    paths.append(tmp_path / "popularity-baseline.csv")
+    pd.DataFrame({"epoch": [0], "wall_seconds": [0.1], "train_loss": np.nan, "val_ndcg@100": [0.15]}).to_csv(paths[-1], index=False)
     return read_curves(paths)
 
 
@@ -117,51 +167,155 @@ def legend_texts(figure) -> list[str]:
     return [text.get_text() for legend in figure.legends for text in legend.get_texts()]
 
 
-def test_dimension_figure_has_a_panel_per_scorer_a_line_per_arm_and_ease(ablations, metrics):
-    figure = dimension_figure(ablations, metrics)
-    axes = figure.axes
-    assert [ax.get_title() for ax in axes] == ["MF", "PLRec"]
-    assert axes[0].get_ylabel() == "test NDCG@100" and all(ax.get_xlabel() == "embedding dimension d" for ax in axes)
-    for ax in axes:
-        assert len(ax.get_lines()) == 5 + 1  # arms that ran at some d (identity x explicit never did) + EASE
+def test_every_model_reference_arm_and_paper_cell_owns_a_distinct_colour_blind_safe_colour():
+    # Paul Tol's muted scheme as published (https://personal.sron.nl/~pault/, qualitative schemes)
+    assert TOL_MUTED == ("#CC6677", "#332288", "#DDCC77", "#117733", "#88CCEE", "#882255", "#44AA99", "#999933", "#AA4499")
+    assert all(arm.colour is not None for arm in ARMS if arm.axis == "reference"), "give every reference arm a colour"
+    owners = {**{f"model {name}": spec.colour for name, spec in MODELS.items()}, **{arm: s.colour for arm, s in STYLED_ARMS.items()}}
+    colours = {owner: PALETTE[index] for owner, index in owners.items()}
+    assert len(set(colours.values())) == len(owners), f"two owners share a colour: {colours}"
+    assert set(colours.values()) <= set(TOL_MUTED) | set(REFERENCE_GREYS)
+    lightness = [int(grey[1:3], 16) for grey in (*REFERENCE_GREYS, NEUTRAL)]
+    assert min(np.diff(sorted(lightness))) >= 0x33  # greys told apart by lightness alone
+    assert {colours["model mf"], colours["model plrec"], colours["model recvae"]} & {colours["ablation:all/ease/implicit"]} == set()
+
+
+def test_the_default_dimension_curve_covers_16_to_512():
+    ablations = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))["ablations"]
+    assert {16, 32, 64, 128, 256, 512} <= set(ablations["dims"]) | set(ablations["curve_dims"])
+
+
+def test_dimension_figure_draws_curves_with_standard_error_bars_and_reference_lines(ablations, metrics):
+    sanity = [metric_row("ml-20m", "popularity", "popularity|baseline", "test", "ndcg@100", 0.25)]
+    sanity.append(metric_row("ml-20m", "itemknn", "itemknn|baseline", "test", "ndcg@100", 0.33))
+    figure = dimension_figure(ablations, pd.concat([metrics, pd.DataFrame(sanity)], ignore_index=True))
+    mf, plrec = figure.axes
+    assert [ax.get_title() for ax in (mf, plrec)] == ["MF", "PLRec"]
+    assert all(ax.get_ylabel() == "test NDCG@100" and ax.get_xlabel() == "embedding dimension d" for ax in (mf, plrec))
+    assert not mf.get_shared_y_axes().joined(mf, plrec) and mf.get_ylim() != plrec.get_ylim()  # each panel its own y-range
+    for ax, shift in ((mf, 0.0), (plrec, 0.1)):
+        assert list(ax.get_xticks()) == [4, 8, 16, 32]
+        bars = {container.get_label(): container for container in ax.containers}
+        assert list(bars) == ["random", "svd", "SLIM-LLE", "ImplicitSLIM"]
+        line, _, (vertical,) = bars["ImplicitSLIM"].lines
+        assert list(line.get_xdata()) == [4, 8, 16, 32]
+        np.testing.assert_allclose(line.get_ydata(), [implicit_slim_ndcg(d, shift) for d in (4, 8, 16, 32)])
+        np.testing.assert_allclose([segment[1, 1] - segment[0, 1] for segment in vertical.get_segments()], 2 * SE)  # ±1 s.e.
+        assert to_hex(line.get_color()) == to_hex(arm_style("ablation:all/ease/implicit")["color"])
+        dotted = {round(line.get_ydata()[0], 4): to_hex(line.get_color()) for line in ax.get_lines() if line.get_linestyle() == ":"}
+        assert dotted == {0.4123: to_hex(model_style("ease")["color"]), 0.33: model_style("itemknn")["color"].lower(), 0.25: "#888888"}
+        grey = [line for line in ax.get_lines() if to_hex(line.get_color()) == to_hex(NEUTRAL)]
+        assert len(grey) == 2 and all(len(line.get_xdata()) == 2 for line in grey)  # knn/ease/implicit, all/lle/explicit at d = 8, 16
     assert legend_texts(figure) == [
-        "other arms (1)",
+        "other arms (2)",
         "random",
         "svd",
-        "SLIM-LLE (all/lle/explicit)",
-        "ImplicitSLIM (all/ease/implicit)",
-        "EASE",
+        "SLIM-LLE",
+        "ImplicitSLIM",
+        "EASE (test)",
+        "ItemKNN (test)",
+        "Popularity (test)",
     ]
-    ydata = [list(np.nan_to_num(line.get_ydata())) for line in axes[0].get_lines()]
-    assert [0.4123, 0.4123] in ydata  # EASE's test NDCG@100, horizontal
-    assert [0.2, 0.0] in ydata  # SLIM-LLE, skipped at d = 16, is drawn at d = 8 only
 
 
-def test_convergence_figure_pairs_variants_of_a_model_by_colour(curves):
+def test_convergence_figure_pairs_variants_by_colour_and_draws_one_step_models_as_reference_lines(curves):
     figure = convergence_figure(curves)
     by_epoch, by_time = figure.axes
-    assert by_epoch.get_xlabel() == "epoch" and by_time.get_xlabel() == "wall-clock time (s)"
+    assert by_epoch.get_xlabel() == "epoch" and by_time.get_xlabel() == "wall-clock time since fit began (s)"
     assert by_epoch.get_ylabel() == "validation NDCG@100" and by_time.get_xscale() == "log"
     for ax in (by_epoch, by_time):
-        lines = ax.get_lines()
-        assert len(lines) == 4
-        assert len({tuple(line.get_color()) for line in lines}) == 2 and {line.get_linestyle() for line in lines} == {"-", "--"}
-    assert legend_texts(figure) == ["MF", "Mult-VAE", "baseline", "implicit_slim"]
+        curves_drawn = [line for line in ax.get_lines() if line.get_linestyle() != ":"]
+        assert len(curves_drawn) == 4
+        assert {to_hex(line.get_color()) for line in curves_drawn} == {
+            model_style("mf")["color"].lower(),
+            model_style("multvae")["color"].lower(),
+        }
+        assert {line.get_linestyle() for line in curves_drawn} == {"-", "--"}
+        (popularity,) = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+        assert list(popularity.get_ydata()) == [0.15, 0.15] and to_hex(popularity.get_color()) == model_style("popularity")["color"].lower()
+    assert legend_texts(figure) == ["MF", "Mult-VAE", "baseline", "implicit_slim", "Popularity (validation)"]
+
+
+def test_the_time_axis_of_figure_2_counts_a_linear_models_set_up(monkeypatch):
+    """MF/PLRec histories are timed from the start of fit: the input conversion before the first
+    step counts (as does the initial ImplicitSLIM extraction inside the loop)."""
+    import islim.models.linear as linear
+
+    convert = linear._training_matrix
+
+    def slow(*args, **kwargs):
+        time.sleep(0.3)
+        return convert(*args, **kwargs)
+
+    monkeypatch.setattr(linear, "_training_matrix", slow)
+    X = sp.random(60, 40, density=0.2, format="csr", random_state=0, data_rvs=np.ones)
+    model = linear.PLRec(n_factors=4, n_epochs=1, init="implicit_slim", regularizer="none").fit(X, lambda m: {"ndcg@100": 0.0})
+    assert model.history_[0]["wall_seconds"] >= 0.3
+
+
+def test_the_time_axis_of_figure_2_counts_a_deep_models_set_up(monkeypatch):
+    """A deep model's history is timed from the start of fit: building the network counts."""
+    import islim.models.deep.estimator as estimator
+
+    build = estimator.build_model
+
+    def slow(*args, **kwargs):
+        time.sleep(0.3)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(estimator, "build_model", slow)
+    X = sp.random(60, 40, density=0.2, format="csr", random_state=0, data_rvs=np.ones)
+    model = estimator.MultVAEModel(n_epochs=1, hidden_dim=8, latent_dim=4).fit(X, lambda m: {"ndcg@100": 0.0})
+    assert model.history_[0]["wall_seconds"] >= 0.3
+
+
+def panel_axes(figure) -> np.ndarray:
+    """The heatmap axes of an ablation grid figure (2 neighbourhoods x 4 panels); colour bars follow."""
+    return np.array(figure.axes[:8]).reshape(2, 4)
 
 
 def test_ablation_grid_figure_shows_quality_beside_cost_and_marks_skipped_cells(ablations):
     figure = ablation_grid_figure(ablations)
-    assert figure.get_suptitle() == "ablation grid at d = 16"
-    axes = np.array(figure.axes).reshape(2, 4)  # neighbourhood all/knn x (MF, PLRec, seconds, MB)
+    assert figure.get_suptitle() == "ablation grid at d = 16"  # the grid's largest d, not 32 (the curve arms only)
+    axes = panel_axes(figure)  # neighbourhood all/knn x (MF, PLRec, seconds, MB)
     titles = [ax.get_title() for ax in axes[0]]
     assert titles == ["test NDCG@100, MF", "test NDCG@100, PLRec", "extraction time (s)", "peak memory (MB)"]
     assert [ax.get_ylabel() for ax in axes[:, 0]] == ["all: first step", "knn: first step"]
     assert all(len(ax.collections) == 1 for ax in axes.flat)  # one heatmap mesh per panel
     hatched = [[sum(bool(patch.get_hatch()) for patch in ax.patches) for ax in row] for row in axes]
     assert hatched == [[2] * 4, [1] * 4]  # all: identity x explicit and lle x explicit at d = 16; knn: identity x explicit
-    assert {text.get_text() for text in axes[0][0].texts} >= {"(a)", "(b)", "0.400"}
+    assert {text.get_text() for text in axes[0][0].texts} >= {"(a)", "(b)", "0.416"}
     notes = legend_texts(figure)
     assert len(notes) == 2 and any(SKIP_REASON in note for note in notes) and any(MEMORY_REASON in note for note in notes)
+
+
+def test_ablation_grid_gives_each_panel_its_own_colour_scale_and_outlines_the_paper_cell(ablations):
+    figure = ablation_grid_figure(ablations)
+    axes = panel_axes(figure)
+    clims = [axes[0][j].collections[0].get_clim() for j in range(4)]
+    assert clims[0] == pytest.approx((0.35, 0.416)) and clims[1] == pytest.approx((0.45, 0.516))  # MF, PLRec at d = 16
+    assert clims[2] == pytest.approx((1.0, 2.0)) and clims[3] == pytest.approx((80.0, 160.0))  # seconds d / 8, MB 10 d (d = 8, 16 rows)
+    assert all(axes[1][j].collections[0].get_clim() == pytest.approx(clims[j]) for j in range(4))  # one scale per column
+    assert len(figure.axes) == 8 + 4  # a colour bar per column
+    for row, expected in zip(axes, ([(0.0, 0.0)], [])):  # all/ease/implicit: first row (ease), first column (implicit)
+        for ax in row:
+            outlined = [patch.get_xy() for patch in ax.patches if patch.get_linewidth() == 2.0 and not patch.get_hatch()]
+            assert outlined == expected
+
+
+def test_ablation_grid_marks_cells_that_differ_significantly_from_implicit_slim(ablations, ablation_per_user):
+    test = ablation_per_user[(ablation_per_user["split"] == "test") & (ablation_per_user["scorer"] == "mf")]
+    by_arm = {arm: rows.sort_values("user")["ndcg@100"].to_numpy() for arm, rows in test.groupby("arm")}
+    reference = by_arm["ablation:all/ease/implicit"]
+    raw = {arm: scipy.stats.wilcoxon(by_arm[arm], reference).pvalue for arm in ("ablation:all/ease/explicit", "ablation:knn/ease/implicit")}
+    low, high = sorted(raw.values())
+    holm = {arm: max(2 * low, min(1.0, high)) if p == high else min(1.0, 2 * low) for arm, p in raw.items()}  # Holm with m = 2
+    assert holm["ablation:knn/ease/implicit"] <= 0.05 < holm["ablation:all/ease/explicit"]  # the fixture's design
+    axes = panel_axes(ablation_grid_figure(ablations, ablation_per_user))
+    for j, shift in ((0, 0.0), (1, 0.1)):  # the MF and PLRec panels (the same per-user scores)
+        assert {t.get_text() for t in axes[0][j].texts} >= {f"{0.38 + shift:.3f}", f"{0.416 + shift:.3f}"}  # unmarked
+        assert f"{0.35 + shift:.3f}*" in {t.get_text() for t in axes[1][j].texts}  # knn/ease/implicit
+    assert not any(t.get_text().endswith("*") for ax in axes[:, 2:].flat for t in ax.texts)  # cost panels: never
 
 
 def test_ablation_grid_figure_at_the_smaller_dimension_has_only_the_undefined_cells_skipped(ablations):
@@ -169,6 +323,23 @@ def test_ablation_grid_figure_at_the_smaller_dimension_has_only_the_undefined_ce
     hatched = sum(bool(patch.get_hatch()) for ax in figure.axes for patch in ax.patches)
     assert hatched == 2 * 4  # identity x explicit in both neighbourhoods, in every panel
     assert {text.get_text() for text in figure.axes[2].texts} >= {"1", "(a)"}  # extraction seconds d / 8 = 1
+
+
+def test_per_user_files_of_ablation_jobs_are_read_with_their_arm_and_dimension(tmp_path, ablation_per_user):
+    assert cell_of_stem("all.ease.implicit.d64") == ("ablation:all/ease/implicit", 64)
+    assert cell_of_stem("reference.random.d512") == ("reference:random", 512)
+    for stem in ("mf-baseline", "all.ease.d64", "reference.svd.x64", "ease"):
+        with pytest.raises(ValueError, match="not an ablation job's file stem"):
+            cell_of_stem(stem)
+    paths = []
+    for (arm, d), rows in ablation_per_user.groupby(["arm", "d"]):
+        kind, _, name = arm.partition(":")
+        paths.append(tmp_path / f"{name.replace('/', '.') if kind == 'ablation' else 'reference.' + name}.d{d}.parquet")
+        rows.drop(columns=["arm", "d"]).to_parquet(paths[-1], index=False)
+    read = read_source("ablation_per_user", paths)
+    key = ["arm", "scorer", "split", "user"]
+    expected = ablation_per_user.sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(read.sort_values(key).reset_index(drop=True)[expected.columns], expected, check_dtype=False)
 
 
 def test_scaling_figure_prints_the_fitted_log_log_slopes(scaling):
@@ -265,8 +436,14 @@ def test_drawing_function_names_the_missing_module_or_function():
         drawing_function(ReportFigure("f", "dimension.dimension_plot", ("metrics",), "f"))
 
 
-def test_draw_reads_each_input_from_its_files_as_the_workflow_passes_them(tmp_path, ablations, metrics, curves):
+def test_draw_reads_each_input_from_its_files_as_the_workflow_passes_them(tmp_path, ablations, metrics, curves, ablation_per_user):
     ablations.to_csv(tmp_path / "ablations.csv", index=False)
+    cells = []
+    for (arm, d), rows in ablation_per_user[ablation_per_user["arm"].str.startswith("ablation:")].groupby(["arm", "d"]):
+        cells.append(str(tmp_path / f"{arm.removeprefix('ablation:').replace('/', '.')}.d{d}.parquet"))
+        rows.drop(columns=["arm", "d"]).to_parquet(cells[-1], index=False)
+    grid = draw("ablation_grid", {"ablations": str(tmp_path / "ablations.csv"), "ablation_per_user": cells})
+    assert "0.350*" in {t.get_text() for t in grid.axes[4].texts}  # knn row, MF panel
     metrics.to_csv(tmp_path / "metrics.csv", index=False)
     drawn = draw("dimension", {"ablations": str(tmp_path / "ablations.csv"), "metrics": [str(tmp_path / "metrics.csv")]})
     assert legend_texts(drawn) == legend_texts(dimension_figure(ablations, metrics))
@@ -301,11 +478,14 @@ def test_results_table_files_carry_the_hand_worked_row(tmp_path, metrics):
     assert csv.loc[0, ["mean", "se", "published"]].tolist() == [0.4123, 0.002, 0.420]
     assert csv.loc[0, "difference"] == pytest.approx(-0.0077)
     markdown = (tmp_path / "results.md").read_text(encoding="utf-8").splitlines()
-    assert markdown[0] == "| dataset | model | variant | metric | measured (mean ± s.e.) | published | difference |"
-    assert markdown[2] == "| ml-20m | EASE | — | NDCG@100 | 0.4123 ± 0.0020 | 0.420 | -0.0077 |"
-    assert markdown[4] == "| ml-20m | RecVAE | implicit_slim | NDCG@100 | 0.4600 ± 0.0020 | — | — |"
+    assert (
+        markdown[0]
+        == "| dataset | model | variant | metric | measured (mean ± s.e.) | seed s.d. | popularity | published | difference | flags |"
+    )
+    assert markdown[2] == "| ml-20m | EASE | — | NDCG@100 | 0.4123 ± 0.0020 | — | — | 0.420 | -0.0077 | — |"
+    assert markdown[4] == "| ml-20m | RecVAE | implicit_slim | NDCG@100 | 0.4600 ± 0.0020 | — | — | — | — | — |"
     latex = (tmp_path / "results.tex").read_text(encoding="utf-8")
-    assert "ml-20m & EASE & -- & NDCG@100 & 0.4123 $\\pm$ 0.0020 & 0.420 & -0.0077 \\\\" in latex
+    assert "ml-20m & EASE & -- & NDCG@100 & 0.4123 $\\pm$ 0.0020 & -- & -- & 0.420 & -0.0077 & -- \\\\" in latex
     assert "implicit\\_slim" in latex and latex.startswith("\\begin{tabular}") and latex.rstrip().endswith("\\end{tabular}")
 
 
