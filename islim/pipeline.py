@@ -41,8 +41,8 @@ FETCH_KEYS = {
 DOWNLOAD_KEYS = ("kind", "sources")
 
 #: Registry keys that determine the split of a fetched raw file (:func:`prepare`): how the file is
-#: read and checked (:func:`islim.data.readers.read_interactions`: ``kind``, the columns of a
-#: ``custom`` file, ``expected_raw``), then filtered and split (:func:`islim.data.split.prepare`).
+#: read and checked (:func:`islim.data.readers.read_interactions`: ``kind``, the format options of
+#: a ``custom`` file, ``expected_raw``), then filtered and split (:func:`islim.data.split.prepare`).
 SPLIT_KEYS = (
     "kind",
     "format",

@@ -15,6 +15,8 @@ from islim.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_PATH = REPO / "config.yaml"
+#: The entries that read the development data beside this checkout (../shared/data).
+SHARED_DATA_CONFIG = REPO / "tests" / "configs" / "shared-data.yaml"
 PROTOCOL = REPO.parent / "shared" / "spec" / "protocol.md"
 REAL_DATASETS = ("ml-20m", "netflix", "msd", "ml-1m", "ml-100k", "ml-latest-small")
 DIGEST_KEYS = ("sha256", "md5", "member_sha256", "member_md5")
@@ -70,8 +72,9 @@ def test_schema_defaults_are_filled(config):
     ml100k = config["datasets"]["ml-100k"]
     assert ml100k["seed"] == 98765 and ml100k["target_fraction"] == 0.2
     assert ml100k["min_item_users"] == 0 and ml100k["min_heldout_interactions"] == 5
-    lastfm = config["datasets"]["lastfm-2k"]
-    assert lastfm["header"] is True and lastfm["rating_col"] == "weight"
+    shared = load_config(CONFIG_PATH, [SHARED_DATA_CONFIG])["datasets"]
+    assert shared["lastfm-2k"]["header"] is True and shared["lastfm-2k"]["rating_col"] == "weight"
+    assert shared["citeulike-a"]["leading_count"] is True and "header" not in shared["citeulike-a"]  # no columns to name
     synthetic = config["datasets"]["synthetic-small"]
     assert (synthetic["rank"], synthetic["taste_strength"], synthetic["threshold"]) == (16, 2.0, None)
     assert "rank" not in ml100k  # defaults of another kind's branch are not filled
@@ -85,6 +88,13 @@ def test_validation_does_not_modify_its_argument():
     original = minimal_config()
     validate_config(original)
     assert original == minimal_config()
+
+
+def test_every_dataset_of_the_repository_config_can_be_obtained_by_a_user(config):
+    """No entry reads a local file: in a user's clone only downloaded and generated data exist (the
+    development data's entries are in tests/configs/shared-data.yaml)."""
+    local = [name for name, entry in config["datasets"].items() if "path" in entry]
+    assert not local, f"{local} read local files; move them to {SHARED_DATA_CONFIG.name}"
 
 
 @pytest.mark.parametrize("name", REAL_DATASETS)
