@@ -82,7 +82,8 @@ def _run(args: argparse.Namespace) -> None:
     raw_dir, processed_dir, results = args.data_dir / "raw" / name, args.data_dir / "processed" / name, args.results_dir / name
     if args.command == "fetch":
         manifest = pipeline.fetch(name, pipeline.fetch_parameters(entry), raw_dir, mirror=args.mirror or config["data_mirror"])
-        print(f"{manifest['file']} sha256={manifest['sha256']}")
+        for record in pipeline.manifest_files(manifest).values():
+            print(f"{record['file']} sha256={record['sha256']}")
     elif args.command == "prepare":
         manifest = raw_dir / "manifest.json"
         if not manifest.is_file():

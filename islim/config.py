@@ -322,6 +322,12 @@ def dataset_entry(config: dict[str, Any], name: str) -> dict[str, Any]:
         raise ConfigError(f"dataset {name!r} is not in the registry; known: {sorted(config['datasets'])}") from exc
 
 
+def protocol_of(entry: Mapping[str, Any]) -> str:
+    """The evaluation protocol of a dataset registry entry: its ``protocol``, by default ``weak`` for a
+    published per-user split (``kind: lightgcn``) and ``strong`` otherwise."""
+    return entry.get("protocol") or ("weak" if entry["kind"] == "lightgcn" else "strong")
+
+
 def training_models(config: dict[str, Any], name: str) -> dict[str, Any]:
     """``training.models`` with dataset ``name``'s own ``training.models`` deep-merged over it."""
     overrides = dataset_entry(config, name).get("training", {}).get("models", {})

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 #: Registry keys that determine the raw file (:func:`fetch`), by dataset kind: the sources of a
 #: downloaded dataset, the file (or URL and digest) of a ``custom`` one, the generator settings of a
-#: ``synthetic`` one (whose ``seed`` also seeds the split).
+#: ``synthetic`` one (whose ``seed`` also seeds the split), the two files of a ``lightgcn`` one.
 FETCH_KEYS = {
     "synthetic": (
         "kind",
@@ -36,9 +36,12 @@ FETCH_KEYS = {
         "seed",
     ),
     "custom": ("kind", "path", "url", "sha256"),
+    "lightgcn": ("kind", "train", "test"),
 }
 #: :data:`FETCH_KEYS` of the downloaded kinds (movielens-*, netflix, msd).
 DOWNLOAD_KEYS = ("kind", "sources")
+#: The files of a ``lightgcn`` dataset, each a local ``path`` or a download source.
+LIGHTGCN_FILES = ("train", "test")
 
 #: Registry keys that determine the split of a fetched raw file (:func:`prepare`): how the file is
 #: read and checked (:func:`islim.data.readers.read_interactions`: ``kind``, the format options of
@@ -63,6 +66,9 @@ SPLIT_KEYS = (
     "min_heldout_interactions",
     "min_evaluable_users",
     "expected",
+    "protocol",
+    "test_fraction",
+    "validation_fraction",
 )
 
 
@@ -86,14 +92,19 @@ def split_parameters(entry: dict[str, Any]) -> dict[str, Any]:
     return {key: entry[key] for key in SPLIT_KEYS if key in entry}
 
 
-def local_file(entry: dict[str, Any]) -> str | None:
-    """The local file a registry entry reads in place (``path`` of a ``custom`` dataset), else ``None``.
+def local_files(entry: dict[str, Any]) -> list[str]:
+    """The local files a registry entry reads in place: the ``path`` of a ``custom`` dataset, the
+    ``path`` of the ``train`` and ``test`` files of a ``lightgcn`` one (none for other kinds).
 
-    The workflow makes it an input of the fetch step, with :func:`file_stamp` as a param, so that
-    any edit of the file fetches it again: the manifest then records the new sha256, and the
+    The workflow makes them inputs of the fetch step, with their :func:`file_stamp` as a param, so
+    that any edit of a file fetches it again: the manifest then records the new sha256, and the
     split and everything after it rerun when the content changed.
     """
-    return entry["path"] if entry["kind"] == "custom" and "path" in entry else None
+    if entry["kind"] == "custom":
+        return [entry["path"]] if "path" in entry else []
+    if entry["kind"] == "lightgcn":
+        return [entry[role]["path"] for role in LIGHTGCN_FILES if "path" in entry[role]]
+    return []
 
 
 def file_stamp(path: str | Path | None) -> dict[str, int] | None:
@@ -117,38 +128,59 @@ def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _obtain(name: str, spec: dict[str, Any], sources: list[dict[str, Any]], raw_dir: Path, mirror: str | None, progress: bool) -> Path:
+    """The file ``spec["path"]`` read in place (it must exist), else the verified download of ``sources``."""
+    if "path" in spec:
+        path = Path(spec["path"]).resolve()
+        if not path.is_file():
+            raise ConfigError(f"dataset {name}: path {spec['path']} does not exist (resolved to {path})")
+        return path
+    from islim.download import fetch as download
+
+    return download(name, sources, raw_dir, mirror=mirror, progress=progress)
+
+
+def _file_record(path: Path) -> dict[str, Any]:
+    """What a manifest records of one raw file: its absolute path, size and sha256."""
+    return {"file": str(Path(path).resolve()), "size": Path(path).stat().st_size, "sha256": sha256_of(path)}
+
+
+def manifest_files(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The raw files a manifest records, by role: ``{"interactions": {file, size, sha256}}`` for a
+    one-file dataset, ``{"train": …, "test": …}`` for a ``lightgcn`` one."""
+    if "files" in manifest:
+        return manifest["files"]
+    return {"interactions": {key: manifest[key] for key in ("file", "size", "sha256")}}
+
+
 def fetch(name: str, entry: dict[str, Any], raw_dir: str | Path, mirror: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """Obtain the raw file of dataset ``name`` in ``raw_dir`` and write ``raw_dir/manifest.json``.
+    """Obtain the raw file(s) of dataset ``name`` in ``raw_dir`` and write ``raw_dir/manifest.json``.
 
     Real datasets are downloaded and verified (:mod:`islim.download`), ``synthetic`` ones generated,
-    ``custom`` ones referenced in place (or downloaded from ``url`` and checked against ``sha256``).
-    The manifest (written last) records the file, its size and sha256, so later steps and the
-    report can cite exactly what was used.
+    ``custom`` ones referenced in place (or downloaded from ``url`` and checked against ``sha256``),
+    the ``train`` and ``test`` files of a ``lightgcn`` one each referenced in place (``path``) or
+    downloaded from its source (a file without ``sha256`` is pinned on first use; a ``data_mirror``
+    is searched by the source's file name). The manifest (written last) records each file, its size
+    and sha256 (``file``, ``size``, ``sha256``; for ``lightgcn``: ``files``, the same per file, see
+    :func:`manifest_files`), so later steps and the report can cite exactly what was used.
     """
     raw_dir = Path(raw_dir)
     kind = entry["kind"]
-    if kind == "synthetic":
+    manifest: dict[str, Any] = {"dataset": name, "kind": kind}
+    if kind == "lightgcn":
+        manifest["files"] = {
+            role: _file_record(_obtain(name, entry[role], [entry[role]], raw_dir, mirror, progress)) for role in LIGHTGCN_FILES
+        }
+    elif kind == "synthetic":
         from islim.data.synthetic import write_synthetic
 
-        path = write_synthetic(raw_dir / "interactions.parquet", entry)
-    elif kind == "custom" and "path" in entry:
-        path = Path(entry["path"]).resolve()
-        if not path.is_file():
-            raise ConfigError(f"dataset {name}: path {entry['path']} does not exist (resolved to {path})")
+        manifest |= _file_record(write_synthetic(raw_dir / "interactions.parquet", entry))
     else:
-        from islim.download import fetch as download
-
-        sources = entry["sources"] if kind != "custom" else [{"url": entry["url"], "sha256": entry["sha256"]}]
-        path = download(name, sources, raw_dir, mirror=mirror, progress=progress)
-    manifest = {
-        "dataset": name,
-        "kind": kind,
-        "file": str(Path(path).resolve()),
-        "size": Path(path).stat().st_size,
-        "sha256": sha256_of(path),
-    }
+        sources = entry["sources"] if kind != "custom" else [{"url": entry.get("url"), "sha256": entry.get("sha256")}]
+        manifest |= _file_record(_obtain(name, entry if kind == "custom" else {}, sources, raw_dir, mirror, progress))
     write_json(raw_dir / "manifest.json", manifest)
-    log.info("fetched %s: %s (%d bytes, sha256 %s)", name, manifest["file"], manifest["size"], manifest["sha256"])
+    for role, record in manifest_files(manifest).items():
+        log.info("fetched %s %s: %s (%d bytes, sha256 %s)", name, role, record["file"], record["size"], record["sha256"])
     return manifest
 
 
@@ -159,20 +191,27 @@ def prepare(name: str, entry: dict[str, Any], manifest_path: str | Path, out_dir
     always of the data the manifest, and hence the report's provenance, names.
     Returns the split statistics (also written to ``out_dir/stats.json``).
     """
+    from islim.config import protocol_of
+    from islim.data.peruser import prepare_per_user, prepare_published
     from islim.data.readers import read_interactions
     from islim.data.split import prepare as make_split
     from islim.data.split import save_split, split_stats
 
-    manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
-    path = Path(manifest["file"])
-    if not path.is_file() or path.stat().st_size != manifest["size"] or sha256_of(path) != manifest["sha256"]:
-        raise IntegrityError(
-            f"{path} is missing or changed since it was fetched (its size or sha256 differs from {manifest_path}); "
-            f"fetch it again (`islim fetch {name}`, or rerun the workflow, which refetches an edited custom file) before splitting"
-        )
-    frame = read_interactions(path, entry)
-    log.info("%s: %d raw interactions from %s", name, len(frame), path)
-    split = make_split(frame, entry, name)
+    files = manifest_files(json.loads(Path(manifest_path).read_text(encoding="utf-8")))
+    for record in files.values():
+        path = Path(record["file"])
+        if not path.is_file() or path.stat().st_size != record["size"] or sha256_of(path) != record["sha256"]:
+            raise IntegrityError(
+                f"{path} is missing or changed since it was fetched (its size or sha256 differs from {manifest_path}); "
+                f"fetch it again (`islim fetch {name}`, or rerun the workflow, which refetches an edited custom file) before splitting"
+            )
+    if entry["kind"] == "lightgcn":
+        split = prepare_published(files["train"]["file"], files["test"]["file"], entry, name)
+    else:
+        path = Path(files["interactions"]["file"])
+        frame = read_interactions(path, entry)
+        log.info("%s: %d raw interactions from %s", name, len(frame), path)
+        split = (prepare_per_user if protocol_of(entry) == "weak" else make_split)(frame, entry, name)
     save_split(split, out_dir)
     stats = split_stats(split)
     log.info("%s split: %s", name, stats)

@@ -27,12 +27,16 @@ def provenance_table(manifest_paths: list[str | os.PathLike]) -> pd.DataFrame:
 
     Packages give their version (Python its own, with the platform as detail); datasets give the
     sha256 of their verified raw file from ``data/raw/<dataset>/manifest.json``, with its kind,
-    size in bytes and file name as detail.
+    size in bytes and file name as detail (a ``lightgcn`` dataset one row per file, named
+    ``<dataset> (train)`` and ``<dataset> (test)``).
     """
     rows = [{"kind": "package", "name": "python", "value": platform.python_version(), "detail": platform.platform()}]
     rows += [{"kind": "package", "name": name, "value": package_version(name), "detail": ""} for name in DISTRIBUTIONS]
     for path in manifest_paths:
         manifest = json.loads(Path(path).read_text(encoding="utf-8"))
-        detail = f"{manifest['kind']}, {manifest['size']} bytes, {Path(manifest['file']).name}"
-        rows.append({"kind": "data", "name": manifest["dataset"], "value": manifest["sha256"], "detail": detail})
+        # A one-file dataset records its file at the top level, a two-file one (lightgcn) per role.
+        for role, record in (manifest.get("files") or {None: manifest}).items():
+            name = manifest["dataset"] if role is None else f"{manifest['dataset']} ({role})"
+            detail = f"{manifest['kind']}, {record['size']} bytes, {Path(record['file']).name}"
+            rows.append({"kind": "data", "name": name, "value": record["sha256"], "detail": detail})
     return pd.DataFrame(rows, columns=["kind", "name", "value", "detail"])

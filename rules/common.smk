@@ -20,7 +20,7 @@ from islim.embeddings.registry import arms_of
 from islim.memory import ease_mem_mb
 from islim.resources import ablation_mem_mb, train_mem_mb
 from islim.models.registry import trained_by, uses_gpu
-from islim.pipeline import fetch_parameters, file_stamp, local_file, split_parameters
+from islim.pipeline import fetch_parameters, file_stamp, local_files, split_parameters
 from islim.plotting.registry import FIGURES
 
 # islim's validation of islim/schemas/config.schema.yaml (as `islim check-config`): its messages
@@ -86,16 +86,17 @@ def ablation_cells(wildcards):
 
 
 def custom_file(wildcards):
-    """The local file of a `kind: custom` dataset with `path`, else nothing: an input of fetch,
-    so that editing the file fetches it again (and the split reruns if its content changed).
+    """The local files of a dataset read in place (`path` of a `kind: custom` dataset, of the
+    `train`/`test` files of a `kind: lightgcn` one), else nothing: inputs of fetch, so that
+    editing a file fetches it again (and the split reruns if its content changed).
     """
-    path = local_file(config["datasets"][wildcards.dataset])
-    return [path] if path else []
+    return local_files(config["datasets"][wildcards.dataset])
 
 
 def custom_file_stamp(wildcards):
-    """Size and mtime of that file (a param of fetch): an older copy put in its place refetches it too."""
-    return file_stamp(local_file(config["datasets"][wildcards.dataset]))
+    """Size and mtime of those files (a param of fetch): an older copy put in place refetches too."""
+    entry = config["datasets"][wildcards.dataset]
+    return [file_stamp(path) for path in local_files(entry)]
 
 
 def split_files(wildcards):

@@ -21,6 +21,10 @@ Steps, in order (``../shared/spec/protocol.md`` §2):
 
 Matrices are ``(n_users_in_part, n_items)`` CSR float32 ones with columns in vocabulary order;
 rows follow the shuffled user order.
+
+The per-user hold-out ("weak generalisation") protocol writes the same five matrices with other
+contents (:mod:`islim.data.peruser`); :attr:`Split.protocol` says which, :meth:`Split.held_out`
+gives what evaluation needs under either.
 """
 
 from __future__ import annotations
@@ -63,6 +67,11 @@ class Split:
         Raw item id of each column (the vocabulary).
     n_filtered_interactions : int
         Interactions after filtering, before the vocabulary cut.
+    protocol : str
+        ``"strong"`` or ``"weak"`` (:data:`islim.models.registry.PROTOCOLS`). Under ``weak`` all five matrices have
+        one row per user, the same user in the same row (:mod:`islim.data.peruser`).
+    n_dropped_users : int
+        Users dropped by the per-user hold-out rule (0 under ``strong``).
     """
 
     train: sp.csr_matrix
@@ -73,10 +82,25 @@ class Split:
     user_ids: dict[str, np.ndarray]
     item_ids: np.ndarray
     n_filtered_interactions: int
+    protocol: str = "strong"
+    n_dropped_users: int = 0
 
     @property
     def n_items(self) -> int:
         return self.train.shape[1]
+
+    def held_out(self, group: str) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray | None]:
+        """What evaluating on ``group`` (``"validation"`` or ``"test"``) passes to
+        :func:`islim.evaluate.evaluate`: ``(fold_in, target, user_ids)``.
+
+        ``fold_in`` is scored from and excluded from the rankings; ``user_ids`` are the rows of the
+        users in :attr:`train` (``None`` under ``strong``, whose held-out users are not in it; under
+        ``weak`` ``0 … n_users − 1``, so models that score known users can look them up).
+        """
+        if group not in ("validation", "test"):
+            raise ValueError(f"group must be 'validation' or 'test', not {group!r}")
+        fold_in, target = getattr(self, f"{group}_tr"), getattr(self, f"{group}_te")
+        return fold_in, target, (np.arange(fold_in.shape[0]) if self.protocol == "weak" else None)
 
 
 def binarize_and_filter(frame: pd.DataFrame, threshold: float | None, min_item_users: int, min_user_interactions: int) -> pd.DataFrame:
@@ -116,7 +140,7 @@ def n_heldout(n_users: int, heldout_users: int | float) -> int:
     return count
 
 
-def _matrix(frame: pd.DataFrame, users: np.ndarray, items: np.ndarray) -> sp.csr_matrix:
+def interaction_matrix(frame: pd.DataFrame, users: np.ndarray, items: np.ndarray) -> sp.csr_matrix:
     """CSR ones with rows in the order of ``users`` and columns in the order of sorted ``items``."""
     rows = pd.Index(users).get_indexer(frame["user"])
     cols = np.searchsorted(items, frame["item"].to_numpy())
@@ -126,22 +150,50 @@ def _matrix(frame: pd.DataFrame, users: np.ndarray, items: np.ndarray) -> sp.csr
     return matrix
 
 
+def part_size(counts: np.ndarray, fraction: float) -> np.ndarray:
+    """``floor(fraction · n)`` for each count ``n`` (int64; robust to ``0.2 · 5 = 0.9999…``)."""
+    return np.floor(np.asarray(counts) * fraction + 1e-9).astype(np.int64)
+
+
+def random_per_row(rows: np.ndarray, n_rows: int, fraction: float, rng: np.random.Generator, min_count: int = 0) -> np.ndarray:
+    """Mark a random ``floor(fraction · n)`` of each row's ``n`` entries (rows with ``n < min_count``: none).
+
+    Parameters
+    ----------
+    rows : ndarray of int, shape (n_entries,)
+        Row index of each entry (user of each interaction), in ``0 … n_rows − 1``.
+    n_rows : int
+        Number of rows.
+    fraction : float
+        Fraction of each row marked, rounded down.
+    rng : numpy.random.Generator
+        Draws one uniform key per entry (``rng.random(n_entries)``); the lowest keys of a row are marked.
+    min_count : int
+        Rows with fewer entries get none marked.
+
+    Returns
+    -------
+    ndarray of bool, shape (n_entries,)
+    """
+    key = rng.random(len(rows))
+    order = np.lexsort((key, rows))
+    row_sorted = rows[order]
+    counts = np.bincount(row_sorted, minlength=n_rows)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank_in_row = np.arange(len(order)) - starts[row_sorted]
+    n_marked = np.where(counts >= min_count, part_size(counts, fraction), 0)
+    marked = np.empty(len(rows), dtype=bool)
+    marked[order] = rank_in_row < n_marked[row_sorted]
+    return marked
+
+
 def _fold_in_target(
     frame: pd.DataFrame, users: np.ndarray, items: np.ndarray, rng: np.random.Generator, fraction: float, min_interactions: int
 ):
     """Step 5 for one held-out part: random ``floor(fraction · n)`` items of each user become the target."""
     frame = frame[frame["item"].isin(items)]
-    row = pd.Index(users).get_indexer(frame["user"])
-    key = rng.random(len(frame))
-    order = np.lexsort((key, row))
-    row_sorted = row[order]
-    counts = np.bincount(row_sorted, minlength=len(users))
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    rank_in_user = np.arange(len(order)) - starts[row_sorted]
-    n_target = np.where(counts >= min_interactions, np.floor(counts * fraction + 1e-9).astype(np.int64), 0)
-    is_target = np.empty(len(frame), dtype=bool)
-    is_target[order] = rank_in_user < n_target[row_sorted]
-    return _matrix(frame[~is_target], users, items), _matrix(frame[is_target], users, items)
+    is_target = random_per_row(pd.Index(users).get_indexer(frame["user"]), len(users), fraction, rng, min_interactions)
+    return interaction_matrix(frame[~is_target], users, items), interaction_matrix(frame[is_target], users, items)
 
 
 def make_split(
@@ -164,7 +216,7 @@ def make_split(
         frame[frame_group == "validation"], groups["validation"], items, rng, target_fraction, min_heldout_interactions
     )
     test_tr, test_te = _fold_in_target(frame[frame_group == "test"], groups["test"], items, rng, target_fraction, min_heldout_interactions)
-    return Split(_matrix(train_frame, groups["train"], items), val_tr, val_te, test_tr, test_te, groups, items, len(frame))
+    return Split(interaction_matrix(train_frame, groups["train"], items), val_tr, val_te, test_tr, test_te, groups, items, len(frame))
 
 
 def split_stats(split: Split) -> dict[str, Any]:
@@ -172,13 +224,16 @@ def split_stats(split: Split) -> dict[str, Any]:
     popularity = np.asarray(split.train.sum(axis=0)).ravel()
     activity = np.diff(split.train.indptr)
     n_train_users = split.train.shape[0]
+    weak = split.protocol == "weak"  # every group holds every user
     return {
+        "protocol": split.protocol,
         "users": {group: int(len(ids)) for group, ids in split.user_ids.items()}
-        | {"total": int(sum(len(v) for v in split.user_ids.values()))},
+        | {"total": int(n_train_users if weak else sum(len(v) for v in split.user_ids.values()))},
         "items": int(split.n_items),
         "interactions": {part: int(getattr(split, part).nnz) for part in PARTS}
         | {"filtered_before_vocabulary_cut": int(split.n_filtered_interactions)},
         "evaluated_users": {group: int((np.diff(getattr(split, f"{group}_te").indptr) > 0).sum()) for group in ("validation", "test")},
+        "dropped_users": int(split.n_dropped_users),
         "density": float(split.train.nnz / max(1, n_train_users * split.n_items)),
         "item_popularity_quantiles": {str(q): float(np.quantile(popularity, q)) for q in QUANTILES},
         "user_activity_quantiles": {str(q): float(np.quantile(activity, q)) for q in QUANTILES},
@@ -222,11 +277,18 @@ def check_evaluable(stats: dict[str, Any], entry: dict[str, Any], name: str) -> 
     if min(found.values()) >= least:
         return
     counts = ", ".join(f"{group} {found[group]:,} of {stats['users'][group]:,}" for group in ("validation", "test"))
+    lower = f"; or lower min_evaluable_users (now {least}, at least {MIN_EVALUABLE_USERS})" if least > MIN_EVALUABLE_USERS else ""
+    if stats.get("protocol") == "weak":
+        raise DataFormatError(
+            f"dataset {name!r}: too few users with held-out interactions under the per-user hold-out protocol: {counts}; "
+            f"min_evaluable_users={least} are needed in each of validation and test. A user has validation interactions when "
+            f"floor(validation_fraction={entry.get('validation_fraction', 0.2)} x training interactions) >= 1. "
+            f"Use a dataset with more users, or lower min_user_interactions or the thresholds in its registry entry{lower}"
+        )
     values = {
         key: entry.get(key, default)
         for key, default in (("min_heldout_interactions", 5), ("target_fraction", 0.2), ("min_user_interactions", 5))
     }
-    lower = f"; or lower min_evaluable_users (now {least}, at least {MIN_EVALUABLE_USERS})" if least > MIN_EVALUABLE_USERS else ""
     raise DataFormatError(
         f"dataset {name!r}: too few evaluable held-out users (with at least one target interaction): {counts}; "
         f"min_evaluable_users={least} are needed in each of validation and test. A held-out user is evaluable when it keeps "
@@ -262,11 +324,14 @@ def load_split(directory: str | Path) -> Split:
         raise DataFormatError(f"{directory}: incomplete split ({exc.filename} missing); run the preprocessing step again") from exc
     user_ids = {group: users.loc[users["group"] == group, "user_id"].to_numpy() for group in ("train", "validation", "test")}
     n_filtered = int(stats["interactions"]["filtered_before_vocabulary_cut"])
-    return Split(**matrices, user_ids=user_ids, item_ids=items, n_filtered_interactions=n_filtered)
+    protocol, dropped = stats.get("protocol", "strong"), int(stats.get("dropped_users", 0))
+    return Split(
+        **matrices, user_ids=user_ids, item_ids=items, n_filtered_interactions=n_filtered, protocol=protocol, n_dropped_users=dropped
+    )
 
 
-def prepare(frame: pd.DataFrame, entry: dict[str, Any], name: str) -> Split:
-    """Steps 1–5 with the parameters of a registry ``entry``; checks ``expected`` sizes if given."""
+def filter_entry(frame: pd.DataFrame, entry: dict[str, Any], name: str) -> pd.DataFrame:
+    """Steps 1–2 with the settings of a registry ``entry``; a frame left empty is refused, naming them."""
     filters = {key: entry.get(key, default) for key, default in (("threshold", None), ("min_item_users", 0), ("min_user_interactions", 5))}
     filtered = binarize_and_filter(frame, *filters.values())
     if filtered.empty:
@@ -275,6 +340,21 @@ def prepare(frame: pd.DataFrame, entry: dict[str, Any], name: str) -> Split:
             f"dataset {name!r}: no user is left after thresholding and filtering {len(frame):,} raw interactions "
             f"({settings}); lower these settings in its registry entry"
         )
+    return filtered
+
+
+def check_split(split: Split, entry: dict[str, Any], name: str) -> Split:
+    """Check the ``expected`` sizes of a registry ``entry`` (if given) and step 6; returns ``split``."""
+    stats = split_stats(split)
+    if entry.get("expected"):
+        check_expected(stats, entry["expected"], name)
+    check_evaluable(stats, entry, name)
+    return split
+
+
+def prepare(frame: pd.DataFrame, entry: dict[str, Any], name: str) -> Split:
+    """Steps 1–6 with the parameters of a registry ``entry``; checks ``expected`` sizes if given."""
+    filtered = filter_entry(frame, entry, name)
     try:
         split = make_split(
             filtered,
@@ -285,8 +365,4 @@ def prepare(frame: pd.DataFrame, entry: dict[str, Any], name: str) -> Split:
         )
     except ConfigError as exc:
         raise ConfigError(f"dataset {name!r}: {exc}") from exc
-    stats = split_stats(split)
-    if entry.get("expected"):
-        check_expected(stats, entry["expected"], name)
-    check_evaluable(stats, entry, name)
-    return split
+    return check_split(split, entry, name)
