@@ -390,6 +390,7 @@ def test_all_sources_failing_lists_each_reason(server, raw_dir, tmp_path):
     assert "404" in message and first["url"] in message
     assert second["url"] in message and "IntegrityError" in message
     assert "none of ['ds.zip', 'ratings.tsv'] found" in message and "data_mirror" in message
+    assert "`snakemake --cores 2 --config data_mirror=/data/mirror`" in message and "`islim fetch toy --mirror /data/mirror`" in message
     assert not (raw_dir / "ratings.tsv").exists()
 
 

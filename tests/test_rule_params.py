@@ -125,8 +125,15 @@ def dataset_keys_of_schema() -> dict[str, set[str]]:
     for part in dataset["allOf"]:
         if "if" in part:
             kind = part["if"]["properties"]["kind"]
-            keys["|".join(kind.get("enum", [kind.get("const")]))] = set(part["then"].get("properties", {}))
+            keys["|".join(kind.get("enum", [kind.get("const")]))] = branch_keys(part["then"])
     return keys
+
+
+def branch_keys(branch: dict) -> set[str]:
+    """Property names of a kind's branch, with those of its nested ``if``/``then`` parts (e.g. the
+    settings of one custom format)."""
+    nested = [part["then"] for part in branch.get("allOf", []) if "then" in part]
+    return set(branch.get("properties", {})).union(*map(branch_keys, nested))
 
 
 def test_every_key_of_a_registry_entry_is_classified():

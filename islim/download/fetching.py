@@ -238,7 +238,8 @@ def fetch(
         + f"Download one of {_wanted_names(parsed)} by other means and put it in the directory "
         "named by `data_mirror` in the config"
         + (f" (now {mirror_dir})" if mirror_dir is not None else "")
-        + "; it is verified there before use."
+        + "; it is verified there before use. For example, with the file in /data/mirror: "
+        f"`snakemake --cores 2 --config data_mirror=/data/mirror`, or `islim fetch {name} --mirror /data/mirror`."
     )
 
 
