@@ -17,7 +17,7 @@ from islim.config import protocol_of, training_models
 from islim.embeddings.registry import AXES, arms_of, check_arm_params
 from islim.errors import ConfigError
 from islim.metrics import parse_metric
-from islim.models.registry import PROTOCOLS, model_spec, trained_by
+from islim.models.registry import model_spec, trained_by
 
 
 def check_registered_names(config: Mapping[str, Any]) -> None:
@@ -94,10 +94,9 @@ def check_protocols(config: Mapping[str, Any]) -> None:
         for model in models:
             supported = model_spec(model).protocols
             if protocol not in supported:
-                other = [p for p in PROTOCOLS if p != protocol]
                 raise ConfigError(
                     f"dataset {name!r} is evaluated under the {protocol!r} protocol, which model {model!r} does not support "
-                    f"(it supports {list(supported)}, see islim.models.registry); train {model!r} only on datasets with protocol "
-                    f"{' or '.join(repr(p) for p in supported)}: move it from the global training.models to those datasets' own "
-                    f"training.models, or set `protocol: {other[0]}` on {name!r} if its data allow"
+                    f"(it supports {' and '.join(map(repr, supported))}, see islim.models.registry): train {model!r} only on "
+                    f"datasets evaluated under {' or '.join(map(repr, supported))}, in those datasets' own training.models "
+                    f"rather than the global training.models, or change the protocol of {name!r} if its data allow"
                 )
