@@ -4,7 +4,9 @@ rows, ``best_epoch_`` under the model's own early-stopping rule, the best epoch 
 ``score_batch``.
 
 Each model is trained with tiny settings on small random matrices (:mod:`tests.matrices`); a
-model added to :data:`islim.models.registry.MODELS` needs an entry in :data:`SMALL` here.
+model added to :data:`islim.models.registry.MODELS` needs an entry in :data:`SMALL` here. Models
+that score known users (``user_scoring = "known_users"``) are validated and scored as the first
+training users (:func:`users_of`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,17 @@ SMALL = {
     "hvamp": {**DEEP, "hidden_dim": 16, "z1_dim": 4, "z2_dim": 4, "n_components": 3},
     "popularity": {},
     "itemknn": {"k": 5, "shrink": 2.0},
+    "lightgcn": {"n_factors": 8, "n_layers": 2, "batch_size": 256, "n_epochs": 3, "device": "cpu", "seed": 3},
+    "ultragcn": {
+        "n_factors": 8,
+        "batch_size": 256,
+        "n_negatives": 4,
+        "n_neighbours": 3,
+        "lr": 1e-2,
+        "n_epochs": 3,
+        "device": "cpu",
+        "seed": 3,
+    },
 }
 
 REQUIRED_COLUMNS = {"epoch", "wall_seconds", "train_loss", "val_ndcg@100"}
@@ -52,6 +65,12 @@ def small(name: str) -> dict:
 
 
 @functools.cache
+def users_of(name: str, n: int) -> np.ndarray | None:
+    """Training-row ids of ``n`` evaluated users for a model scoring known users (the first ``n``
+    training users), ``None`` for a fold-in model."""
+    return np.arange(n) if model_class(name).user_scoring == "known_users" else None
+
+
 def data():
     """Training matrix and validation (fold-in, target) over the same ``N_ITEMS`` items."""
     return random_binary(150, N_ITEMS, 0.15, seed=0), random_binary(40, N_ITEMS, 0.15, seed=1), random_binary(40, N_ITEMS, 0.1, seed=2)
@@ -91,7 +110,7 @@ def expected_best_epoch(model: Recommender, rows: list[dict]) -> int:
 def fitted(name: str):
     """``(model, recorded validation results)`` of the model fitted with tiny settings and validation."""
     X, fold_in, target = data()
-    validate = recording(holdout_validator(fold_in, target))
+    validate = recording(holdout_validator(fold_in, target, user_ids=users_of(name, fold_in.shape[0])))
     model = build_model(name, small(name))
     assert model.fit(X, validate) is model
     return model, validate.calls
@@ -190,7 +209,7 @@ def test_best_epoch_follows_the_model_rule_and_its_state_is_kept(name):
     assert model.best_epoch_ == expected_best_epoch(model, model.history_)
     best = next(row for row in model.history_ if row["epoch"] == model.best_epoch_)
     _, fold_in, target = data()
-    again = holdout_validator(fold_in, target)(model)  # the fitted model scores as at its best epoch
+    again = holdout_validator(fold_in, target, user_ids=users_of(name, fold_in.shape[0]))(model)  # scores as at its best epoch
     for metric, value in again.items():
         assert value == pytest.approx(best[f"val_{metric}"], rel=1e-6, abs=1e-9), metric
 
@@ -215,7 +234,7 @@ def test_an_unknown_monitor_is_a_config_error(name):
     X, fold_in, target = data()
     model = build_model(name, small(name))
     with pytest.raises(ConfigError, match="monitor 'ndcg@10'"):
-        model.fit(X, holdout_validator(fold_in, target), monitor="ndcg@10")
+        model.fit(X, holdout_validator(fold_in, target, user_ids=users_of(name, fold_in.shape[0])), monitor="ndcg@10")
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -227,7 +246,7 @@ def test_fit_without_validation_keeps_the_last_epoch(name):
     assert not any(key.startswith("val_") for row in model.history_ for key in row)
     if model.history_:
         assert model.best_epoch_ == model.history_[-1]["epoch"]
-    assert np.isfinite(model.score_batch(X[:5])).all()
+    assert np.isfinite(model.score_batch(X[:5], users_of(name, 5))).all()
 
 
 # ------------------------------------------------------------------ scoring
@@ -238,10 +257,16 @@ def test_score_batch_returns_float32_scores_of_every_item(name):
     model, _ = fitted(name)
     _, fold_in, _ = data()
     rows = fold_in[:7]
-    scores = model.score_batch(rows)
+    scores = model.score_batch(rows, users_of(name, 7))
     assert isinstance(scores, np.ndarray) and scores.dtype == np.float32 and scores.shape == (7, N_ITEMS)
     assert np.isfinite(scores).all()
-    np.testing.assert_array_equal(scores, model.score_batch(rows, users=np.arange(7)))
+    if users_of(name, 7) is None:  # fold-in models ignore users
+        np.testing.assert_array_equal(scores, model.score_batch(rows, users=np.arange(7)))
+    else:  # known-users models need them, and score by them, not by the rows
+        with pytest.raises(DataFormatError, match="users"):
+            model.score_batch(rows)
+        np.testing.assert_array_equal(scores[::-1], model.score_batch(rows, users=np.arange(7)[::-1]))
+        np.testing.assert_array_equal(scores, model.score_batch(fold_in[10:17], users=np.arange(7)))
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
