@@ -123,9 +123,10 @@ def dataset_keys_of_schema() -> dict[str, set[str]]:
     dataset = schema["$defs"]["dataset"]
     keys = {"common": set(dataset["properties"]) | set(schema["$defs"]["preprocessing"]["properties"])}
     for part in dataset["allOf"]:
-        if "if" in part:
-            kind = part["if"]["properties"]["kind"]
-            keys["|".join(kind.get("enum", [kind.get("const")]))] = branch_keys(part["then"])
+        if "if" in part:  # a branch of some kinds, or of any kind (e.g. of a protocol)
+            kind = part["if"].get("properties", {}).get("kind")
+            group = "|".join(kind.get("enum", [kind.get("const")])) if kind else "common"
+            keys[group] = keys.get(group, set()) | branch_keys(part["then"])
     return keys
 
 
