@@ -7,6 +7,8 @@ Two readers share one line parser (:func:`adjacency_lines`):
   (``user_ids: first_field``) or the line's 0-based number (``user_ids: line_number``, as in
   citeulike-a's ``users.dat``, whose line *u* holds user *u*), and ``leading_count: true`` says a
   count of the items comes (after the user id, if any) before the items, and must match them.
+  A user id on several lines has the items of all of them; an item listed twice is kept twice
+  here (the split merges duplicate pairs).
 - :func:`read_lightgcn`, the ``train.txt``/``test.txt`` files of the LightGCN authors
   (``user_id item_id item_id …``, integer ids, users ``0 … U−1``), read straight into a sparse
   user × item matrix.
