@@ -18,14 +18,17 @@ absent from :func:`per_user_metrics`, hence from per-user tables and paired comp
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 
 from islim.errors import ConfigError, DataFormatError
-from islim.metrics import Metric, Ranked, metric_list, top_k_items
+from islim.metrics import Metric, Ranked, metric_list, top_k_items, train_popularity
 from islim.numerics import require_finite
+
+if TYPE_CHECKING:
+    from islim.data.split import Split
 
 #: Metric settings of each evaluation protocol when the config does not say otherwise (the schema's
 #: defaults of ``metrics.<protocol>``): ``names``, ``cutoffs`` (every family at each), ``select``
@@ -87,16 +90,35 @@ def _to_numpy(scores) -> np.ndarray:
     return np.asarray(scores)
 
 
-def _evaluate_users(
+class UserMetrics(NamedTuple):
+    """The metrics of a set of evaluated users, as :func:`evaluate_users` returns them.
+
+    Attributes
+    ----------
+    per_user : dict of str to ndarray
+        ``"user"`` (row indices of the evaluated users) and one 1-D array per per-user metric
+        (:func:`per_user_metrics`).
+    set_level : dict of str to float
+        One value per set-level metric (``coverage@K``) for the whole set of evaluated users.
+    """
+
+    per_user: dict[str, np.ndarray]
+    set_level: dict[str, float]
+
+
+def evaluate_users(
     score_batch: ScoreFunction,
     fold_in: sp.spmatrix,
     target: sp.spmatrix,
-    batch_size: int,
-    user_ids: np.ndarray | None,
-    metrics: Sequence[Metric],
-    popularity: np.ndarray | None,
-) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Per-user values of the per-user metrics and the values of the set-level ones."""
+    batch_size: int = 2000,
+    user_ids: np.ndarray | None = None,
+    metrics: Sequence[Metric] = REPORTED_METRICS,
+    popularity: np.ndarray | None = None,
+) -> UserMetrics:
+    """Per-user values of the per-user metrics and the values of the set-level ones, in one pass.
+
+    See :func:`per_user_metrics` for the arguments.
+    """
     if fold_in.shape != target.shape:
         raise ValueError(f"fold-in {fold_in.shape} and target {target.shape} must have the same shape")
     if user_ids is not None and len(user_ids) != fold_in.shape[0]:
@@ -133,7 +155,7 @@ def _evaluate_users(
     per_user = {name: np.concatenate(values) if values else np.empty(0) for name, values in out.items()}
     per_user["user"] = users
     set_level = {name: float(mask.mean()) if len(users) else float("nan") for name, mask in covered.items()}
-    return per_user, set_level
+    return UserMetrics(per_user, set_level)
 
 
 def per_user_metrics(
@@ -176,7 +198,7 @@ def per_user_metrics(
         ``{"user": indices of evaluated users, "<metric>": ...}`` for every per-user metric,
         each a 1-D array over the evaluated users.
     """
-    return _evaluate_users(score_batch, fold_in, target, batch_size, user_ids, metrics, popularity)[0]
+    return evaluate_users(score_batch, fold_in, target, batch_size, user_ids, metrics, popularity).per_user
 
 
 def summarize(per_user: dict[str, np.ndarray], metrics: Sequence[Metric] = REPORTED_METRICS) -> dict[str, float]:
@@ -210,8 +232,37 @@ def evaluate(
     metric, ``<name>`` and ``<name>_se`` (by default ``recall@20``, ``recall@20_se``, ``recall@50``,
     ``recall@50_se``, ``ndcg@100``, ``ndcg@100_se``); for each set-level metric ``<name>`` only.
     """
-    per_user, set_level = _evaluate_users(score_batch, fold_in, target, batch_size, user_ids, metrics, popularity)
+    per_user, set_level = evaluate_users(score_batch, fold_in, target, batch_size, user_ids, metrics, popularity)
     return summarize(per_user, metrics) | set_level
+
+
+def evaluate_split_users(
+    score_batch: ScoreFunction, split: Split, group: str, metrics: Sequence[Metric] = REPORTED_METRICS, batch_size: int = 2000
+) -> UserMetrics:
+    """:func:`evaluate_users` on the ``"validation"`` or ``"test"`` users of ``split``, under its protocol.
+
+    Passes what the protocol needs: the fold-in rows (excluded from the rankings), the targets, the
+    users' training rows for models that score known users (:meth:`~islim.data.split.Split.held_out`:
+    per-user hold-out only) and the training popularity of the items (for ``arp``).
+    """
+    fold_in, target, user_ids = split.held_out(group)
+    return evaluate_users(score_batch, fold_in, target, batch_size, user_ids, metrics, train_popularity(split.train))
+
+
+def evaluate_split(
+    score_batch: ScoreFunction, split: Split, group: str, metrics: Sequence[Metric] = REPORTED_METRICS, batch_size: int = 2000
+) -> dict[str, float]:
+    """:func:`evaluate` on the ``"validation"`` or ``"test"`` users of ``split`` (see :func:`evaluate_split_users`)."""
+    per_user, set_level = evaluate_split_users(score_batch, split, group, metrics, batch_size)
+    return summarize(per_user, metrics) | set_level
+
+
+def split_validator(
+    split: Split, metrics: Sequence[Metric] = REPORTED_METRICS, batch_size: int = 2000
+) -> Callable[[object], dict[str, float]]:
+    """:func:`holdout_validator` of the validation users of ``split``, under its protocol (see :func:`evaluate_split_users`)."""
+    fold_in, target, user_ids = split.held_out("validation")
+    return holdout_validator(fold_in, target, batch_size, user_ids, metrics, train_popularity(split.train))
 
 
 def holdout_validator(

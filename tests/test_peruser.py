@@ -24,7 +24,8 @@ from islim.config import protocol_of, validate_config
 from islim.data.peruser import prepare_per_user, split_per_user, split_published
 from islim.data.split import PARTS, load_split, save_split, split_stats
 from islim.errors import ConfigError, DataFormatError, IntegrityError
-from islim.evaluate import evaluate, protocol_metrics
+from islim.evaluate import evaluate, evaluate_split, evaluate_split_users, protocol_metrics, split_validator
+from islim.metrics import metric_list
 from islim.models import registry
 from tests.test_split import matrix_pairs, reference_filtered, sorted_pairs
 
@@ -264,6 +265,32 @@ def test_weak_protocol_recall_and_ndcg_equal_a_brute_force_loop():
         assert result[name] == pytest.approx(np.mean(values), rel=1e-12), name
     # The selection metric of the protocol is evaluated although not listed.
     assert [metric.name for metric in metrics][-1] == "ndcg@20" and len(metrics) == 4
+
+
+def test_split_evaluation_passes_user_rows_under_weak_and_none_under_strong(ml_small_weak, ml_small_split):
+    """A known-users model needs the rows of its users; a fold-in model is called without them."""
+    rng = np.random.default_rng(0)
+    user_scores = rng.random(ml_small_weak.train.shape, dtype=np.float32)
+    metrics = metric_list(["recall@20", "ndcg@20", "coverage@20", "arp@20"], recall="lightgcn")
+
+    def known_users(rows, users):
+        return user_scores[users]
+
+    fold_in, target, users = ml_small_weak.held_out("test")
+    popularity = np.asarray(ml_small_weak.train.sum(axis=0)).ravel()
+    direct = evaluate(known_users, fold_in, target, 500, users, metrics, popularity)
+    assert evaluate_split(known_users, ml_small_weak, "test", metrics, batch_size=500) == direct
+    assert set(direct) == {"n_users", "recall@20", "recall@20_se", "ndcg@20", "ndcg@20_se", "coverage@20", "arp@20", "arp@20_se"}
+    per_user, set_level = evaluate_split_users(known_users, ml_small_weak, "validation", metrics)
+    assert len(per_user["user"]) == ml_small_weak.train.shape[0] and set(set_level) == {"coverage@20"}
+
+    class Model:
+        @staticmethod
+        def score_batch(rows):  # a fold-in model's signature: no user rows under strong
+            return np.asarray(rows.sum(axis=0)).repeat(rows.shape[0], axis=0) + 0.0
+
+    values = split_validator(ml_small_split, metrics)(Model())
+    assert list(values) == ["recall@20", "ndcg@20", "coverage@20", "arp@20"]
 
 
 # --- config checks -------------------------------------------------------------------------------
