@@ -1,1 +1,1 @@
-"""Datasets: raw readers, the synthetic generator, preprocessing and the strong-generalisation split."""
+"""Datasets: raw readers, the synthetic generator, preprocessing, the strong-generalisation split and the per-user hold-out split."""
