@@ -21,6 +21,7 @@ include: "rules/ablations.smk"
 include: "rules/train.smk"
 include: "rules/aggregate.smk"
 include: "rules/report.smk"
+include: "rules/scaling.smk"
 
 
 # Cheap rules (and downloads: compute nodes often lack internet) run on the submitting host.
@@ -33,6 +34,8 @@ localrules:
     results_table,
     provenance,
     figures,
+    scaling_slopes,
+    scaling,
 
 
 rule all:

@@ -6,17 +6,14 @@ Benchmarks report ratios against a baseline run in the same invocation; nothing 
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
-import queue as queue_module
-import resource
-import time
 from pathlib import Path
 
 import scipy.sparse as sp
 
 from islim.data.synthetic import generate
-from islim.threads import blas_description, limit_threads
+from islim.scaling import measure_call
+from islim.threads import blas_description
 
 CACHE = Path(os.environ.get("ISLIM_BENCH_CACHE", "/tmp/islim-bench"))
 SHAPES = {
@@ -37,35 +34,8 @@ def synthetic_matrix(n_users: int, n_items: int, n_interactions: int, seed: int 
     return matrix
 
 
-def _child(queue, function, args, threads):
-    limit_threads(threads)
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
-    result = function(*args)
-    seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    queue.put({"seconds": seconds, "peak_mb": peak / 1024, "extra_peak_mb": (peak - baseline) / 1024, "result": result})
-
-
-def measure(function, *args, threads: int = 2) -> dict:
-    """Run ``function(*args)`` in a forked child limited to ``threads``; return seconds and peak RSS (MiB).
-
-    ``extra_peak_mb`` is the growth of the child's peak RSS during the call, i.e. memory beyond
-    the inputs it inherited. ``function`` should return something small (it is pickled back).
-    """
-    context = mp.get_context("fork")
-    queue = context.Queue()
-    process = context.Process(target=_child, args=(queue, function, args, threads))
-    process.start()
-    while True:
-        try:
-            outcome = queue.get(timeout=5)
-            break
-        except queue_module.Empty:
-            if not process.is_alive():  # killed (OOM, segfault) before reporting
-                raise RuntimeError(f"the measured call {function.__name__} died with exit code {process.exitcode}") from None
-    process.join()
-    return outcome
+#: Time and peak memory of one call in a fresh forked child (shared with the workflow's scaling measurement).
+measure = measure_call
 
 
 def blas_summary() -> str:

@@ -349,9 +349,9 @@ def test_scaling_figure_prints_the_fitted_log_log_slopes(scaling):
     seconds, memory = figure.axes
     assert seconds.get_ylabel() == "time (s)" and memory.get_ylabel() == "peak memory (MB)"
     assert all(ax.get_xscale() == ax.get_yscale() == "log" and ax.get_xlabel() == "number of items I" for ax in figure.axes)
-    assert [t.get_text() for t in seconds.get_legend().get_texts()] == ["EASE: slope 3.00", "ImplicitSLIM (d=64): slope 1.00"]
-    assert [t.get_text() for t in memory.get_legend().get_texts()] == ["EASE: slope 2.00", "ImplicitSLIM (d=64): slope 1.00"]
-    assert all(len(ax.get_lines()) == 2 for ax in figure.axes)
+    assert [t.get_text() for t in seconds.get_legend().get_texts()] == ["EASE: slope 3.00", "ImplicitSLIM (d=64): slope 1.00", "∝ I³"]
+    assert [t.get_text() for t in memory.get_legend().get_texts()] == ["EASE: slope 2.00", "ImplicitSLIM (d=64): slope 1.00", "∝ I²"]
+    assert all(len(ax.get_lines()) == 3 for ax in figure.axes)  # two measured lines and the asymptotic reference
 
 
 def test_save_figure_writes_decodable_png_and_pdf_that_are_identical_on_rerun(tmp_path, scaling):

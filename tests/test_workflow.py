@@ -23,6 +23,10 @@ METRICS = ["recall@20", "recall@50", "ndcg@100"]
 REPORT_RULES = ["figure", "results_table", "provenance", "figures"]
 #: Registered figures drawn once per dataset (the others go to reports/summary/).
 DATASET_FIGURES = [name for name, figure in FIGURES.items() if figure.scope == "dataset"]
+#: Figures only the opt-in target `snakemake scaling` draws (it measures the machine).
+OPT_IN_FIGURES = ["scaling"]
+#: A scaling measurement of a few seconds (config report.scaling).
+TINY_SCALING = {"items": [100, 200], "explicit_max_items": 100, "d": 8, "users_per_item": 3, "interactions_per_item": 20}
 FIGURES_PROFILE = REPO / "profiles" / "figures"
 
 
@@ -34,7 +38,7 @@ def test_dry_run_of_the_default_config_plans_the_whole_chain(tmp_path):
     assert "results/ml-100k/metrics.csv" in result.stdout
     for name in DATASET_FIGURES:
         assert f"reports/ml-100k/{name}.pdf" in result.stdout
-    # benchmarks/results/scaling.csv does not exist in a fresh directory: no scaling job, and a message.
+    # The scaling measurement is opt-in (`snakemake scaling`): no scaling job, and a message.
     assert "reports/summary/scaling.png" not in result.stdout
     assert "the cost scaling figure is skipped" in result.stdout + result.stderr
 
@@ -64,12 +68,8 @@ def test_invalid_config_fails_before_any_job_with_the_key_named(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("tiny_run")
-    scaling = directory / "scaling.csv"
-    scaling.write_text(
-        "method,n_items,d,seconds,peak_mb\nEASE,100,,0.01,1\nEASE,200,,0.08,4\nImplicitSLIM,100,16,0.01,1\nImplicitSLIM,200,16,0.02,2\n"
-    )
-    config = write_tiny_config(directory, {"report": {"scaling": str(scaling)}})
-    result = snakemake(directory, "--cores", "2", configfile=config)
+    config = write_tiny_config(directory, {"report": {"scaling": TINY_SCALING}})
+    result = snakemake(directory, "--cores", "2", "all", "scaling", configfile=config)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return directory, config
 
@@ -183,7 +183,7 @@ def test_tiny_run_writes_the_results_tables_provenance_and_scaling_figure(tiny_r
 def test_report_of_the_tiny_run_holds_every_figure_and_table(tiny_run):
     directory, config = tiny_run
     report = directory / "report.zip"
-    result = snakemake(directory, "--report", str(report), configfile=config)
+    result = snakemake(directory, "--report", str(report), "all", "scaling", configfile=config)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     names = [Path(name).name for name in zipfile.ZipFile(report).namelist()]
     for name in ("report.html", *(f"{figure}.png" for figure in FIGURES), "provenance.csv"):
@@ -203,7 +203,7 @@ def test_figures_profile_redraws_the_report_only(tiny_run):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     planned = re.findall(r"^(?:local)?rule (\w+):$", result.stdout, re.MULTILINE)
     assert set(planned) == set(REPORT_RULES)
-    assert planned.count("figure") == 2 * len(DATASET_FIGURES) + len(FIGURES) - len(DATASET_FIGURES)
+    assert planned.count("figure") == 2 * len(DATASET_FIGURES) + len(FIGURES) - len(DATASET_FIGURES) - len(OPT_IN_FIGURES)
     assert planned.count("results_table") == 3
 
 

@@ -16,7 +16,8 @@ Files of a figure ``name`` (all derived from the entry):
 
 A figure is drawn only when the workflow stages producing its inputs run (:attr:`ReportFigure.stages`):
 ``ablations`` (config ``ablations.activate``), ``training`` (config ``training.activate``) and
-``scaling`` (the CSV named by config ``report.scaling`` exists).
+``scaling`` (never in the default run: the opt-in target ``snakemake scaling`` measures this
+machine and draws it, see ``rules/scaling.smk``).
 
 This module imports no plotting library: the workflow reads it at DAG-construction time. The
 figure modules (matplotlib, seaborn, pandas) are imported by :func:`drawing_function` only.
@@ -65,7 +66,7 @@ SOURCES: dict[str, Source] = {
     "metrics": Source("results/<dataset>/metrics.csv: every run's validation and test metrics (tidy)", None),
     "ablations": Source("results/<dataset>/ablations.csv: every ablation cell and reference arm (tidy)", "ablations"),
     "curves": Source("results/<dataset>/curves/<model>-<variant>.csv: one training curve per run", "training", "curves"),
-    "scaling": Source("the CSV of config report.scaling: cost against the item count (benchmarks/bench_scaling.py)", "scaling"),
+    "scaling": Source("results/summary/scaling.csv: cost against the item count on this machine (islim.scaling)", "scaling"),
 }
 
 
