@@ -527,9 +527,14 @@ def read_per_user(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     return pd.concat(frames, names=["run", None]).reset_index(level=0).reset_index(drop=True)
 
 
+def score_columns(per_user: pd.DataFrame) -> list[str]:
+    """The metric columns of a :func:`read_per_user` table: every column but ``run``, ``split`` and ``user``."""
+    return [column for column in per_user.columns if column not in ("run", "split", "user")]
+
+
 def compare_runs(
     per_user: pd.DataFrame,
-    metrics: Sequence[str],
+    metrics: Sequence[str] | None = None,
     split: str = "test",
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
@@ -541,8 +546,8 @@ def compare_runs(
     ----------
     per_user : pandas.DataFrame
         :func:`read_per_user` of the dataset's runs (``run``, ``split``, ``user``, metrics).
-    metrics : sequence of str
-        Score columns compared, e.g. the names of :data:`islim.evaluate.REPORTED_METRICS`.
+    metrics : sequence of str or None
+        Score columns compared (e.g. ``["ndcg@100"]``); None: all of them (:func:`score_columns`).
     split : str, default "test"
         The split compared (test: validation chose the hyper-parameters).
     n_resamples, seed, method
@@ -561,8 +566,9 @@ def compare_runs(
     ConfigError
         No metric, or a setting out of range.
     """
+    metrics = score_columns(per_user) if metrics is None else list(metrics)
     if not metrics:
-        raise ConfigError("compare_runs needs at least one metric to compare")
+        raise ConfigError("compare_runs needs at least one metric to compare; the per-user scores hold none")
     rows = per_user[per_user["split"] == split]
     if not len(rows):
         splits = ", ".join(map(str, per_user["split"].unique())) or "none"

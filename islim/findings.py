@@ -43,7 +43,7 @@ VERDICTS = (IMPROVES, HURTS, NO_DIFFERENCE)
 FLAG_MEANINGS = {
     "not_converged": "its best epoch is within the last `patience` epochs of the epoch cap",
     "grid_edge": "the kept value of `{detail}` is at the edge of its grid",
-    "below_popularity": "its validation score is below popularity's",
+    "below_popularity": "its test score is below popularity's (significance: see the popularity section)",
 }
 
 

@@ -416,7 +416,7 @@ def test_read_per_user_gathers_the_files_with_their_run_names(tmp_path):
 
 def test_compare_runs_compares_test_users_only_one_holm_family_per_metric():
     frame = dataset_frame()
-    table = compare_runs(frame, ["ndcg@100", "recall@20"], n_resamples=500, seed=2)
+    table = compare_runs(frame, n_resamples=500, seed=2)  # every score column: ndcg@100, recall@20
     test = frame[frame["split"] == "test"]
     pairs = comparison_pairs(test["run"])
     assert len(pairs) == 6
@@ -436,3 +436,5 @@ def test_compare_runs_refuses_a_missing_split_or_no_metric():
         compare_runs(frame[frame["split"] == "validation"], ["ndcg@100"])
     with pytest.raises(ConfigError, match="at least one metric"):
         compare_runs(frame, [])
+    with pytest.raises(ConfigError, match="the per-user scores hold none"):
+        compare_runs(frame[["run", "split", "user"]])

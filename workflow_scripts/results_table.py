@@ -1,4 +1,5 @@
-"""Snakemake adapter: test metrics of every model beside the published numbers (CSV, Markdown, LaTeX)."""
+"""Snakemake adapter: test metrics of every model beside popularity's and the published numbers
+(CSV, Markdown, LaTeX, and an HTML page for the report)."""
 
 from pathlib import Path
 
@@ -9,4 +10,6 @@ from islim.results_table import results_table, write_results_table
 
 with job(snakemake):
     metrics = pd.concat([pd.read_csv(path) for path in snakemake.input.metrics], ignore_index=True)
-    write_results_table(results_table(metrics), Path(snakemake.output.csv).with_suffix(""))
+    scope = snakemake.wildcards.scope
+    title = "Test results: all datasets" if scope == "summary" else f"Test results: {scope}"
+    write_results_table(results_table(metrics), Path(snakemake.output.csv).with_suffix(""), title=title)
