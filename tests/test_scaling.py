@@ -63,6 +63,15 @@ def test_the_figure_legend_shows_the_slopes_of_the_table_and_the_asymptotic_refe
     assert x.tolist() == [1000, 8000] and y[1] == pytest.approx(513) and y[0] == pytest.approx(513 / 512)
 
 
+def test_the_reference_lines_pass_through_ease_even_where_another_method_costs_more(fixed_cost_table):
+    table = fixed_cost_table.copy()
+    table.loc[table["method"] == "ImplicitSLIM", "peak_mb"] = 1e5  # a large fixed cost (e.g. a library's buffers)
+    memory = scaling_figure(table).axes[1]
+    (reference,) = [line for line in memory.get_lines() if line.get_linestyle() == "--"]
+    x, y = (np.asarray(v, dtype=float) for v in reference.get_data())
+    assert x.tolist() == [1000, 8000] and y[1] == pytest.approx(50 + 6400) and y[0] == pytest.approx((50 + 6400) / 64)
+
+
 def test_write_slopes_reads_the_measurements_and_writes_the_table(tmp_path, fixed_cost_table):
     fixed_cost_table.to_csv(tmp_path / "scaling.csv", index=False)
     written = write_slopes(tmp_path / "scaling.csv", tmp_path / "slopes.csv")
