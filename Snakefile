@@ -28,6 +28,8 @@ include: "rules/scaling.smk"
 localrules:
     all,
     fetch,
+    ease,
+    train,
     ablation_table,
     aggregate,
     figure,

@@ -13,7 +13,8 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -368,3 +369,74 @@ def grid_points(grid: Mapping[str, list]) -> Iterator[dict[str, Any]]:
     names = sorted(grid)
     for values in itertools.product(*(grid[name] for name in names)):
         yield dict(zip(names, values))
+
+
+#: File stem of one grid point (and seed) of a run: ``p<index>`` or ``p<index>.s<seed>``.
+POINT_NAME = re.compile(r"p(0|[1-9][0-9]*)(?:\.s(0|[1-9][0-9]*))?")
+
+
+def point_name(index: int, seed: int | None = None) -> str:
+    """The name of grid point ``index`` (the position in :func:`grid_points`) trained with ``seed``:
+    ``p<index>``, or ``p<index>.s<seed>`` for a seeded (stochastic) model; the file stem of its job's
+    outputs under ``results/<dataset>/points/<run>/``."""
+    return f"p{index}" if seed is None else f"p{index}.s{seed}"
+
+
+def parse_point_name(name: str) -> tuple[int, int | None]:
+    """``(index, seed)`` of a :func:`point_name` (``seed`` is ``None`` for ``p<index>``)."""
+    match = POINT_NAME.fullmatch(name)
+    if match is None:
+        raise ConfigError(f"{name!r} is not a grid point name; expected p<index> or p<index>.s<seed>, e.g. p0 or p2.s1")
+    index, seed = match.groups()
+    return int(index), None if seed is None else int(seed)
+
+
+def run_seeds(seeds: Sequence[int], stochastic: bool) -> list[int | None]:
+    """The seeds a run trains each grid point with: the top-level ``seeds`` for a stochastic model
+    (:attr:`islim.models.registry.ModelSpec.stochastic`), one unseeded run (``[None]``) otherwise."""
+    return list(seeds) if stochastic else [None]
+
+
+def run_point_names(grid: Mapping[str, list], seeds: Sequence[int | None]) -> list[str]:
+    """The :func:`point_name` of every grid point x seed of a run, points in :func:`grid_points` order."""
+    return [point_name(index, seed) for index in range(len(list(grid_points(grid)))) for seed in seeds]
+
+
+def point_settings(run: Mapping[str, Any], variant: str, name: str) -> dict[str, Any]:
+    """What one grid point x seed of a training run trains with.
+
+    Parameters
+    ----------
+    run : mapping
+        The run's ``{"params", "grid", "variants"}`` (:func:`training_variant`).
+    variant : str
+        The variant (a key of ``run["variants"]``).
+    name : str
+        The point's :func:`point_name`.
+
+    Returns
+    -------
+    dict
+        ``{"point": the grid values, "seed": int or None, "settings": params, then the variant's
+        settings, then the point (:func:`merge_settings`), with ``seed`` set to the point's seed}``.
+
+    Raises
+    ------
+    ConfigError
+        ``name`` is malformed or beyond the grid, or a seeded point's settings already set ``seed``
+        (a stochastic model's seeds come from the top-level ``seeds`` setting only).
+    """
+    index, seed = parse_point_name(name)
+    points = list(grid_points(run.get("grid") or {}))
+    if index >= len(points):
+        raise ConfigError(f"grid point {name!r} does not exist: the grid {dict(run.get('grid') or {})} has {len(points)} point(s)")
+    point = points[index]
+    settings = merge_settings(merge_settings(run.get("params") or {}, run["variants"][variant]), point)
+    if seed is not None:
+        if "seed" in settings:
+            raise ConfigError(
+                f"variant {variant!r} sets seed={settings['seed']!r}, but the seeds of a stochastic model come from the "
+                "top-level `seeds` setting (one run per seed); remove `seed` from its params, variant and grid"
+            )
+        settings["seed"] = seed
+    return {"point": point, "seed": seed, "settings": settings}

@@ -54,3 +54,9 @@ def write_csv(final_path: str | os.PathLike, frame) -> None:
     """Write a pandas DataFrame as CSV (no index) atomically."""
     with atomic_path(final_path) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+def write_parquet(final_path: str | os.PathLike, frame) -> None:
+    """Write a pandas DataFrame as parquet (pyarrow, no index) atomically."""
+    with atomic_path(final_path, suffix=".parquet") as tmp:
+        frame.to_parquet(tmp, index=False)

@@ -120,9 +120,11 @@ def eval_bytes(stats: dict, batch_size: int) -> int:
 
 
 def ease_mem_mb(stats: dict, dtype: str = "float32", batch_size: int = 2000, attempt: int = 1) -> int:
-    """EASE λ sweep (:func:`islim.pipeline.ease_sweep`): two dense ``I x I`` arrays of ``dtype`` (the
-    shared Gram matrix and each λ's ``B``, inverted in place), two more when one exceeds 4 GiB (the
-    MKL path: one fit at MSD shape peaked at 19.6 GiB = 3 copies), the split and an evaluation block.
+    """One λ of EASE's sweep (the ``ease_point`` job, :func:`islim.pipeline.ease_point`): two dense
+    ``I x I`` arrays of ``dtype`` (the Gram matrix, inverted in place into ``B``, and a second copy:
+    the Gram matrix that :func:`islim.pipeline.ease_sweep` shares across λ in one process, a margin
+    for a job), two more when one exceeds 4 GiB (the MKL path: one fit at MSD shape peaked at
+    19.6 GiB, above 3 copies), the split and an evaluation block.
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
 """The workflow's steps as plain functions, shared by the Snakemake scripts and the CLI.
 
-fetch → prepare (split) → EASE λ sweep → aggregate. Each step reads and writes files only at
-the paths it is given and writes them atomically.
+fetch → prepare (split) → EASE λ sweep (one λ per job, then the selection) → aggregate. Each
+step reads and writes files only at the paths it is given and writes them atomically.
 """
 
 from __future__ import annotations
@@ -9,14 +9,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from islim.errors import GRID_POINT_ERRORS, ConfigError, GridSearchError, IntegrityError
+from islim.errors import ConfigError, IntegrityError
 from islim.fileio import write_json
+
+if TYPE_CHECKING:  # the EASE steps import their modules when they run (see islim.codehash)
+    import numpy as np
+    import pandas as pd
+
+    from islim.data.split import Split
+    from islim.training import PointResult
 
 log = logging.getLogger(__name__)
 
@@ -218,23 +222,107 @@ def prepare(name: str, entry: dict[str, Any], manifest_path: str | Path, out_dir
     return stats
 
 
-def ease_sweep(
-    name: str, split_dir: str | Path, lambda_grid: list[float], dtype: str = "float32", batch_size: int = 2000
-) -> tuple[dict, pd.DataFrame]:
-    """Fit EASE for each λ of the grid (one Gram matrix), pick λ on validation NDCG@100.
+def ease_point(
+    name: str, split: Split, lam: float, dtype: str = "float32", batch_size: int = 2000, gram: np.ndarray | None = None
+) -> PointResult:
+    """One λ of EASE's sweep (the ``ease_point`` job): fit, then score every validation and test user.
 
-    Test metrics are computed for every λ but reported only for the selected one. A λ whose fit
-    or evaluation fails numerically or over the memory budget (:data:`islim.errors.GRID_POINT_ERRORS`,
-    e.g. a Cholesky factorisation that fails because λ is too small for a rank-deficient Gram
-    matrix) is logged, recorded as failed with the reason, and skipped.
+    Parameters
+    ----------
+    name : str
+        The dataset.
+    split : islim.data.split.Split
+        Its split.
+    lam : float
+        The ridge weight λ.
+    dtype : str
+        Dtype of the dense ``n_items²`` arrays.
+    batch_size : int
+        Held-out users scored at once.
+    gram : ndarray, optional
+        The precomputed dense Gram matrix ``XᵀX`` of the training users (shared across a sweep
+        in one process; not modified).
+
+    Returns
+    -------
+    PointResult
+        As :func:`islim.training.train_point`: point ``{"lambda": lam}``, settings ``{"lam", "dtype"}``;
+        failed (with the reason) when the fit or evaluation fails numerically or over the memory
+        budget, e.g. a Cholesky factorisation that fails because λ is too small for a
+        rank-deficient Gram matrix.
+    """
+    from islim.training import train_point
+
+    fit_params = {} if gram is None else {"gram": gram}
+    return train_point(name, split, "ease", None, {"lam": lam, "dtype": dtype}, {"lambda": lam}, None, batch_size, False, **fit_params)
+
+
+def select_ease(
+    name: str, lambda_grid: list[float], results: list[PointResult], popularity: dict[str, Any] | None = None
+) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """Select EASE's λ on validation ``ndcg@100`` (the ``ease`` job) and report it on test.
+
+    Parameters
+    ----------
+    name : str
+        The dataset.
+    lambda_grid : list of float
+        The λ values swept (for the record and the ``grid_edge:lambda`` flag).
+    results : list of PointResult
+        :func:`ease_point` of each λ.
+    popularity : dict, optional
+        The popularity run's record on the same split, for the ``below_popularity`` flag.
 
     Returns
     -------
     tuple
-        The run record (``extra``: ``lambda_grid``, ``selected_by``, ``searched`` — each λ that
-        ran, with its validation NDCG@100 —, ``failed`` — each λ that failed, with its ``reason``)
-        and the sweep table: one row per λ and split with ``status`` ``ok``, plus one row per
-        failed λ with ``status`` ``failed``, its ``reason`` and no split or metrics.
+        The run record (``params``: ``lambda``, ``dtype``; ``extra``: ``lambda_grid``,
+        ``selected_by``, ``searched`` — each λ that ran, with its validation NDCG@100 —, ``failed``
+        — each λ that failed, with its ``reason``; ``flags`` as for training runs, see
+        :func:`islim.training.run_flags`), the sweep table (one row per λ and split with
+        ``status`` ``ok`` and the metrics, plus one row per failed λ with ``status`` ``failed``,
+        its ``reason`` and no split or metrics) and the kept λ's per-user table.
+
+    Raises
+    ------
+    GridSearchError
+        If every λ failed, naming each with its reason.
+    """
+    import pandas as pd
+
+    from islim.models.base import DEFAULT_MONITOR
+    from islim.records import make_record
+    from islim.training import choose_point, run_flags, search_cost, seed_average
+
+    (kept,), searched, failed = choose_point(results, f"EASE on {name}")
+    per_user, metrics = seed_average([kept])
+    lam = kept.record["extra"]["point"]["lambda"]
+    extra = {"lambda_grid": list(lambda_grid), "selected_by": f"validation {DEFAULT_MONITOR}", "searched": searched, "failed": failed}
+    flags = run_flags({"lambda": list(lambda_grid)}, {"lambda": lam}, metrics, popularity, unconverged=False)
+    seconds, peak = search_cost(results)
+    params = {"lambda": lam, "dtype": kept.record["params"]["dtype"]}
+    record = make_record(name, "ease", params, metrics, seconds, extra=extra, flags=flags, peak_memory_mb=peak)
+    rows = []
+    for result in results:
+        lam, extra = result.record["extra"]["point"]["lambda"], result.record["extra"]
+        if not result.ok:
+            rows.append({"lambda": lam, "split": None, "status": "failed", "reason": extra["reason"]})
+            continue
+        for split, values in result.record["metrics"].items():
+            rows.append({"lambda": lam, "split": split, "status": "ok", "reason": "", **values, "n_users": result.record["n_users"][split]})
+    return record, pd.DataFrame(rows), per_user
+
+
+def ease_sweep(
+    name: str, split_dir: str | Path, lambda_grid: list[float], dtype: str = "float32", batch_size: int = 2000
+) -> tuple[dict, pd.DataFrame]:
+    """EASE's λ sweep in one process: :func:`ease_point` for each λ (sharing one Gram matrix),
+    then :func:`select_ease`.
+
+    Returns
+    -------
+    tuple
+        The run record and the sweep table of :func:`select_ease` (its per-user table is left out).
 
     Raises
     ------
@@ -242,38 +330,10 @@ def ease_sweep(
         If every λ failed, naming each with its reason.
     """
     from islim.data.split import load_split
-    from islim.evaluate import evaluate
     from islim.gram import dense_gram
-    from islim.models.ease import EASE
-    from islim.records import make_record
 
-    start = time.perf_counter()
     split = load_split(split_dir)
     gram = dense_gram(split.train, dtype)
-    rows, best, searched, failed = [], None, [], []
-    for lam in lambda_grid:
-        model = None
-        try:
-            model = EASE(lam=lam, dtype=dtype).fit(split.train, gram=gram)
-            metrics = {
-                "validation": evaluate(model.score_batch, split.validation_tr, split.validation_te, batch_size),
-                "test": evaluate(model.score_batch, split.test_tr, split.test_te, batch_size),
-            }
-        except GRID_POINT_ERRORS as exc:
-            log.warning("EASE lambda=%g failed and is skipped: %s", lam, exc)
-            failed.append({"lambda": lam, "reason": str(exc)})
-            rows.append({"lambda": lam, "split": None, "status": "failed", "reason": str(exc)})
-            continue
-        finally:
-            del model  # the n_items² weights, before the next fit
-        log.info("EASE lambda=%g: validation ndcg@100=%.4f", lam, metrics["validation"]["ndcg@100"])
-        searched.append({"lambda": lam, "val_ndcg@100": metrics["validation"]["ndcg@100"]})
-        rows += [{"lambda": lam, "split": s, "status": "ok", "reason": "", **m} for s, m in metrics.items()]
-        if best is None or metrics["validation"]["ndcg@100"] > best[1]["validation"]["ndcg@100"]:
-            best = (lam, metrics)
-    if best is None:
-        raise GridSearchError.every_point(f"EASE on {name}", failed)
-    lam, metrics = best
-    extra = {"lambda_grid": list(lambda_grid), "selected_by": "validation ndcg@100", "searched": searched, "failed": failed}
-    record = make_record(name, "ease", {"lambda": lam, "dtype": dtype}, metrics, time.perf_counter() - start, extra=extra)
-    return record, pd.DataFrame(rows)
+    results = [ease_point(name, split, lam, dtype, batch_size, gram) for lam in lambda_grid]
+    record, sweep, _ = select_ease(name, lambda_grid, results)
+    return record, sweep

@@ -1,9 +1,17 @@
-"""Run records: one JSON file per model run, and their aggregation into a tidy metrics table.
+"""Run records: one JSON file per model run, per-user score tables, and their aggregation.
 
 A record holds ``dataset``, ``model``, ``params`` (every hyper-parameter by its config name),
 ``metrics`` (``{"validation": {...}, "test": {...}}`` with ``recall@20``, ``recall@50``,
-``ndcg@100`` and their ``_se``), ``n_users`` evaluated per split, ``wall_seconds``,
-``peak_memory_mb`` and free-form ``extra`` details (e.g. the hyper-parameter sweep).
+``ndcg@100`` and their ``_se``; a run averaged over several seeds adds ``<metric>_seed_sd``),
+``n_users`` evaluated per split, ``wall_seconds``, ``peak_memory_mb``, ``flags`` (warnings about
+the run, e.g. ``not_converged``, ``grid_edge:<param>``, ``below_popularity``; see
+:mod:`islim.training`) and free-form ``extra`` details (e.g. the hyper-parameter sweep, ``seeds``).
+
+A per-user table (``results/<dataset>/per_user/<run>.parquet``, :func:`per_user_table`) holds one
+row per evaluated held-out user and split: ``split`` (``"validation"`` or ``"test"``), ``user``
+(the user's original id from the raw data, as text, the same in every run on the split; see
+``users.csv`` of the split) and one column per per-user metric; its means per split are the
+record's metrics.
 """
 
 from __future__ import annotations
@@ -12,13 +20,15 @@ import json
 import math
 import numbers
 import platform
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from islim.errors import DataFormatError, NumericalError
-from islim.evaluate import REPORTED_METRICS
+from islim.evaluate import REPORTED_METRICS, summarize
 from islim.fileio import write_csv, write_json
 from islim.memory import peak_rss_bytes
 
@@ -44,9 +54,20 @@ def _json_safe(value: Any) -> Any:
 
 
 def make_record(
-    dataset: str, model: str, params: dict, metrics: dict[str, dict], wall_seconds: float, extra: dict | None = None
+    dataset: str,
+    model: str,
+    params: dict,
+    metrics: dict[str, dict],
+    wall_seconds: float,
+    extra: dict | None = None,
+    flags: Sequence[str] = (),
+    peak_memory_mb: float | None = None,
 ) -> dict[str, Any]:
     """Build a run record; ``metrics`` maps split name to :func:`islim.evaluate.evaluate` output.
+
+    ``flags`` are the run's warnings (see the module docstring); ``peak_memory_mb`` defaults to
+    this process's peak resident memory (pass the runs' own peak when the record gathers runs made
+    by other processes).
 
     Raises
     ------
@@ -65,6 +86,7 @@ def make_record(
                 f"Check evaluated_users in data/processed/{dataset}/stats.json, raise heldout_users or lower "
                 "min_heldout_interactions in the dataset's registry entry, and split again"
             )
+    peak = peak_rss_bytes() / 2**20 if peak_memory_mb is None else peak_memory_mb
     return _json_safe(
         {
             "dataset": dataset,
@@ -73,11 +95,112 @@ def make_record(
             "metrics": per_split,
             "n_users": {split: values["n_users"] for split, values in metrics.items()},
             "wall_seconds": round(float(wall_seconds), 3),
-            "peak_memory_mb": round(peak_rss_bytes() / 2**20, 1),
+            "peak_memory_mb": round(float(peak), 1),
             "python": platform.python_version(),
+            "flags": list(flags),
             "extra": extra or {},
         }
     )
+
+
+#: The columns of a per-user table before its metric columns.
+PER_USER_KEYS = ("split", "user")
+
+
+def per_user_table(split: str, scores: Mapping[str, np.ndarray], user_ids: np.ndarray) -> pd.DataFrame:
+    """The per-user table of one held-out split.
+
+    Parameters
+    ----------
+    split : str
+        ``"validation"`` or ``"test"``.
+    scores : mapping
+        :func:`islim.evaluate.per_user_metrics` of the split: ``"user"`` (row indices of the
+        evaluated users in the split's fold-in matrix) and one 1-D array per per-user metric.
+    user_ids : ndarray, shape (n_rows,)
+        The original id of each row of the split's matrices (:attr:`islim.data.split.Split.user_ids`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per evaluated user: ``split``, ``user`` (the original id as text) and the metrics of
+        :data:`~islim.evaluate.REPORTED_METRICS` that ``scores`` holds, as float64, in that order.
+    """
+    rows = np.asarray(scores["user"], dtype=np.int64)
+    table = pd.DataFrame({"split": split, "user": np.asarray(user_ids)[rows].astype(str)})
+    for name, _, _ in REPORTED_METRICS:
+        if name in scores:
+            table[name] = np.asarray(scores[name], dtype=np.float64)
+    return table
+
+
+def mean_over_seeds(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Per-user scores averaged over the runs of several seeds (the same users in each).
+
+    Parameters
+    ----------
+    tables : sequence of pandas.DataFrame
+        :func:`per_user_table` output of each seed (splits concatenated), at least one.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The same columns, one row per (split, user), each metric the mean over the tables, rows in
+        the first table's order.
+
+    Raises
+    ------
+    DataFormatError
+        The tables do not hold the same (split, user) rows.
+    """
+    if not tables:
+        raise DataFormatError("no per-user table to average over seeds")
+    first = tables[0]
+    keys = first.set_index(list(PER_USER_KEYS)).index
+    for position, table in enumerate(tables[1:], start=2):
+        other = table.set_index(list(PER_USER_KEYS)).index
+        if len(other) != len(keys) or not other.sort_values().equals(keys.sort_values()):
+            raise DataFormatError(
+                f"per-user table {position} scores other users than table 1 ({len(other)} vs {len(keys)} rows); "
+                "seeds of one run must be evaluated on the same split"
+            )
+    stacked = pd.concat([table.set_index(list(PER_USER_KEYS)) for table in tables])
+    mean = stacked.groupby(level=list(PER_USER_KEYS), sort=False).mean()
+    return mean.loc[keys].reset_index()
+
+
+def split_summaries(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Mean, standard error and ``n_users`` of each metric per split of a per-user table
+    (:func:`islim.evaluate.summarize`), in the order the splits first appear."""
+    summaries = {}
+    for split, rows in table.groupby("split", sort=False):
+        scores = {name: rows[name].to_numpy() for name in rows.columns if name not in PER_USER_KEYS}
+        summaries[split] = summarize({"user": rows["user"].to_numpy(), **scores})
+    return summaries
+
+
+def seed_spread(runs: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, float]]:
+    """``<metric>_seed_sd`` per split: the standard deviation (``ddof=1``) over seeds of each seed's
+    mean metric.
+
+    Parameters
+    ----------
+    runs : sequence of mapping
+        The ``metrics`` of each seed's record (``{split: {metric: mean, ...}}``), at least two.
+
+    Returns
+    -------
+    dict
+        ``{split: {"<metric>_seed_sd": float}}`` for every metric of
+        :data:`~islim.evaluate.REPORTED_METRICS` the runs report.
+    """
+    if len(runs) < 2:
+        raise DataFormatError(f"a standard deviation over seeds needs at least 2 runs, got {len(runs)}")
+    spread: dict[str, dict[str, float]] = {}
+    for split in runs[0]:
+        names = [name for name, _, _ in REPORTED_METRICS if name in runs[0][split]]
+        spread[split] = {f"{name}_seed_sd": float(np.std([run[split][name] for run in runs], ddof=1)) for name in names}
+    return spread
 
 
 def without_timing(record: dict[str, Any]) -> dict[str, Any]:
@@ -132,10 +255,18 @@ def write_records(path: str | Path, records: list[dict[str, Any]]) -> None:
 
 
 def tidy_metrics(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per run × split × metric: dataset, model, run, split, metric, value, se, n_users, params (JSON)."""
+    """One row per run × split × metric.
+
+    Columns: dataset, model, run, split, metric, value, se, ``seed_sd`` (standard deviation over
+    seeds of the seeds' means; empty for a run of one seed), ``n_seeds`` (1 for a deterministic
+    run), n_users, wall_seconds, peak_memory_mb, ``flags`` (the record's flags joined by ``;``,
+    empty when none) and params (JSON).
+    """
     rows = []
     for record in records:
         run = record.get("run", record["model"])
+        flags = ";".join(record.get("flags", []))
+        n_seeds = len(record.get("extra", {}).get("seeds") or [None])
         for split, values in record["metrics"].items():
             for name, _, _ in REPORTED_METRICS:
                 rows.append(
@@ -147,13 +278,31 @@ def tidy_metrics(records: list[dict[str, Any]]) -> pd.DataFrame:
                         "metric": name,
                         "value": values.get(name),
                         "se": values.get(f"{name}_se"),
+                        "seed_sd": values.get(f"{name}_seed_sd"),
+                        "n_seeds": n_seeds,
                         "n_users": record["n_users"][split],
                         "wall_seconds": record["wall_seconds"],
                         "peak_memory_mb": record["peak_memory_mb"],
+                        "flags": flags,
                         "params": json.dumps(record["params"], sort_keys=True),
                     }
                 )
-    columns = ["dataset", "model", "run", "split", "metric", "value", "se", "n_users", "wall_seconds", "peak_memory_mb", "params"]
+    columns = [
+        "dataset",
+        "model",
+        "run",
+        "split",
+        "metric",
+        "value",
+        "se",
+        "seed_sd",
+        "n_seeds",
+        "n_users",
+        "wall_seconds",
+        "peak_memory_mb",
+        "flags",
+        "params",
+    ]
     return pd.DataFrame(rows, columns=columns).sort_values(["dataset", "run", "split", "metric"], kind="stable")
 
 

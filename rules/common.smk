@@ -12,6 +12,9 @@ from islim.codehash import code_hash
 from islim.config import (
     ablation_cell_grids,
     ease_settings,
+    point_settings,
+    run_point_names,
+    run_seeds,
     training_models,
     training_variant,
     validate_config,
@@ -19,7 +22,7 @@ from islim.config import (
 from islim.embeddings.registry import arms_of
 from islim.memory import ease_mem_mb
 from islim.resources import ablation_mem_mb, train_mem_mb
-from islim.models.registry import trained_by, uses_gpu
+from islim.models.registry import model_spec, trained_by, uses_gpu
 from islim.pipeline import fetch_parameters, file_stamp, local_files, split_parameters
 from islim.plotting.registry import FIGURES
 
@@ -45,6 +48,7 @@ wildcard_constraints:
     model="|".join(trained_by("train")),
     variant="[A-Za-z0-9_]+",
     d=r"\d+",
+    point=r"p\d+(\.s\d+)?",
     scope="|".join(["summary", *map(str, DATASETS)]),
 
 
@@ -124,6 +128,84 @@ def training_runs(wildcards):
     return training_files(wildcards.dataset, "runs", "json")
 
 
+def run_points(dataset, model, variant):
+    """Point names (islim.config.point_name) of every grid point x seed of a training run: the
+    top-level `seeds` for a stochastic model (model registry), one unseeded run otherwise.
+    """
+    grid = training_variant(config, dataset, model, variant)["grid"]
+    seeds = run_seeds(config["seeds"], model_spec(model).stochastic)
+    return run_point_names(grid, seeds)
+
+
+def point_files(ext):
+    """Input function: results/<dataset>/points/<model>-<variant>/<point>.<ext> of every point of the run."""
+
+    def files(wildcards):
+        w = wildcards
+        folder = f"results/{w.dataset}/points/{w.model}-{w.variant}"
+        return [
+            f"{folder}/{name}.{ext}"
+            for name in run_points(w.dataset, w.model, w.variant)
+        ]
+
+    return files
+
+
+def training_point(wildcards):
+    """What one train_point job trains: {point, seed, settings} (islim.config.point_settings)."""
+    w = wildcards
+    run = training_variant(config, w.dataset, w.model, w.variant)
+    return point_settings(run, w.variant, w.point)
+
+
+def ease_grid(dataset):
+    """EASE's sweep as a grid: {"lambda": [...]}, its points in the order of `lambda_grid`."""
+    return {"lambda": ease_settings(config, dataset)["lambda_grid"]}
+
+
+def ease_point_files(ext):
+    """Input function: results/<dataset>/points/ease/<point>.<ext> of every lambda of the sweep."""
+
+    def files(wildcards):
+        names = run_point_names(ease_grid(wildcards.dataset), [None])
+        return [
+            f"results/{wildcards.dataset}/points/ease/{name}.{ext}" for name in names
+        ]
+
+    return files
+
+
+def ease_lambda(wildcards):
+    """The lambda of one ease_point job."""
+    run = {"grid": ease_grid(wildcards.dataset), "variants": {"ease": {}}}
+    return point_settings(run, "ease", wildcards.point)["point"]["lambda"]
+
+
+def popularity_record(wildcards):
+    """The popularity run's record of the dataset (an input of the other selections, for their
+    below_popularity flag) when popularity is trained on it; nothing for popularity's own runs.
+    """
+    if (
+        not config["training"]["activate"]
+        or getattr(wildcards, "model", None) == "popularity"
+    ):
+        return []
+    variants = (
+        training_models(config, wildcards.dataset).get("popularity", {}).get("variants")
+        or {}
+    )
+    if not variants:
+        return []
+    variant = "baseline" if "baseline" in variants else next(iter(variants))
+    return [f"results/{wildcards.dataset}/runs/popularity-{variant}.json"]
+
+
+def run_per_user(wildcards):
+    """Per-user tables of EASE and of every training run of the dataset."""
+    runs = [f"results/{wildcards.dataset}/per_user/ease.parquet"]
+    return runs + training_files(wildcards.dataset, "per_user", "parquet")
+
+
 def run_records(wildcards):
     return (
         [f"results/{wildcards.dataset}/runs/ease.json"]
@@ -149,11 +231,12 @@ def ease_mem(wildcards, input, attempt):
     return ease_mem_mb(read_stats(input), dtype, config["eval_batch_size"], attempt)
 
 
-def train_mem(wildcards, input, attempt):
-    w = wildcards
-    settings = training_variant(config, w.dataset, w.model, w.variant)
+def train_point_mem(wildcards, input, attempt):
+    settings = {"params": training_point(wildcards)["settings"]}
     stats = read_stats(input)
-    return train_mem_mb(stats, w.model, settings, config["eval_batch_size"], attempt)
+    return train_mem_mb(
+        stats, wildcards.model, settings, config["eval_batch_size"], attempt
+    )
 
 
 def ablation_mem(wildcards, input, attempt):

@@ -1,7 +1,35 @@
-rule ease:
+# EASE's lambda sweep: one job per lambda, then the selection on validation.
+rule ease_point:
     input:
         split=split_files,
         stats="data/processed/{dataset}/stats.json",
+    output:
+        record="results/{dataset}/points/ease/{point}.json",
+        per_user="results/{dataset}/points/ease/{point}.per_user.parquet",
+    log:
+        "logs/ease_point/{dataset}/{point}.log",
+    benchmark:
+        "results/benchmarks/ease_point/{dataset}/{point}.tsv"
+    conda:
+        "../envs/islim.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=ease_mem,
+        runtime=120,
+    params:
+        lam=ease_lambda,
+        dtype=lambda wildcards: ease_settings(config, wildcards.dataset)["dtype"],
+        batch_size=config["eval_batch_size"],
+        code=code("ease_point"),
+    script:
+        "../workflow_scripts/ease_point.py"
+
+
+rule ease:
+    input:
+        records=ease_point_files("json"),
+        per_user=ease_point_files("per_user.parquet"),
+        popularity=popularity_record,
     output:
         record="results/{dataset}/runs/ease.json",
         sweep=report(
@@ -11,19 +39,21 @@ rule ease:
             subcategory="EASE",
             labels={"dataset": "{dataset}", "table": "EASE lambda sweep"},
         ),
+        per_user="results/{dataset}/per_user/ease.parquet",
     log:
         "logs/ease/{dataset}.log",
     benchmark:
         "results/benchmarks/ease/{dataset}.tsv"
     conda:
         "../envs/islim.yaml"
-    threads: config["threads"]
+    threads: 1
     resources:
-        mem_mb=ease_mem,
-        runtime=120,
+        mem_mb=1024,
+        runtime=10,
     params:
-        settings=lambda wildcards: ease_settings(config, wildcards.dataset),
-        batch_size=config["eval_batch_size"],
+        lambda_grid=lambda wildcards: ease_settings(config, wildcards.dataset)[
+            "lambda_grid"
+        ],
         code=code("ease"),
     script:
         "../workflow_scripts/ease.py"

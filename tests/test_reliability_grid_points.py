@@ -28,10 +28,11 @@ from islim.ablations import ablation_cell
 from islim.data.split import make_split, save_split
 from islim.data.synthetic import generate
 from islim.errors import GridSearchError, MemoryBudgetError
-from islim.pipeline import ease_sweep
-from islim.training import train_run
+from islim.pipeline import ease_point, ease_sweep, select_ease
+from islim.training import read_point, train_point, train_run, write_point
 
 CHOLESKY = "Cholesky factorisation failed (LAPACK info=2): the matrix is not positive definite; increase lambda"
+EASE_CHOLESKY = f"ease: {CHOLESKY}"  # a model's numerical failure is named after the model
 ADVICE = "Change or drop these settings (each reason says what went wrong) and run again"
 PLREC = {"n_factors": 4, "n_epochs": 2, "init": "svd", "r_q": 1.0, "patience": 5}
 EXPLICIT_ARM = {"neighbourhood": "all", "first_step": "ease", "second_step": "explicit"}
@@ -60,14 +61,14 @@ def split_dir(split, tmp_path_factory):
 
 
 def test_a_lambda_whose_cholesky_fails_is_recorded_and_the_sweep_goes_on(split_dir, caplog):
-    with caplog.at_level(logging.WARNING, logger="islim.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="islim.training"):
         record, sweep = ease_sweep("toy", split_dir, [100.0, 1e-8, 300.0])
     assert record["params"]["lambda"] in (100.0, 300.0)
-    assert record["extra"]["failed"] == [{"lambda": 1e-8, "reason": CHOLESKY}]
+    assert record["extra"]["failed"] == [{"lambda": 1e-8, "reason": EASE_CHOLESKY}]
     assert [entry["lambda"] for entry in record["extra"]["searched"]] == [100.0, 300.0]
-    assert f"EASE lambda=1e-08 failed and is skipped: {CHOLESKY}" in caplog.text
+    assert f"ease {{'lambda': 1e-08}} failed and is skipped: {EASE_CHOLESKY}" in caplog.text
     failed = sweep[sweep["status"] == "failed"]
-    assert failed["lambda"].tolist() == [1e-8] and failed["reason"].tolist() == [CHOLESKY]
+    assert failed["lambda"].tolist() == [1e-8] and failed["reason"].tolist() == [EASE_CHOLESKY]
     assert failed["split"].isna().all() and failed["ndcg@100"].isna().all()
     ok = sweep[sweep["status"] == "ok"]
     assert sorted(zip(ok["lambda"], ok["split"])) == [(100.0, "test"), (100.0, "validation"), (300.0, "test"), (300.0, "validation")]
@@ -77,7 +78,29 @@ def test_a_lambda_whose_cholesky_fails_is_recorded_and_the_sweep_goes_on(split_d
 def test_a_sweep_fails_only_when_every_lambda_fails_naming_each(split_dir):
     with pytest.raises(GridSearchError) as caught:
         ease_sweep("toy", split_dir, [1e-8, 1e-9])
-    assert str(caught.value) == f"EASE on toy: every grid point failed:\n  lambda=1e-08: {CHOLESKY}\n  lambda=1e-09: {CHOLESKY}\n{ADVICE}"
+    assert (
+        str(caught.value)
+        == f"EASE on toy: every grid point failed:\n  lambda=1e-08: {EASE_CHOLESKY}\n  lambda=1e-09: {EASE_CHOLESKY}\n{ADVICE}"
+    )
+
+
+def test_a_lambda_job_that_fails_writes_a_failed_record_and_the_selection_skips_it(split, tmp_path):
+    """The workflow's ease_point job: a failing lambda is written as a failed point, not raised."""
+    results = []
+    for index, lam in enumerate([1e-8, 200.0]):
+        paths = (tmp_path / f"p{index}.json", None, tmp_path / f"p{index}.per_user.parquet")
+        write_point(ease_point("toy", split, lam), *paths)
+        results.append(read_point(*paths))
+    assert [result.ok for result in results] == [False, True]
+    assert results[0].record["extra"]["reason"] == EASE_CHOLESKY and results[0].record["metrics"] == {}
+    record, sweep, per_user = select_ease("toy", [1e-8, 200.0], results)
+    assert record["params"] == {"lambda": 200.0, "dtype": "float32"} and record["extra"]["failed"] == [
+        {"lambda": 1e-8, "reason": EASE_CHOLESKY}
+    ]
+    assert record["flags"] == ["grid_edge:lambda"]  # 200 is the largest lambda of the grid
+    assert per_user.groupby("split")["ndcg@100"].mean().to_dict() == pytest.approx(
+        {split: record["metrics"][split]["ndcg@100"] for split in ("validation", "test")}
+    )
 
 
 # ------------------------------------------------------------------ training runs
@@ -131,6 +154,20 @@ def test_a_point_over_the_memory_budget_fails_alone_but_programming_errors_stop_
     assert record["extra"]["failed"] == [{"r_q": 2.0, "reason": "plrec needs an estimated 9.00 GiB but the memory budget is 1.00 GiB"}]
     with pytest.raises(TypeError, match="a bug"):
         train_run("toy", split, "plrec", "baseline", PLREC, {}, {"r_q": [1.0, 3.0]}, progress=False)
+
+
+def test_a_training_point_job_that_fails_writes_a_failed_record(split, monkeypatch, tmp_path):
+    """The workflow's train_point job: a failing point is written (record, empty curve and per-user
+    table) as failed, so that the selection can skip it instead of the whole DAG stopping."""
+    nan_factors_for(monkeypatch, {2.0})
+    settings = {**PLREC, "r_q": 2.0, "seed": 3}
+    result = train_point("toy", split, "plrec", "baseline", settings, {"r_q": 2.0}, 3, progress=False)
+    paths = [tmp_path / "p1.s3.json", tmp_path / "p1.s3.curve.csv", tmp_path / "p1.s3.per_user.parquet"]
+    write_point(result, *paths)
+    read = read_point(*paths)
+    assert not read.ok and read.record["extra"]["reason"].startswith("plrec: item factors after ALS epoch 0 is not finite")
+    assert read.record["extra"]["point"] == {"r_q": 2.0} and read.record["extra"]["seed"] == 3 and read.record["metrics"] == {}
+    assert read.curve.empty and read.per_user.empty
 
 
 # ------------------------------------------------------------------ ablation cells

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 import islim.models.deep.checkpoint as checkpoint_module
+from islim.config import point_name
 from islim.data.split import make_split
 from islim.data.synthetic import generate
 from islim.evaluate import holdout_validator
@@ -27,7 +28,7 @@ from islim.models.deep.hooks import ImplicitSLIMHook
 from islim.models.deep.trainer import EpochRunner
 from islim.models.registry import build_model
 from islim.records import read_record, without_timing
-from islim.training import checkpoint_paths, train_run
+from islim.training import checkpoint_path, train_run
 
 REPO = Path(__file__).resolve().parents[1]
 N_EPOCHS = 4
@@ -204,7 +205,7 @@ def test_train_run_resumes_each_grid_point_and_removes_its_checkpoints(split, tm
         patch.setattr(EpochRunner, "run", run_then_crash)
         with pytest.raises(Crash):
             train_run("toy", split, "multvae", "baseline", params, {}, grid, progress=False, checkpoint_dir=directory)
-    first, second = checkpoint_paths(directory, "multvae", "baseline", 2)
+    first, second = (checkpoint_path(directory, "multvae", "baseline", point_name(index)) for index in range(2))
     assert torch.load(first, weights_only=True)["progress"]["finished"] and torch.load(second, weights_only=True)["progress"]["epoch"] == 0
     record, curve = train_run("toy", split, "multvae", "baseline", params, {}, grid, progress=False, checkpoint_dir=directory)
     assert without_timing(record) == without_timing(reference)

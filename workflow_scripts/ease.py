@@ -1,20 +1,17 @@
-"""Snakemake adapter: EASE lambda sweep on validation, test metrics for the selected lambda."""
+"""Snakemake adapter: select EASE's lambda on validation, write its record, the sweep table and the
+per-user scores of the kept lambda."""
 
-from pathlib import Path
-
-from islim.fileio import write_csv
+from islim.fileio import write_csv, write_parquet
 from islim.jobs import job
-from islim.pipeline import ease_sweep
-from islim.records import write_record
+from islim.pipeline import select_ease
+from islim.records import read_record, write_record
+from islim.training import read_point
 
 with job(snakemake):
-    settings = snakemake.params.settings
-    record, sweep = ease_sweep(
-        snakemake.wildcards.dataset,
-        Path(snakemake.input.stats).parent,
-        settings["lambda_grid"],
-        settings["dtype"],
-        snakemake.params.batch_size,
-    )
+    inputs = snakemake.input
+    results = [read_point(record, None, per_user) for record, per_user in zip(inputs.records, inputs.per_user)]
+    popularity = read_record(inputs.popularity[0]) if inputs.popularity else None
+    record, sweep, per_user = select_ease(snakemake.wildcards.dataset, snakemake.params.lambda_grid, results, popularity)
     write_csv(snakemake.output.sweep, sweep)
+    write_parquet(snakemake.output.per_user, per_user)
     write_record(snakemake.output.record, record)

@@ -1,29 +1,23 @@
-"""Snakemake adapter: train one model variant (grid searched on validation), write record + curve.
+"""Snakemake adapter: select a model variant's grid point on validation (mean over seeds), write its
+record, curve and per-user scores."""
 
-Deep models checkpoint every epoch under ``params.checkpoint_dir``; a rerun after a crash resumes.
-"""
-
-from pathlib import Path
-
-from islim.data.split import load_split
-from islim.fileio import write_csv
+from islim.fileio import write_csv, write_parquet
 from islim.jobs import job
-from islim.records import write_record
-from islim.training import train_run
+from islim.records import read_record, write_record
+from islim.training import read_point, select_run
 
 with job(snakemake):
-    model_config = snakemake.params.model_config
-    variant = snakemake.wildcards.variant
-    record, curve = train_run(
+    inputs = snakemake.input
+    results = [read_point(*paths) for paths in zip(inputs.records, inputs.curves, inputs.per_user)]
+    popularity = read_record(inputs.popularity[0]) if inputs.popularity else None
+    record, curve, per_user = select_run(
         snakemake.wildcards.dataset,
-        load_split(Path(snakemake.input.split[0]).parent),
         snakemake.wildcards.model,
-        variant,
-        model_config.get("params", {}),
-        model_config["variants"][variant],
-        model_config.get("grid", {}),
-        batch_size=snakemake.params.batch_size,
-        checkpoint_dir=snakemake.params.checkpoint_dir,
+        snakemake.wildcards.variant,
+        snakemake.params.grid,
+        results,
+        popularity,
     )
     write_csv(snakemake.output.curve, curve)
+    write_parquet(snakemake.output.per_user, per_user)
     write_record(snakemake.output.record, record)

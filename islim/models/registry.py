@@ -50,7 +50,13 @@ class ModelSpec:
         Evaluation protocols the model supports (see :data:`PROTOCOLS`).
     rule : str
         The workflow rule that trains it: ``"train"`` (model × variant runs, grid searched on
-        validation) or ``"ease"`` (EASE's own λ sweep sharing one Gram matrix).
+        validation) or ``"ease"`` (EASE's own λ sweep).
+    stochastic : bool
+        Its result depends on a random seed (random initial embeddings or weights, shuffled
+        mini-batches): every grid point trains once per seed of the config's ``seeds`` and the
+        results are averaged (:mod:`islim.training`). PLRec is stochastic because its ImplicitSLIM
+        variant starts from Gaussian embeddings (its SVD start only fixes a randomised range
+        finder's start).
     """
 
     name: str
@@ -61,17 +67,18 @@ class ModelSpec:
     gpu: bool = False
     protocols: tuple[str, ...] = ("strong",)
     rule: str = "train"
+    stochastic: bool = False
 
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         ModelSpec("ease", "EASE", "islim.models.ease:EASE", colour=7, marker="s", rule="ease"),
-        ModelSpec("mf", "MF", "islim.models.linear:MatrixFactorization", colour=0, marker="o"),
-        ModelSpec("plrec", "PLRec", "islim.models.linear:PLRec", colour=1, marker="^"),
-        ModelSpec("multvae", "Mult-VAE", "islim.models.deep.estimator:MultVAEModel", colour=2, marker="v", gpu=True),
-        ModelSpec("recvae", "RecVAE", "islim.models.deep.estimator:RecVAEModel", colour=3, marker="D", gpu=True),
-        ModelSpec("hvamp", "H+Vamp(Gated)", "islim.models.deep.estimator:HVampModel", colour=4, marker="P", gpu=True),
+        ModelSpec("mf", "MF", "islim.models.linear:MatrixFactorization", colour=0, marker="o", stochastic=True),
+        ModelSpec("plrec", "PLRec", "islim.models.linear:PLRec", colour=1, marker="^", stochastic=True),
+        ModelSpec("multvae", "Mult-VAE", "islim.models.deep.estimator:MultVAEModel", colour=2, marker="v", gpu=True, stochastic=True),
+        ModelSpec("recvae", "RecVAE", "islim.models.deep.estimator:RecVAEModel", colour=3, marker="D", gpu=True, stochastic=True),
+        ModelSpec("hvamp", "H+Vamp(Gated)", "islim.models.deep.estimator:HVampModel", colour=4, marker="P", gpu=True, stochastic=True),
         ModelSpec("popularity", "Popularity", "islim.models.popularity:Popularity", colour=5, marker="X"),
         ModelSpec("itemknn", "ItemKNN", "islim.models.itemknn:ItemKNN", colour=9, marker="*"),
     )
