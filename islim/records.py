@@ -171,11 +171,13 @@ def mean_over_seeds(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 def split_summaries(table: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Mean, standard error and ``n_users`` of each metric per split of a per-user table
-    (:func:`islim.evaluate.summarize`), in the order the splits first appear."""
+    (:func:`islim.evaluate.summarize`; the metrics of :data:`~islim.evaluate.REPORTED_METRICS` the
+    table has), in the order the splits first appear."""
     summaries = {}
     for split, rows in table.groupby("split", sort=False):
-        scores = {name: rows[name].to_numpy() for name in rows.columns if name not in PER_USER_KEYS}
-        summaries[split] = summarize({"user": rows["user"].to_numpy(), **scores})
+        metrics = tuple(metric for metric in REPORTED_METRICS if metric.name in rows.columns)
+        scores = {metric.name: rows[metric.name].to_numpy() for metric in metrics}
+        summaries[split] = summarize({"user": rows["user"].to_numpy(), **scores}, metrics)
     return summaries
 
 

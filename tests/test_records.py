@@ -10,7 +10,18 @@ import pandas as pd
 import pytest
 
 from islim.errors import DataFormatError
-from islim.records import REQUIRED_KEYS, aggregate, make_record, read_record, tidy_metrics, write_record
+from islim.records import (
+    REQUIRED_KEYS,
+    aggregate,
+    make_record,
+    mean_over_seeds,
+    per_user_table,
+    read_record,
+    seed_spread,
+    split_summaries,
+    tidy_metrics,
+    write_record,
+)
 
 METRICS = ("recall@20", "recall@50", "ndcg@100")
 
@@ -99,3 +110,39 @@ def test_aggregate_writes_the_tidy_csv(tmp_path):
     written = pd.read_csv(tmp_path / "metrics.csv")
     assert len(written) == len(table) == 2 * 2 * 3
     np.testing.assert_allclose(written["value"].to_numpy(), table["value"].to_numpy(dtype=float))
+
+
+def test_tidy_metrics_reports_flags_seeds_and_the_seed_sd():
+    seeded = record("mf", 0.3, extra={"seeds": [0, 1, 2]}, flags=["not_converged", "grid_edge:r_p"])
+    seeded["metrics"]["test"]["ndcg@100_seed_sd"] = 0.004
+    table = tidy_metrics([seeded, record("ease", 0.3)])
+    row = table[(table["run"] == "mf") & (table["split"] == "test") & (table["metric"] == "ndcg@100")].iloc[0]
+    assert row["flags"] == "not_converged;grid_edge:r_p" and row["n_seeds"] == 3 and row["seed_sd"] == pytest.approx(0.004)
+    assert table.loc[(table["run"] == "mf") & (table["metric"] == "recall@20"), "seed_sd"].isna().all()
+    ease = table[table["run"] == "ease"]
+    assert (ease["flags"] == "").all() and (ease["n_seeds"] == 1).all() and ease["seed_sd"].isna().all()
+
+
+def test_per_user_table_names_users_by_their_original_ids():
+    scores = {"user": np.array([0, 2]), "recall@20": np.array([0.5, 1.0]), "ndcg@100": np.array([0.25, 0.75])}
+    table = per_user_table("test", scores, np.array([196, 186, 22]))
+    assert table.to_dict("list") == {"split": ["test", "test"], "user": ["196", "22"], "recall@20": [0.5, 1.0], "ndcg@100": [0.25, 0.75]}
+    (summary,) = split_summaries(table).values()
+    assert summary["n_users"] == 2 and summary["ndcg@100"] == pytest.approx(0.5)
+    assert summary["ndcg@100_se"] == pytest.approx(0.25)  # sd sqrt(0.125) / sqrt(2)
+
+
+def test_mean_over_seeds_needs_the_same_users_in_every_table():
+    first = per_user_table("test", {"user": np.array([0, 1]), "ndcg@100": np.array([0.2, 0.4])}, np.array(["a", "b"]))
+    swapped = first.iloc[::-1].assign(**{"ndcg@100": [0.0, 0.6]})  # same users, other row order
+    mean = mean_over_seeds([first, swapped])
+    assert mean["user"].tolist() == ["a", "b"] and mean["ndcg@100"].tolist() == pytest.approx([0.4, 0.2])
+    with pytest.raises(DataFormatError, match="other users"):
+        mean_over_seeds([first, first.iloc[:1]])
+
+
+def test_seed_spread_is_the_sd_of_the_seed_means():
+    runs = [{"test": {"ndcg@100": value, "ndcg@100_se": 0.1}} for value in (0.40, 0.44, 0.48)]
+    assert seed_spread(runs) == {"test": {"ndcg@100_seed_sd": pytest.approx(0.04)}}
+    with pytest.raises(DataFormatError, match="at least 2"):
+        seed_spread(runs[:1])

@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from islim.config import SCHEMA_PATH, ablation_cell_grids, load_config, training_variant
+from islim.config import (
+    SCHEMA_PATH,
+    ablation_cell_grids,
+    load_config,
+    point_settings,
+    run_point_names,
+    run_seeds,
+    training_variant,
+)
+from islim.errors import ConfigError
 from islim.pipeline import DOWNLOAD_KEYS, FETCH_KEYS, SPLIT_KEYS, fetch_parameters, split_parameters
 from tests.workflow_helpers import snakemake, write_tiny_config
 
@@ -180,6 +189,26 @@ def test_a_training_run_gets_its_own_variant_only():
     assert training_variant(config, "d", "mf", "implicit_slim")["variants"] == {"implicit_slim": {"init": "implicit_slim", "lam": 5}}
 
 
+def test_a_grid_point_job_gets_its_point_and_seed_only():
+    run = {"params": {"n_factors": 16}, "grid": {"r_p": [1, 10], "r_q": [0.5]}, "variants": {"baseline": {"init": "random"}}}
+    assert run_point_names(run["grid"], run_seeds([0, 1], stochastic=True)) == ["p0.s0", "p0.s1", "p1.s0", "p1.s1"]
+    assert run_point_names(run["grid"], run_seeds([0, 1], stochastic=False)) == ["p0", "p1"]
+    assert run_point_names({}, [None]) == ["p0"]  # no grid: one point with the settings as given
+    assert point_settings(run, "baseline", "p1.s0") == {
+        "point": {"r_p": 10, "r_q": 0.5},
+        "seed": 0,
+        "settings": {"n_factors": 16, "init": "random", "r_p": 10, "r_q": 0.5, "seed": 0},
+    }
+    assert point_settings(run, "baseline", "p0")["settings"] == {"n_factors": 16, "init": "random", "r_p": 1, "r_q": 0.5}
+
+
+@pytest.mark.parametrize(("name", "message"), [("p2", "has 2 point"), ("p01", "not a grid point name"), ("q0", "not a grid point name")])
+def test_a_grid_point_that_does_not_exist_is_refused(name, message):
+    run = {"params": {}, "grid": {"r_p": [1, 10]}, "variants": {"baseline": {}}}
+    with pytest.raises(ConfigError, match=message):
+        point_settings(run, "baseline", name)
+
+
 def test_an_ablation_cell_gets_the_grids_of_its_own_arms_only():
     ablations = {
         "neighbourhood": {"all": {}, "knn": {"k": [20, 50]}},
@@ -211,7 +240,7 @@ def test_changing_a_datasets_ease_grid_reruns_ease_but_not_its_fetch_or_split(tm
 
     result = snakemake(tmp_path, "--dry-run", target, configfile=configure(ease={"lambda_grid": [50, 100]}))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert PLANNED.findall(result.stdout) == ["ease"]
+    assert sorted(PLANNED.findall(result.stdout)) == ["ease", "ease_point", "ease_point"]  # each changed lambda, then the selection
     assert "params changed" in result.stdout.lower() or "params have changed" in result.stdout.lower()
 
     for change in ({"description": "renamed"}, {"training": {"models": {"mf": {"params": {"n_factors": 8}}}}}):

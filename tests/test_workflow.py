@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from islim.config import run_point_names
+from islim.models.registry import model_spec
 from islim.plotting.registry import FIGURES
 from tests.workflow_helpers import REPO, snakemake, write_tiny_config
 
@@ -116,10 +118,66 @@ def test_tiny_run_trains_every_model_with_and_without_implicit_slim(tiny_run, da
         assert record["model"] == model and record["extra"]["variant"] == variant
         assert 0 < record["metrics"]["test"]["ndcg@100"] <= 1
         curve = pd.read_csv(directory / "results" / dataset / "curves" / f"{model}-{variant}.csv")
-        assert list(curve.columns) == ["epoch", "wall_seconds", "train_loss", "val_ndcg@100", "val_recall@20", "val_recall@50"]
+        assert list(curve.columns) == ["epoch", "wall_seconds", "train_loss", "val_recall@20", "val_recall@50", "val_ndcg@100"]
         assert len(curve) >= 1 and curve["wall_seconds"].is_monotonic_increasing
-        assert curve["val_ndcg@100"].max() == pytest.approx(record["metrics"]["validation"]["ndcg@100"], rel=1e-6)
         assert f"{model}|{variant}" in set(table["run"])
+
+
+@pytest.mark.parametrize("dataset", ["synthetic-tiny", "ml-latest-small"])
+def test_tiny_run_trains_each_grid_point_and_seed_as_its_own_job(tiny_run, dataset):
+    """Two seeds (tests/configs/tiny.yaml): every grid point of a stochastic model is two jobs, of a
+    deterministic one a single job; the selection keeps the best mean-over-seeds point, and the
+    run's per-user file holds the seed-averaged scores whose means are the record's metrics."""
+    directory, _ = tiny_run
+    results = directory / "results" / dataset
+    users = pd.read_csv(directory / "data" / "processed" / dataset / "users.csv").astype({"user_id": str})
+    for model, variant in TRAINED:
+        record = json.loads((results / "runs" / f"{model}-{variant}.json").read_text())
+        seeds = [0, 1] if model_spec(model).stochastic else [None]
+        names = run_point_names(record["extra"]["grid"], seeds)
+        points = {}
+        for name in names:
+            stem = results / "points" / f"{model}-{variant}" / name
+            points[name] = json.loads(stem.with_suffix(".json").read_text())
+            assert stem.with_name(f"{name}.curve.csv").is_file() and stem.with_name(f"{name}.per_user.parquet").is_file()
+            assert (directory / "results" / "benchmarks" / "train_point" / dataset / f"{model}-{variant}" / f"{name}.tsv").is_file()
+        searched = {json.dumps({k: v for k, v in entry.items() if not k.startswith("val_")}, sort_keys=True) for entry in record["extra"]["searched"]}
+        assert len(searched) == len(names) // len(seeds)  # no point failed
+        kept = [p for p in points.values() if {k: p["params"][k] for k in record["extra"]["grid"]} == {k: record["params"][k] for k in record["extra"]["grid"]}]
+        assert [p["extra"]["seed"] for p in kept] == seeds
+        kept_validation = sum(p["metrics"]["validation"]["ndcg@100"] for p in kept) / len(kept)
+        assert record["metrics"]["validation"]["ndcg@100"] == pytest.approx(kept_validation, rel=1e-9)
+        assert kept_validation == pytest.approx(max(entry["val_ndcg@100"] for entry in record["extra"]["searched"]), rel=1e-9)
+        if model_spec(model).stochastic:
+            assert record["extra"]["seeds"] == [0, 1] and "ndcg@100_seed_sd" in record["metrics"]["test"]
+        else:
+            assert "seeds" not in record["extra"] and "ndcg@100_seed_sd" not in record["metrics"]["test"]
+        per_user = pd.read_parquet(results / "per_user" / f"{model}-{variant}.parquet")
+        for split in ("validation", "test"):
+            rows = per_user[per_user["split"] == split]
+            assert len(rows) == record["n_users"][split] and set(rows["user"]) <= set(users.loc[users["group"] == split, "user_id"])
+            for metric in METRICS:
+                assert rows[metric].mean() == pytest.approx(record["metrics"][split][metric], rel=1e-9)
+        assert isinstance(record["flags"], list)
+    ease = json.loads((results / "runs" / "ease.json").read_text())
+    assert [json.loads((results / "points" / "ease" / f"p{i}.json").read_text())["extra"]["point"]["lambda"] for i in (0, 1)] == [100, 300]
+    per_user = pd.read_parquet(results / "per_user" / "ease.parquet")
+    assert per_user.loc[per_user["split"] == "test", "ndcg@100"].mean() == pytest.approx(ease["metrics"]["test"]["ndcg@100"], rel=1e-9)
+    table = pd.read_csv(results / "metrics.csv", keep_default_na=False)
+    assert {"flags", "n_seeds", "seed_sd"} <= set(table.columns)
+    assert set(table.loc[table["model"] == "mf", "n_seeds"]) == {2} and set(table.loc[table["model"] == "ease", "n_seeds"]) == {1}
+    assert set(table.loc[table["run"] == "ease", "flags"]) == {";".join(ease["flags"])}
+
+
+def test_one_more_seed_plans_the_new_seeds_point_jobs_only(tiny_run):
+    directory, _ = tiny_run
+    (directory / "three_seeds").mkdir(exist_ok=True)
+    config = write_tiny_config(directory / "three_seeds", {"seeds": [0, 1, 2]})
+    result = snakemake(directory, "--dry-run", "--cores", "2", configfile=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    planned = re.findall(r"output: results/[^/]+/points/[^/]+/(p\d+(?:\.s\d+)?)\.json", result.stdout)
+    assert planned and all(name.endswith(".s2") for name in planned)
+    assert "rule ease_point:" not in result.stdout  # EASE is deterministic: its jobs stay done
 
 
 def test_tiny_run_ablation_grid_is_complete_with_skips_explained(tiny_run):
