@@ -141,9 +141,16 @@ def test_tiny_run_trains_each_grid_point_and_seed_as_its_own_job(tiny_run, datas
             points[name] = json.loads(stem.with_suffix(".json").read_text())
             assert stem.with_name(f"{name}.curve.csv").is_file() and stem.with_name(f"{name}.per_user.parquet").is_file()
             assert (directory / "results" / "benchmarks" / "train_point" / dataset / f"{model}-{variant}" / f"{name}.tsv").is_file()
-        searched = {json.dumps({k: v for k, v in entry.items() if not k.startswith("val_")}, sort_keys=True) for entry in record["extra"]["searched"]}
+        searched = {
+            json.dumps({k: v for k, v in entry.items() if not k.startswith("val_")}, sort_keys=True)
+            for entry in record["extra"]["searched"]
+        }
         assert len(searched) == len(names) // len(seeds)  # no point failed
-        kept = [p for p in points.values() if {k: p["params"][k] for k in record["extra"]["grid"]} == {k: record["params"][k] for k in record["extra"]["grid"]}]
+        kept = [
+            p
+            for p in points.values()
+            if {k: p["params"][k] for k in record["extra"]["grid"]} == {k: record["params"][k] for k in record["extra"]["grid"]}
+        ]
         assert [p["extra"]["seed"] for p in kept] == seeds
         kept_validation = sum(p["metrics"]["validation"]["ndcg@100"] for p in kept) / len(kept)
         assert record["metrics"]["validation"]["ndcg@100"] == pytest.approx(kept_validation, rel=1e-9)
