@@ -116,18 +116,13 @@ def test_lightgcn_batch_loss_is_bpr_on_propagated_embeddings_plus_layer0_l2():
 
 
 def test_ultragcn_loss_equals_the_hand_worked_value():
-    user = torch.tensor([[1.0]])
-    positive = torch.tensor([[2.0]])  # score 2
-    negatives = torch.tensor([[[-1.0], [0.0]]])  # scores −1, 0
-    neighbours = torch.tensor([[[1.0], [-2.0]]])  # scores 1, −2
     loss = ultragcn_loss(
-        user,
-        positive,
-        negatives,
+        positive_scores=torch.tensor([2.0]),
+        negative_scores=torch.tensor([[-1.0, 0.0]]),
         positive_weight=torch.tensor([0.5]),
         negative_weights=torch.tensor([[1.0, 2.0]]),
         negative_weight=3.0,
-        neighbours=neighbours,
+        neighbour_scores=torch.tensor([[1.0, -2.0]]),
         neighbour_weights=torch.tensor([[0.25, 0.5]]),
         lambda_ii=2.0,
     )

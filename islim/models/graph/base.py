@@ -229,7 +229,7 @@ class GraphRecommender(Recommender):
             network = self._network(X, device)
             targets = EmbeddingTargets(settings, X)
             targets.initialise(network.tables())
-            optimizer = torch.optim.Adam(network.parameters(), lr=self.lr, fused=device.type in ("cpu", "cuda"))
+            optimizer = self._optimizer(network, device)
             best = BestEpoch(self.patience)
             stateful = {"model": network, "optimizer": optimizer, "best": best, "targets": targets}
             store = None
@@ -264,6 +264,10 @@ class GraphRecommender(Recommender):
         self.resumed_from_epoch_ = resumed["epoch"] if resumed else None
         return self
 
+    def _optimizer(self, network: GraphNetwork, device: torch.device) -> torch.optim.Adam:
+        """Adam over both tables (the fused kernel on CPU and CUDA)."""
+        return torch.optim.Adam(network.parameters(), lr=self.lr, fused=device.type in ("cpu", "cuda"))
+
     def _train_epoch(self, network, optimizer, targets, X, sampler, rng, device, progress, epoch) -> float:
         """One epoch of Adam steps; returns the mean objective (loss + penalty) per training interaction."""
         network.train()
@@ -277,16 +281,24 @@ class GraphRecommender(Recommender):
             leave=False,
             disable=not progress,
         ):
-            users, positives, negatives = (torch.as_tensor(a, device=device) for a in (users, positives, negatives))
-            optimizer.zero_grad(set_to_none=True)
-            loss = network.loss(users, positives, negatives)
-            penalty = targets.penalty(network.tables())
-            if penalty is not None:
-                loss = loss + penalty * (len(users) if per_positive else 1)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() if per_positive else loss.detach() * len(users)
+            loss = self._step(network, optimizer, targets, users, positives, negatives, device)
+            total += loss if per_positive else loss * len(users)
         return float(total) / X.nnz
+
+    @staticmethod
+    def _step(network, optimizer, targets, users, positives, negatives, device) -> torch.Tensor:
+        """One Adam step on a batch of ``(users, positives, negatives)`` (numpy int64); returns the
+        detached objective (loss + penalty, the penalty counted once per positive of a sum-reduced
+        loss). No host synchronisation."""
+        users, positives, negatives = (torch.as_tensor(a, device=device) for a in (users, positives, negatives))
+        optimizer.zero_grad(set_to_none=True)
+        loss = network.loss(users, positives, negatives)
+        penalty = targets.penalty(network.tables())
+        if penalty is not None:
+            loss = loss + penalty * (len(users) if network.reduction == "sum" else 1)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
 
     @torch.no_grad()
     def _set_factors(self, network: GraphNetwork) -> None:

@@ -33,13 +33,12 @@ from islim.models.graph.structure import item_neighbours, ultragcn_beta
 
 
 def ultragcn_loss(
-    user: torch.Tensor,
-    positive: torch.Tensor,
-    negatives: torch.Tensor,
+    positive_scores: torch.Tensor,
+    negative_scores: torch.Tensor,
     positive_weight: torch.Tensor,
     negative_weights: torch.Tensor,
     negative_weight: float,
-    neighbours: torch.Tensor,
+    neighbour_scores: torch.Tensor,
     neighbour_weights: torch.Tensor,
     lambda_ii: float,
 ) -> torch.Tensor:
@@ -47,18 +46,18 @@ def ultragcn_loss(
 
     Parameters
     ----------
-    user, positive : torch.Tensor, shape (b, d)
-        Rows ``e_u`` and ``e_i`` of the batch's interactions.
-    negatives : torch.Tensor, shape (b, n, d)
-        Rows ``e_j`` of each interaction's sampled negatives.
+    positive_scores : torch.Tensor, shape (b,)
+        ``e_uᵀ e_i`` of the batch's interactions.
+    negative_scores : torch.Tensor, shape (b, n)
+        ``e_uᵀ e_j`` of each interaction's sampled negatives.
     positive_weight : torch.Tensor, shape (b,)
         ``w1 + w2 β(u, i)``.
     negative_weights : torch.Tensor, shape (b, n)
         ``w3 + w4 β(u, j)``.
     negative_weight : float
         Multiplier of the mean negative term.
-    neighbours : torch.Tensor, shape (b, K, d)
-        Rows ``e_k`` of the positive item's neighbours ``S(i)``.
+    neighbour_scores : torch.Tensor, shape (b, K)
+        ``e_uᵀ e_k`` of the positive item's neighbours ``k ∈ S(i)``.
     neighbour_weights : torch.Tensor, shape (b, K)
         ``ω(i, k)``.
     lambda_ii : float
@@ -69,9 +68,6 @@ def ultragcn_loss(
     torch.Tensor
         Scalar, summed over the batch.
     """
-    positive_scores = (user * positive).sum(dim=1)
-    negative_scores = torch.einsum("bd,bnd->bn", user, negatives)
-    neighbour_scores = torch.einsum("bd,bkd->bk", user, neighbours)
     objective = positive_weight * F.softplus(-positive_scores) + negative_weight * (negative_weights * F.softplus(negative_scores)).mean(
         dim=1
     )
@@ -100,20 +96,24 @@ class UltraGCNNetwork(GraphNetwork):
         return self.user, self.item
 
     def loss(self, users, positives, negatives) -> torch.Tensor:
-        s = self.weights
+        """The objective of the module docstring. Every score comes from one ``(b, I)`` block
+        ``E_users E_itemsᵀ`` of the batch's users: at Gowalla's shape (1500 negatives of 41k items)
+        one matrix product and its two backward products beat gathering, and scattering back, the
+        ``b × n`` negative rows (:mod:`benchmarks.bench_graph_epoch`)."""
+        w = self.weights
+        scores = gather(self.user, users) @ self.item.T
         user_beta = self.user_beta[users]
         objective = ultragcn_loss(
-            gather(self.user, users),
-            gather(self.item, positives),
-            gather(self.item, negatives),
-            s.w1 + s.w2 * user_beta * self.item_beta[positives],
-            s.w3 + s.w4 * user_beta[:, None] * self.item_beta[negatives],
-            s.negative_weight,
-            gather(self.item, self.neighbours[positives]),
+            scores.gather(1, positives[:, None]).squeeze(1),
+            scores.gather(1, negatives),
+            w.w1 + w.w2 * user_beta * self.item_beta[positives],
+            w.w3 + w.w4 * user_beta[:, None] * self.item_beta[negatives],
+            w.negative_weight,
+            scores.gather(1, self.neighbours[positives]),
             self.neighbour_weights[positives],
-            s.lambda_ii,
+            w.lambda_ii,
         )
-        return objective + s.l2 * 0.5 * (self.user.square().sum() + self.item.square().sum())
+        return objective + w.l2 * 0.5 * (self.user.square().sum() + self.item.square().sum())
 
 
 class UltraGCN(GraphRecommender):
@@ -173,10 +173,11 @@ class UltraGCN(GraphRecommender):
 
     @classmethod
     def _work_bytes(cls, n_users, n_items, params) -> int:
-        """A batch's gathered negatives and their gradient, ``3 b n d`` float32, its neighbours
-        ``3 b K d``, and the item–item neighbour table ``12 I K`` (int64 index, float32 weight)."""
-        b, d = params["batch_size"], params["n_factors"]
-        return 4 * 3 * b * d * (params["n_negatives"] + params["n_neighbours"]) + 12 * n_items * params["n_neighbours"]
+        """A batch's score block and its gradient, ``2 b I`` float32, its sampled negatives
+        and their weights ``3 b n`` values of 8 bytes, and the item–item neighbour table ``12 I K``
+        (int64 index, float32 weight)."""
+        b, n = params["batch_size"], params["n_negatives"]
+        return 4 * 2 * b * n_items + 8 * 3 * b * n + 12 * n_items * params["n_neighbours"]
 
     def _network(self, X, device) -> UltraGCNNetwork:
         weights = {key: getattr(self, key) for key in ("w1", "w2", "w3", "w4", "negative_weight", "lambda_ii", "l2")}
