@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from islim.plotting.scaling import fitted_slopes
+from islim.plotting.slopes import fitted_slopes
 from islim.scaling import default_settings, write_scaling
 
 

@@ -24,7 +24,7 @@ from islim.models.registry import MODELS
 from islim.plotting import ablation_grid_figure, convergence_figure, dimension_figure, read_curves, save_figure, scaling_figure
 from islim.plotting.ablation_grid import cell_of_stem
 from islim.plotting.registry import FIGURES, SOURCES, ReportFigure, draw, drawing_function, read_source
-from islim.plotting.scaling import loglog_slope
+from islim.plotting.slopes import loglog_slope
 from islim.plotting.style import NEUTRAL, PALETTE, REFERENCE_GREYS, TOL_MUTED, arm_style, model_style
 from islim.provenance import provenance_table
 from islim.results_table import results_table, write_results_table
@@ -294,7 +294,6 @@ def test_ablation_grid_gives_each_panel_its_own_colour_scale_and_outlines_the_pa
     axes = panel_axes(figure)
     clims = [axes[0][j].collections[0].get_clim() for j in range(4)]
     assert clims[0] == pytest.approx((0.35, 0.416)) and clims[1] == pytest.approx((0.45, 0.516))  # MF, PLRec at d = 16
-    assert clims[2] == pytest.approx((1.0, 2.0)) and clims[3] == pytest.approx((80.0, 160.0))  # seconds d / 8, MB 10 d (d = 8, 16 rows)
     assert all(axes[1][j].collections[0].get_clim() == pytest.approx(clims[j]) for j in range(4))  # one scale per column
     assert len(figure.axes) == 8 + 4  # a colour bar per column
     for row, expected in zip(axes, ([(0.0, 0.0)], [])):  # all/ease/implicit: first row (ease), first column (implicit)
