@@ -278,6 +278,12 @@ def parse_metric(name: str, recall: str = "liang2018") -> Metric:
     return Metric(name, family, k)
 
 
+def metric_names(keys: Iterable[str]) -> list[str]:
+    """The metric names (``family@K``) among ``keys``, in their order: e.g. of an
+    :func:`islim.evaluate.evaluate` result, leaving out ``n_users`` and the ``_se`` keys."""
+    return [key for key in keys if METRIC_NAME.match(key)]
+
+
 def metric_list(names: Iterable[str] = (), cutoffs: Sequence[int] = (), recall: str = "liang2018") -> tuple[Metric, ...]:
     """The metrics ``names``, then every family at each of ``cutoffs``, without repeats, in that order.
 

@@ -1,8 +1,10 @@
 """Run records: one JSON file per model run, per-user score tables, and their aggregation.
 
 A record holds ``dataset``, ``model``, ``params`` (every hyper-parameter by its config name),
-``metrics`` (``{"validation": {...}, "test": {...}}`` with ``recall@20``, ``recall@50``,
-``ndcg@100`` and their ``_se``; a run averaged over several seeds adds ``<metric>_seed_sd``),
+``metrics`` (``{"validation": {...}, "test": {...}}`` with the metrics of the dataset's protocol
+(:func:`islim.evaluate.dataset_metric_settings`; by default ``recall@20``, ``recall@50``,
+``ndcg@100``) and the ``_se`` of each per-user one (a set-level metric such as ``coverage@20`` has
+none); a run averaged over several seeds adds ``<metric>_seed_sd``),
 ``n_users`` evaluated per split, ``wall_seconds``, ``peak_memory_mb``, ``flags`` (warnings about
 the run, e.g. ``not_converged``, ``grid_edge:<param>``, ``below_popularity``; see
 :mod:`islim.training`) and free-form ``extra`` details (e.g. the hyper-parameter sweep, ``seeds``).
@@ -11,7 +13,7 @@ A per-user table (``results/<dataset>/per_user/<run>.parquet``, :func:`per_user_
 row per evaluated held-out user and split: ``split`` (``"validation"`` or ``"test"``), ``user``
 (the user's original id from the raw data, as text, the same in every run on the split; see
 ``users.csv`` of the split) and one column per per-user metric; its means per split are the
-record's metrics.
+record's per-user metrics.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ import numpy as np
 import pandas as pd
 
 from islim.errors import DataFormatError, NumericalError
-from islim.evaluate import REPORTED_METRICS, summarize
+from islim.evaluate import summarize
 from islim.fileio import write_csv, write_json
 from islim.memory import peak_rss_bytes
+from islim.metrics import metric_list, metric_names
 
 REQUIRED_KEYS = ("dataset", "model", "params", "metrics", "n_users", "wall_seconds", "peak_memory_mb")
 
@@ -116,21 +119,21 @@ def per_user_table(split: str, scores: Mapping[str, np.ndarray], user_ids: np.nd
         ``"validation"`` or ``"test"``.
     scores : mapping
         :func:`islim.evaluate.per_user_metrics` of the split: ``"user"`` (row indices of the
-        evaluated users in the split's fold-in matrix) and one 1-D array per per-user metric.
+        evaluated users in the split's fold-in matrix) and one 1-D array per per-user metric
+        (other keys are left out).
     user_ids : ndarray, shape (n_rows,)
         The original id of each row of the split's matrices (:attr:`islim.data.split.Split.user_ids`).
 
     Returns
     -------
     pandas.DataFrame
-        One row per evaluated user: ``split``, ``user`` (the original id as text) and the metrics of
-        :data:`~islim.evaluate.REPORTED_METRICS` that ``scores`` holds, as float64, in that order.
+        One row per evaluated user: ``split``, ``user`` (the original id as text) and the metrics
+        ``scores`` holds, as float64, in its order.
     """
     rows = np.asarray(scores["user"], dtype=np.int64)
     table = pd.DataFrame({"split": split, "user": np.asarray(user_ids)[rows].astype(str)})
-    for name, _, _ in REPORTED_METRICS:
-        if name in scores:
-            table[name] = np.asarray(scores[name], dtype=np.float64)
+    for name in metric_names(scores):
+        table[name] = np.asarray(scores[name], dtype=np.float64)
     return table
 
 
@@ -171,11 +174,11 @@ def mean_over_seeds(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 def split_summaries(table: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Mean, standard error and ``n_users`` of each metric per split of a per-user table
-    (:func:`islim.evaluate.summarize`; the metrics of :data:`~islim.evaluate.REPORTED_METRICS` the
-    table has), in the order the splits first appear."""
+    (:func:`islim.evaluate.summarize`; every metric column of the table, in its order), in the order
+    the splits first appear."""
     summaries = {}
+    metrics = metric_list(metric_names(table.columns))
     for split, rows in table.groupby("split", sort=False):
-        metrics = tuple(metric for metric in REPORTED_METRICS if metric.name in rows.columns)
         scores = {metric.name: rows[metric.name].to_numpy() for metric in metrics}
         summaries[split] = summarize({"user": rows["user"].to_numpy(), **scores}, metrics)
     return summaries
@@ -193,14 +196,13 @@ def seed_spread(runs: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, 
     Returns
     -------
     dict
-        ``{split: {"<metric>_seed_sd": float}}`` for every metric of
-        :data:`~islim.evaluate.REPORTED_METRICS` the runs report.
+        ``{split: {"<metric>_seed_sd": float}}`` for every metric the first run reports.
     """
     if len(runs) < 2:
         raise DataFormatError(f"a standard deviation over seeds needs at least 2 runs, got {len(runs)}")
     spread: dict[str, dict[str, float]] = {}
     for split in runs[0]:
-        names = [name for name, _, _ in REPORTED_METRICS if name in runs[0][split]]
+        names = metric_names(runs[0][split])
         spread[split] = {f"{name}_seed_sd": float(np.std([run[split][name] for run in runs], ddof=1)) for name in names}
     return spread
 
@@ -270,7 +272,7 @@ def tidy_metrics(records: list[dict[str, Any]]) -> pd.DataFrame:
         flags = ";".join(record.get("flags", []))
         n_seeds = len(record.get("extra", {}).get("seeds") or [None])
         for split, values in record["metrics"].items():
-            for name, _, _ in REPORTED_METRICS:
+            for name in metric_names(values):
                 rows.append(
                     {
                         "dataset": record["dataset"],

@@ -9,7 +9,10 @@ that dataset, model, variant and metric only.
 Beside each run's mean and standard error over test users the table gives the standard deviation
 over seeds (where a run was repeated over several), the flags its record raised (e.g.
 ``not_converged``) and popularity's score on the same dataset and metric, the floor every model
-must clear. It is written as CSV (numbers), Markdown, LaTeX and an HTML page (formatted).
+must clear. Its metrics are those the records hold (the ``metrics`` of each dataset's protocol in
+the config), ordered by family and cut-off (:func:`islim.names.metric_order`); a set-level metric
+(``coverage@K``) has no standard error and is shown by its value alone. It is written as CSV
+(numbers), Markdown, LaTeX and an HTML page (formatted).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import pandas as pd
 from islim.comparisons import POPULARITY_RUN
 from islim.document import Heading, Paragraph, Table, markdown_table, to_html
 from islim.fileio import write_csv, write_text
-from islim.names import METRIC_NAMES, MODEL_NAMES
+from islim.names import MODEL_NAMES, metric_order, metric_title
 
 COLUMNS = [
     "dataset",
@@ -110,7 +113,7 @@ def results_table(metrics: pd.DataFrame, published: pd.DataFrame | None = None) 
     order = {
         "dataset": list(dict.fromkeys(metrics["dataset"])),
         "model": list(MODEL_NAMES) + sorted(set(table["model"]) - set(MODEL_NAMES)),
-        "metric": list(METRIC_NAMES),
+        "metric": sorted(set(table["metric"]), key=metric_order),
     }
     rank = {column: {name: i for i, name in enumerate(names)} for column, names in order.items()}
     table = table.sort_values(
@@ -132,8 +135,8 @@ def formatted_rows(table: pd.DataFrame, missing: str = "—") -> list[list[str]]
                 row.dataset,
                 MODEL_NAMES.get(row.model, row.model),
                 row.variant or missing,
-                METRIC_NAMES.get(row.metric, row.metric),
-                f"{row.mean:.4f} ± {row.se:.4f}",
+                metric_title(row.metric),
+                f"{row.mean:.4f} ± {row.se:.4f}" if pd.notna(row.se) else f"{row.mean:.4f}",
                 f"{row.seed_sd:.4f} ({int(row.n_seeds)} seeds)" if repeated else missing,
                 f"{row.popularity:.4f}" if pd.notna(row.popularity) else missing,
                 f"{row.published:.3f}" if has_published else missing,
