@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from islim.config import protocol_of
 from islim.errors import ConfigError, DataFormatError
 from islim.metrics import Metric, Ranked, metric_list, top_k_items, train_popularity
 from islim.numerics import require_finite
@@ -74,13 +75,24 @@ def protocol_metrics(config: Mapping[str, Any], protocol: str) -> tuple[Metric, 
     -------
     tuple of Metric
     """
-    settings = metric_settings(config, protocol)
+    return settings_metrics(metric_settings(config, protocol))
+
+
+def settings_metrics(settings: Mapping[str, Any]) -> tuple[Metric, ...]:
+    """The metrics of one protocol's settings (:func:`metric_settings`: ``names``, ``cutoffs``,
+    ``select``, ``recall``); the selection metric is added last when not already listed."""
     return metric_list([*settings["names"], settings["select"]], settings["cutoffs"], settings["recall"])
 
 
 def selection_metric(config: Mapping[str, Any], protocol: str) -> str:
     """Name of the validation metric that selects hyper-parameters and epochs under ``protocol``."""
     return metric_settings(config, protocol)["select"]
+
+
+def dataset_metric_settings(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """:func:`metric_settings` of the protocol of dataset ``name`` (:func:`islim.config.protocol_of`):
+    what the workflow passes to every job that evaluates on the dataset."""
+    return metric_settings(config, protocol_of(config["datasets"][name]))
 
 
 def _to_numpy(scores) -> np.ndarray:
