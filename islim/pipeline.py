@@ -246,15 +246,16 @@ def ease_point(
     Returns
     -------
     PointResult
-        As :func:`islim.training.train_point`: point ``{"lambda": lam}``, settings ``{"lam", "dtype"}``;
+        As :func:`islim.training.estimator_point`: point ``{"lambda": lam}``, params EASE's;
         failed (with the reason) when the fit or evaluation fails numerically or over the memory
         budget, e.g. a Cholesky factorisation that fails because λ is too small for a
         rank-deficient Gram matrix.
     """
-    from islim.training import train_point
+    from islim.models.ease import EASE
+    from islim.training import estimator_point
 
     fit_params = {} if gram is None else {"gram": gram}
-    return train_point(name, split, "ease", None, {"lam": lam, "dtype": dtype}, {"lambda": lam}, None, batch_size, False, **fit_params)
+    return estimator_point(name, split, EASE(lam=lam, dtype=dtype), "ease", {"lambda": lam}, batch_size, **fit_params)
 
 
 def select_ease(

@@ -6,15 +6,19 @@ the grid belongs to the model, so every variant gets the same search over the se
 share. A run is computed in two steps, each a workflow job (``train_point`` and ``train``):
 
 1. :func:`train_point`: one grid point × seed. The model is fitted with per-epoch validation
-   (early stopping and best-epoch restore inside the model), then every validation and test user
-   is scored (:func:`islim.evaluate.per_user_metrics`). A stochastic model
+   (early stopping and best-epoch restore inside the model, on the selection metric ``monitor``),
+   then every validation and test user is scored under the split's protocol
+   (:func:`islim.evaluate.evaluate_split_users`) with the dataset's metrics (``metrics``, from the
+   config's ``metrics.<protocol>``: :func:`islim.evaluate.dataset_metric_settings`). A stochastic model
    (:attr:`islim.models.registry.ModelSpec.stochastic`: random initialisation or mini-batches)
    trains every point once per seed of the top-level ``seeds`` setting, each its own job, with
    ``seed`` set to that seed; a deterministic model trains it once.
-2. :func:`select_run`: keeps the point whose validation ``ndcg@100``, averaged over its seeds, is
-   best. Its per-user scores averaged over the seeds are the run's per-user table; their means and
-   standard errors over users are the record's metrics, and the standard deviation over seeds of
-   the seeds' means is ``<metric>_seed_sd`` (with two seeds or more). Its curve is the mean over
+2. :func:`select_run`: keeps the point whose validation ``monitor`` (the protocol's selection
+   metric, by default ``ndcg@100``), averaged over its seeds, is best. Its per-user scores averaged
+   over the seeds are the run's per-user table; their means and standard errors over users are the
+   record's per-user metrics, a set-level metric (``coverage@K``) is the mean over the seeds of
+   theirs, and the standard deviation over seeds of the seeds' values is ``<metric>_seed_sd``
+   (with two seeds or more). Its curve is the mean over
    the seeds, epoch by epoch, of their training curves, over the epochs that every seed ran.
 
 :func:`train_run` does both in one process. EASE's λ sweep (:mod:`islim.pipeline`) uses the same
@@ -22,7 +26,8 @@ two steps.
 
 A curve has one row per validated epoch: ``epoch``, ``wall_seconds`` (since ``fit`` began, set-up
 included), ``train_loss`` (NaN for models without a stochastic loss) and ``val_<metric>`` for every
-reported metric (:data:`CURVE_COLUMNS`), then any further columns the model's history has.
+metric evaluated (:func:`curve_columns`; :data:`CURVE_COLUMNS` with the default metrics), then any
+further columns the model's history has.
 
 Flags of a run record (:func:`run_flags`):
 
@@ -30,7 +35,7 @@ Flags of a run record (:func:`run_flags`):
   ``n_epochs`` cap (:func:`not_converged`), i.e. early stopping never ended the training;
 * ``grid_edge:<param>``: the kept value of a numeric grid parameter with at least two distinct
   values is its smallest or largest (the optimum may lie outside the grid);
-* ``below_popularity``: the test ``ndcg@100`` is below the popularity ranking's on the same split.
+* ``below_popularity``: the test ``monitor`` metric is below the popularity ranking's on the same split.
 
 Failures: models that train for long checkpoint every epoch when given a ``checkpoint`` path, so a
 killed job resumes where it stopped. A point whose fit or evaluation fails numerically or over the
@@ -46,7 +51,7 @@ import logging
 import numbers
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,10 +62,11 @@ import pandas as pd
 from islim.config import point_settings, run_point_names, run_seeds
 from islim.data.split import Split
 from islim.errors import GRID_POINT_ERRORS, ConfigError, GridSearchError, NumericalError
-from islim.evaluate import REPORTED_METRICS, holdout_validator, per_user_metrics
+from islim.evaluate import REPORTED_METRICS, evaluate_split_users, split_validator
 from islim.fileio import write_csv, write_parquet
-from islim.models.base import DEFAULT_MONITOR
-from islim.models.registry import build_model, model_spec
+from islim.metrics import Metric, metric_names
+from islim.models.base import DEFAULT_MONITOR, Recommender
+from islim.models.registry import model_spec
 from islim.records import (
     PER_USER_KEYS,
     make_record,
@@ -74,8 +80,15 @@ from islim.records import (
 
 log = logging.getLogger(__name__)
 
-#: The columns every training curve starts with.
-CURVE_COLUMNS = ["epoch", "wall_seconds", "train_loss", *(f"val_{name}" for name, _, _ in REPORTED_METRICS)]
+
+def curve_columns(metrics: Sequence[Metric] = REPORTED_METRICS) -> list[str]:
+    """The columns a training curve starts with: ``epoch``, ``wall_seconds``, ``train_loss`` and
+    ``val_<metric>`` for each of ``metrics``."""
+    return ["epoch", "wall_seconds", "train_loss", *(f"val_{name}" for name, _, _ in metrics)]
+
+
+#: The columns every training curve starts with, with the default metrics.
+CURVE_COLUMNS = curve_columns()
 
 #: File name suffix of per-grid-point checkpoints (``<model>-<variant>.<point>.ckpt.pt``).
 CHECKPOINT_SUFFIX = ".ckpt.pt"
@@ -113,11 +126,44 @@ class PointResult:
 
 
 def fit_model(
-    model: str, split: Split, settings: Mapping[str, Any], batch_size: int, progress: bool, checkpoint: Path | None, **fit_params: Any
-):
-    """Build ``model`` from the registry with ``settings`` and fit it with per-epoch validation.
+    model: str,
+    split: Split,
+    settings: Mapping[str, Any],
+    batch_size: int,
+    progress: bool,
+    checkpoint: Path | None,
+    metrics: Sequence[Metric] = REPORTED_METRICS,
+    monitor: str = DEFAULT_MONITOR,
+) -> tuple[Recommender, pd.DataFrame]:
+    """Build ``model`` from the registry with ``settings`` and fit it with per-epoch validation
+    (:func:`fit_estimator`).
 
-    ``fit_params`` go to the model's ``fit`` (e.g. EASE's precomputed ``gram``).
+    Returns
+    -------
+    tuple
+        ``(fitted model, curve DataFrame, see :func:`curve_frame`)``.
+    """
+    from islim.models.registry import build_model  # here: EASE's jobs (estimator_point) depend on no other model
+
+    return fit_estimator(build_model(model, settings), model, split, batch_size, progress, checkpoint, metrics, monitor)
+
+
+def fit_estimator(
+    estimator: Recommender,
+    model: str,
+    split: Split,
+    batch_size: int,
+    progress: bool,
+    checkpoint: Path | None,
+    metrics: Sequence[Metric] = REPORTED_METRICS,
+    monitor: str = DEFAULT_MONITOR,
+    **fit_params: Any,
+) -> tuple[Recommender, pd.DataFrame]:
+    """Fit an unfitted ``estimator`` on the training users with per-epoch validation on ``metrics``
+    (under the split's protocol, :func:`islim.evaluate.split_validator`), the best epoch chosen by
+    ``monitor``.
+
+    ``model`` names it in errors; ``fit_params`` go to its ``fit`` (e.g. EASE's precomputed ``gram``).
 
     Returns
     -------
@@ -129,21 +175,21 @@ def fit_model(
     NumericalError
         Training broke down numerically; the message starts with the model's name.
     """
-    estimator = build_model(model, settings)
-    validate = holdout_validator(split.validation_tr, split.validation_te, batch_size)
+    validate = split_validator(split, metrics, batch_size)
     try:
-        estimator.fit(split.train, validate, checkpoint=checkpoint, progress=progress, **fit_params)
+        estimator.fit(split.train, validate, monitor=monitor, checkpoint=checkpoint, progress=progress, **fit_params)
     except NumericalError as exc:
         raise NumericalError(f"{model}: {exc}") from exc
-    return estimator, curve_frame(estimator.history_)
+    return estimator, curve_frame(estimator.history_, metrics)
 
 
-def curve_frame(history: Sequence[Mapping[str, float]]) -> pd.DataFrame:
-    """A model's ``history_`` as a curve: :data:`CURVE_COLUMNS` first (NaN where the history lacks
-    one), then the history's other columns in their order."""
+def curve_frame(history: Sequence[Mapping[str, float]], metrics: Sequence[Metric] = REPORTED_METRICS) -> pd.DataFrame:
+    """A model's ``history_`` as a curve: :func:`curve_columns` of ``metrics`` first (NaN where the
+    history lacks one), then the history's other columns in their order."""
     frame = pd.DataFrame(list(history))
-    others = [column for column in frame.columns if column not in CURVE_COLUMNS]
-    return frame.reindex(columns=[*CURVE_COLUMNS, *others])
+    columns = curve_columns(metrics)
+    others = [column for column in frame.columns if column not in columns]
+    return frame.reindex(columns=[*columns, *others])
 
 
 def not_converged(params: Mapping[str, Any], best_epoch: int | None) -> bool:
@@ -177,27 +223,27 @@ def train_point(
     dataset: str,
     split: Split,
     model: str,
-    variant: str | None,
+    variant: str,
     settings: Mapping[str, Any],
     point: Mapping[str, Any],
     seed: int | None = None,
     batch_size: int = 2000,
     progress: bool = True,
     checkpoint: str | os.PathLike | None = None,
-    **fit_params: Any,
+    metrics: Sequence[Metric] = REPORTED_METRICS,
+    monitor: str = DEFAULT_MONITOR,
 ) -> PointResult:
-    """Train one grid point × seed of a run and score every validation and test user.
+    """Train one grid point × seed of a run (the ``train_point`` job) and score every validation
+    and test user.
 
     Parameters
     ----------
     dataset : str
         Dataset name (in the record).
     split : Split
-        The strong-generalisation split.
-    model : str
-        A registered model.
-    variant : str or None
-        The run's variant (``None`` for EASE, whose run is named by the model alone).
+        The split.
+    model, variant : str
+        A registered model and the run's variant.
     settings : mapping
         Every setting of the point (:func:`islim.config.point_settings`, ``seed`` included for a
         seeded point).
@@ -212,8 +258,10 @@ def train_point(
     checkpoint : path, optional
         Where a model that checkpoints keeps its per-epoch state (resumed if present; the caller
         deletes it once the outputs are safe).
-    **fit_params
-        Passed to the model's ``fit`` (e.g. EASE's ``gram``).
+    metrics : sequence of Metric
+        The metrics evaluated (per epoch on validation, then on validation and test users).
+    monitor : str
+        The validation metric that picks the best epoch.
 
     Returns
     -------
@@ -221,39 +269,79 @@ def train_point(
         Failed (``extra.status == "failed"`` with the ``reason``) when the fit or evaluation raised
         one of :data:`islim.errors.GRID_POINT_ERRORS`; any other error propagates.
     """
+    path = None if checkpoint is None else Path(checkpoint)
+
+    def fit():
+        return fit_model(model, split, settings, batch_size, progress, path, metrics, monitor)
+
+    return _point(dataset, split, model, variant, settings, point, seed, batch_size, metrics, monitor, fit)
+
+
+def estimator_point(
+    dataset: str,
+    split: Split,
+    estimator: Recommender,
+    model: str,
+    point: Mapping[str, Any],
+    batch_size: int = 2000,
+    metrics: Sequence[Metric] = REPORTED_METRICS,
+    monitor: str = DEFAULT_MONITOR,
+    **fit_params: Any,
+) -> PointResult:
+    """:func:`train_point` for a deterministic model built by the caller (EASE's λ sweep), whose run
+    is named by the model alone; ``fit_params`` go to its ``fit``. The record's ``params`` are the
+    estimator's own (``get_params()``)."""
+
+    def fit():
+        return fit_estimator(estimator, model, split, batch_size, False, None, metrics, monitor, **fit_params)
+
+    return _point(dataset, split, model, None, estimator.get_params(), point, None, batch_size, metrics, monitor, fit)
+
+
+def _point(
+    dataset: str,
+    split: Split,
+    model: str,
+    variant: str | None,
+    settings: Mapping[str, Any],
+    point: Mapping[str, Any],
+    seed: int | None,
+    batch_size: int,
+    metrics: Sequence[Metric],
+    monitor: str,
+    fit: Callable[[], tuple[Recommender, pd.DataFrame]],
+) -> PointResult:
+    """Run ``fit``, score the held-out users (:func:`islim.evaluate.evaluate_split_users`) and build
+    the point's result (failed on :data:`islim.errors.GRID_POINT_ERRORS`). The record's metrics
+    are the per-user table's means and standard errors plus the set-level metrics."""
     run = model if variant is None else f"{model}|{variant}"
     label = model if variant is None else f"{model}/{variant}"
     extra = {"status": "ok", "point": dict(point), "seed": seed} | ({} if variant is None else {"variant": variant})
     start = time.perf_counter()
     try:
-        fitted, curve = fit_model(
-            model, split, settings, batch_size, progress, None if checkpoint is None else Path(checkpoint), **fit_params
-        )
-        tables = [
-            per_user_table(
-                part,
-                per_user_metrics(fitted.score_batch, getattr(split, f"{part}_tr"), getattr(split, f"{part}_te"), batch_size),
-                split.user_ids[part],
-            )
-            for part in HELDOUT_SPLITS
-        ]
+        fitted, curve = fit()
+        evaluated = {part: evaluate_split_users(fitted.score_batch, split, part, metrics, batch_size) for part in HELDOUT_SPLITS}
     except GRID_POINT_ERRORS as exc:
         log.warning("%s failed and is skipped: %s", _describe(label, point, seed), exc)
         extra.update(status="failed", reason=str(exc))
         record = make_record(dataset, model, dict(settings), {}, time.perf_counter() - start, extra=extra) | {"run": run}
-        empty_per_user = pd.DataFrame(columns=[*PER_USER_KEYS, *(name for name, _, _ in REPORTED_METRICS)])
-        return PointResult(record, pd.DataFrame(columns=CURVE_COLUMNS), empty_per_user)
-    per_user = pd.concat(tables, ignore_index=True)
-    metrics = split_summaries(per_user)
+        empty_per_user = pd.DataFrame(columns=[*PER_USER_KEYS, *(metric.name for metric in metrics if metric.per_user)])
+        return PointResult(record, pd.DataFrame(columns=curve_columns(metrics)), empty_per_user)
+    per_user = pd.concat(
+        [per_user_table(part, evaluated[part].per_user, split.user_ids[part]) for part in HELDOUT_SPLITS], ignore_index=True
+    )
+    summaries = split_summaries(per_user)
+    for part in HELDOUT_SPLITS:
+        summaries[part].update(evaluated[part].set_level)
     extra.update(best_epoch=fitted.best_epoch_, epochs_run=len(curve), not_converged=not_converged(fitted.get_params(), fitted.best_epoch_))
     log.info(
         "%s: validation %s %.4f, best epoch %s",
         _describe(label, point, seed),
-        DEFAULT_MONITOR,
-        metrics["validation"][DEFAULT_MONITOR],
+        monitor,
+        summaries["validation"][monitor],
         fitted.best_epoch_,
     )
-    record = make_record(dataset, model, dict(settings), metrics, time.perf_counter() - start, extra=extra) | {"run": run}
+    record = make_record(dataset, model, dict(settings), summaries, time.perf_counter() - start, extra=extra) | {"run": run}
     return PointResult(record, curve, per_user)
 
 
@@ -327,12 +415,16 @@ def seed_average(kept: Sequence[PointResult]) -> tuple[pd.DataFrame, dict[str, d
     -------
     tuple
         ``(per_user, metrics)``: :func:`islim.records.mean_over_seeds` of the seeds' tables, and per
-        split the mean, standard error over users and ``n_users`` of each metric
-        (:func:`islim.records.split_summaries`), plus ``<metric>_seed_sd`` with two seeds or more
+        split the mean, standard error over users and ``n_users`` of each per-user metric
+        (:func:`islim.records.split_summaries`), the mean over the seeds of each set-level metric
+        (no per-user column), plus ``<metric>_seed_sd`` with two seeds or more
         (:func:`islim.records.seed_spread`).
     """
     per_user = mean_over_seeds([result.per_user for result in kept])
     metrics = split_summaries(per_user)
+    for split, values in metrics.items():
+        set_level = [name for name in metric_names(kept[0].record["metrics"][split]) if name not in values]
+        values.update({name: float(np.mean([result.record["metrics"][split][name] for result in kept])) for name in set_level})
     if len(kept) > 1:
         for split, spread in seed_spread([result.record["metrics"] for result in kept]).items():
             metrics[split].update(spread)
@@ -402,8 +494,9 @@ def select_run(
     grid: Mapping[str, list],
     results: Sequence[PointResult],
     popularity: Mapping[str, Any] | None = None,
+    monitor: str = DEFAULT_MONITOR,
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
-    """Select a run's grid point on validation and build its record, curve and per-user table.
+    """Select a run's grid point on validation ``monitor`` and build its record, curve and per-user table.
 
     Parameters
     ----------
@@ -415,6 +508,8 @@ def select_run(
         Every point × seed of the run (:func:`train_point`).
     popularity : mapping, optional
         The popularity run's record on the same split, for the ``below_popularity`` flag.
+    monitor : str
+        The selection metric (the dataset protocol's ``select``).
 
     Returns
     -------
@@ -433,7 +528,7 @@ def select_run(
     GridSearchError
         Every point failed.
     """
-    kept, searched, failed = choose_point(results, f"{model}/{variant} on {dataset}")
+    kept, searched, failed = choose_point(results, f"{model}/{variant} on {dataset}", monitor)
     per_user, metrics = seed_average(kept)
     extras = [result.record["extra"] for result in kept]
     seeds = [e["seed"] for e in extras]
@@ -449,11 +544,11 @@ def select_run(
         "grid": dict(grid),
         "searched": searched,
         "failed": failed,
-        "selected_by": f"validation {DEFAULT_MONITOR}" + (", mean over seeds" if seeds[0] is not None else ""),
+        "selected_by": f"validation {monitor}" + (", mean over seeds" if seeds[0] is not None else ""),
     }
     if seeds[0] is not None:
         extra["seeds"] = seeds
-    flags = run_flags(grid, extras[0]["point"], metrics, popularity, any(e["not_converged"] for e in extras))
+    flags = run_flags(grid, extras[0]["point"], metrics, popularity, any(e["not_converged"] for e in extras), monitor)
     seconds, peak = search_cost(results)
     record = make_record(dataset, model, settings, metrics, seconds, extra=extra, flags=flags, peak_memory_mb=peak)
     record["run"] = f"{model}|{variant}"
@@ -473,6 +568,8 @@ def train_run(
     checkpoint_dir: str | os.PathLike | None = None,
     seeds: Sequence[int] | None = None,
     popularity: Mapping[str, Any] | None = None,
+    metrics: Sequence[Metric] = REPORTED_METRICS,
+    monitor: str = DEFAULT_MONITOR,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Train ``model`` in ``variant`` on every grid point (× seed) in this process and select one:
     :func:`train_point` for each, then :func:`select_run`.
@@ -481,7 +578,7 @@ def train_run(
     deterministic model, trains each point once with the settings' own seed. ``checkpoint_dir``:
     where models that checkpoint keep one file per point × seed (:func:`checkpoint_path`) while the
     run lasts; a rerun after a crash resumes from them, and they are deleted once the run is
-    selected. ``popularity``: see :func:`select_run`.
+    selected. ``popularity``, ``monitor``: see :func:`select_run`; ``metrics``: see :func:`train_point`.
 
     Returns
     -------
@@ -505,9 +602,22 @@ def train_run(
     for name, checkpoint in zip(names, checkpoints):
         job = point_settings(run, variant, name)
         results.append(
-            train_point(dataset, split, model, variant, job["settings"], job["point"], job["seed"], batch_size, progress, checkpoint)
+            train_point(
+                dataset,
+                split,
+                model,
+                variant,
+                job["settings"],
+                job["point"],
+                job["seed"],
+                batch_size,
+                progress,
+                checkpoint,
+                metrics,
+                monitor,
+            )
         )
-    record, curve, _ = select_run(dataset, model, variant, grid, results, popularity)
+    record, curve, _ = select_run(dataset, model, variant, grid, results, popularity, monitor)
     for checkpoint in checkpoints:
         if checkpoint is not None:
             checkpoint.unlink(missing_ok=True)

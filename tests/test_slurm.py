@@ -177,7 +177,7 @@ def test_user_profile_dry_run_plans_every_job_with_placeholders_and_gpus_for_dee
         assert resources["slurm_account"] == "<your-account>"
         assert resources["runtime"].isdigit() and int(resources["runtime"]) > 0, f"{job['rule']} has no runtime"
         model = key_values(job.get("wildcards", "")).get("model")
-        wants_gpu = job["rule"] == "train" and model in DEEP_MODELS
+        wants_gpu = job["rule"] == "train_point" and model in DEEP_MODELS
         assert resources.get("gpu", "0") == ("1" if wants_gpu else "0"), f"{job['rule']} {model}: gpu={resources.get('gpu')}"
         expected_partition = "<your-gpu-partition>" if wants_gpu else "<your-partition>"
         assert resources["slurm_partition"] == expected_partition, f"{job['rule']} {model}"
