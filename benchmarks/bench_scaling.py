@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from islim.plotting.slopes import fitted_slopes
 from islim.scaling import default_settings, write_scaling
+from islim.slopes import fitted_slopes
 
 
 def main() -> None:

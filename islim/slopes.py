@@ -1,5 +1,6 @@
 """Log-log slopes of cost against the item count: the numbers the scaling figure's legend shows and
-``reports/summary/scaling_slopes.csv`` lists (no plotting library is imported here)."""
+``reports/summary/scaling_slopes.csv`` lists (outside :mod:`islim.plotting`, so that the rule writing
+that table does not depend on plotting code)."""
 
 from __future__ import annotations
 

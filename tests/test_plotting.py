@@ -24,10 +24,10 @@ from islim.models.registry import MODELS
 from islim.plotting import ablation_grid_figure, convergence_figure, dimension_figure, read_curves, save_figure, scaling_figure
 from islim.plotting.ablation_grid import cell_of_stem
 from islim.plotting.registry import FIGURES, SOURCES, ReportFigure, draw, drawing_function, read_source
-from islim.plotting.slopes import loglog_slope
 from islim.plotting.style import NEUTRAL, PALETTE, REFERENCE_GREYS, TOL_MUTED, arm_style, model_style
 from islim.provenance import provenance_table
 from islim.results_table import results_table, write_results_table
+from islim.slopes import loglog_slope
 
 REPO = Path(__file__).resolve().parents[1]
 SKIP_REASON = "first_step='identity' with second_step='explicit' is undefined"

@@ -16,8 +16,8 @@ import pytest
 from islim.config import load_config
 from islim.errors import ConfigError
 from islim.plotting.scaling import scaling_figure
-from islim.plotting.slopes import fitted_slopes, loglog_slope, write_slopes
 from islim.scaling import SCALING_COLUMNS, check_settings, default_settings, measure_call, scaling_mem_mb, write_scaling
+from islim.slopes import fitted_slopes, loglog_slope, write_slopes
 from tests.workflow_helpers import REPO, snakemake
 
 #: A measurement small enough for a unit test (a second or two).

@@ -2,7 +2,7 @@
 as a table beside the figure."""
 
 from islim.jobs import job
-from islim.plotting.slopes import write_slopes
+from islim.slopes import write_slopes
 
 with job(snakemake):
     write_slopes(snakemake.input[0], snakemake.output[0])

@@ -1,6 +1,6 @@
 """Cost scaling: time and peak memory of EASE, SLIM-LLE and ImplicitSLIM against the item count.
 
-The figure and the slopes table beside it (:func:`islim.plotting.slopes.fitted_slopes`, ``reports/summary/
+The figure and the slopes table beside it (:func:`islim.slopes.fitted_slopes`, ``reports/summary/
 scaling_slopes.csv``) are computed from the same measurements by the same code, so the legend's
 slopes are the table's.
 """
@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from islim.plotting.slopes import fitted_slopes, measurement_series
 from islim.plotting.style import NEUTRAL, PAGE, PALETTE, new_figure, styled
+from islim.slopes import fitted_slopes, measurement_series
 
 MARKERS = ("o", "s", "^", "D", "v", "P")
 #: The panels: measured column, axis label, and the exponent of a dense I x I method's cost
