@@ -99,7 +99,7 @@ def test_a_failed_fetch_logs_its_message_once_and_no_traceback(tmp_path):
     text = log.read_text()
     assert "Traceback" not in text
     assert text.count("could not obtain a verified copy of dataset 'broken'") == 1
-    assert text.count("data_mirror") == 1
+    assert "data_mirror" in text  # the advice the message gives
     assert "ERROR islim.job: rule fetch failed:" in text
 
 
