@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -223,7 +224,13 @@ def prepare(name: str, entry: dict[str, Any], manifest_path: str | Path, out_dir
 
 
 def ease_point(
-    name: str, split: Split, lam: float, dtype: str = "float32", batch_size: int = 2000, gram: np.ndarray | None = None
+    name: str,
+    split: Split,
+    lam: float,
+    dtype: str = "float32",
+    batch_size: int = 2000,
+    gram: np.ndarray | None = None,
+    metric_settings: Mapping[str, Any] | None = None,
 ) -> PointResult:
     """One λ of EASE's sweep (the ``ease_point`` job): fit, then score every validation and test user.
 
@@ -242,6 +249,9 @@ def ease_point(
     gram : ndarray, optional
         The precomputed dense Gram matrix ``XᵀX`` of the training users (shared across a sweep
         in one process; not modified).
+    metric_settings : mapping, optional
+        The dataset's metric settings (:func:`islim.evaluate.dataset_metric_settings`: the metrics
+        reported); ``None``: the strong protocol's defaults.
 
     Returns
     -------
@@ -251,17 +261,22 @@ def ease_point(
         budget, e.g. a Cholesky factorisation that fails because λ is too small for a
         rank-deficient Gram matrix.
     """
+    from islim.evaluate import PROTOCOL_DEFAULTS, settings_metrics
     from islim.models.ease import EASE
     from islim.training import estimator_point
 
+    settings = metric_settings or PROTOCOL_DEFAULTS["strong"]
     fit_params = {} if gram is None else {"gram": gram}
-    return estimator_point(name, split, EASE(lam=lam, dtype=dtype), "ease", {"lambda": lam}, batch_size, **fit_params)
+    estimator = EASE(lam=lam, dtype=dtype)
+    return estimator_point(
+        name, split, estimator, "ease", {"lambda": lam}, batch_size, settings_metrics(settings), settings["select"], **fit_params
+    )
 
 
 def select_ease(
-    name: str, lambda_grid: list[float], results: list[PointResult], popularity: dict[str, Any] | None = None
+    name: str, lambda_grid: list[float], results: list[PointResult], popularity: dict[str, Any] | None = None, monitor: str | None = None
 ) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """Select EASE's λ on validation ``ndcg@100`` (the ``ease`` job) and report it on test.
+    """Select EASE's λ on validation ``monitor`` (the ``ease`` job) and report it on test.
 
     Parameters
     ----------
@@ -273,12 +288,14 @@ def select_ease(
         :func:`ease_point` of each λ.
     popularity : dict, optional
         The popularity run's record on the same split, for the ``below_popularity`` flag.
+    monitor : str, optional
+        The selection metric (the dataset protocol's ``select``; default ``ndcg@100``).
 
     Returns
     -------
     tuple
         The run record (``params``: ``lambda``, ``dtype``; ``extra``: ``lambda_grid``,
-        ``selected_by``, ``searched`` — each λ that ran, with its validation NDCG@100 —, ``failed``
+        ``selected_by``, ``searched`` — each λ that ran, with its validation ``monitor`` —, ``failed``
         — each λ that failed, with its ``reason``; ``flags`` as for training runs, see
         :func:`islim.training.run_flags`), the sweep table (one row per λ and split with
         ``status`` ``ok`` and the metrics, plus one row per failed λ with ``status`` ``failed``,
@@ -295,11 +312,12 @@ def select_ease(
     from islim.records import make_record
     from islim.training import choose_point, run_flags, search_cost, seed_average
 
-    (kept,), searched, failed = choose_point(results, f"EASE on {name}")
+    monitor = monitor or DEFAULT_MONITOR
+    (kept,), searched, failed = choose_point(results, f"EASE on {name}", monitor)
     per_user, metrics = seed_average([kept])
     lam = kept.record["extra"]["point"]["lambda"]
-    extra = {"lambda_grid": list(lambda_grid), "selected_by": f"validation {DEFAULT_MONITOR}", "searched": searched, "failed": failed}
-    flags = run_flags({"lambda": list(lambda_grid)}, {"lambda": lam}, metrics, popularity, unconverged=False)
+    extra = {"lambda_grid": list(lambda_grid), "selected_by": f"validation {monitor}", "searched": searched, "failed": failed}
+    flags = run_flags({"lambda": list(lambda_grid)}, {"lambda": lam}, metrics, popularity, unconverged=False, monitor=monitor)
     seconds, peak = search_cost(results)
     params = {"lambda": lam, "dtype": kept.record["params"]["dtype"]}
     record = make_record(name, "ease", params, metrics, seconds, extra=extra, flags=flags, peak_memory_mb=peak)
@@ -315,10 +333,15 @@ def select_ease(
 
 
 def ease_sweep(
-    name: str, split_dir: str | Path, lambda_grid: list[float], dtype: str = "float32", batch_size: int = 2000
+    name: str,
+    split_dir: str | Path,
+    lambda_grid: list[float],
+    dtype: str = "float32",
+    batch_size: int = 2000,
+    metric_settings: Mapping[str, Any] | None = None,
 ) -> tuple[dict, pd.DataFrame]:
     """EASE's λ sweep in one process: :func:`ease_point` for each λ (sharing one Gram matrix),
-    then :func:`select_ease`.
+    then :func:`select_ease` (``metric_settings``: see :func:`ease_point`).
 
     Returns
     -------
@@ -331,10 +354,12 @@ def ease_sweep(
         If every λ failed, naming each with its reason.
     """
     from islim.data.split import load_split
+    from islim.evaluate import PROTOCOL_DEFAULTS
     from islim.gram import dense_gram
 
+    settings = metric_settings or PROTOCOL_DEFAULTS["strong"]
     split = load_split(split_dir)
     gram = dense_gram(split.train, dtype)
-    results = [ease_point(name, split, lam, dtype, batch_size, gram) for lam in lambda_grid]
-    record, sweep, _ = select_ease(name, lambda_grid, results)
+    results = [ease_point(name, split, lam, dtype, batch_size, gram, settings) for lam in lambda_grid]
+    record, sweep, _ = select_ease(name, lambda_grid, results, monitor=settings["select"])
     return record, sweep

@@ -1,4 +1,7 @@
 # EASE's lambda sweep: one job per lambda, then the selection on validation.
+from islim.evaluate import dataset_metric_settings
+
+
 rule ease_point:
     input:
         split=split_files,
@@ -20,6 +23,8 @@ rule ease_point:
         lam=ease_lambda,
         dtype=lambda wildcards: ease_settings(config, wildcards.dataset)["dtype"],
         batch_size=config["eval_batch_size"],
+        # The metrics of the dataset's protocol and the selection metric (config `metrics`).
+        metrics=lambda wildcards: dataset_metric_settings(config, wildcards.dataset),
         code=code("ease_point"),
     script:
         "../workflow_scripts/ease_point.py"
@@ -54,6 +59,7 @@ rule ease:
         lambda_grid=lambda wildcards: ease_settings(config, wildcards.dataset)[
             "lambda_grid"
         ],
+        metrics=lambda wildcards: dataset_metric_settings(config, wildcards.dataset),
         code=code("ease"),
     script:
         "../workflow_scripts/ease.py"

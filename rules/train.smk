@@ -1,4 +1,7 @@
 # Training runs (model x variant): one job per grid point x seed, then a selection on validation.
+from islim.evaluate import dataset_metric_settings
+
+
 rule train_point:
     input:
         split=split_files,
@@ -25,6 +28,8 @@ rule train_point:
         batch_size=config["eval_batch_size"],
         # Per-epoch checkpoint of the deep models (not an output): a rerun after a crash resumes.
         checkpoint="results/{dataset}/checkpoints/{model}-{variant}.{point}.ckpt.pt",
+        # The metrics of the dataset's protocol and the selection metric (config `metrics`).
+        metrics=lambda wildcards: dataset_metric_settings(config, wildcards.dataset),
         code=code("train_point"),
     script:
         "../workflow_scripts/train_point.py"
@@ -54,6 +59,7 @@ rule train:
         grid=lambda wildcards: training_variant(
             config, wildcards.dataset, wildcards.model, wildcards.variant
         )["grid"],
+        metrics=lambda wildcards: dataset_metric_settings(config, wildcards.dataset),
         code=code("train"),
     script:
         "../workflow_scripts/train.py"

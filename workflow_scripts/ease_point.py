@@ -11,5 +11,5 @@ from islim.training import write_point
 with job(snakemake):
     params = snakemake.params
     split = load_split(Path(snakemake.input.split[0]).parent)
-    result = ease_point(snakemake.wildcards.dataset, split, params.lam, params.dtype, params.batch_size)
+    result = ease_point(snakemake.wildcards.dataset, split, params.lam, params.dtype, params.batch_size, metric_settings=params.metrics)
     write_point(result, snakemake.output.record, None, snakemake.output.per_user)

@@ -17,6 +17,7 @@ with job(snakemake):
         snakemake.params.grid,
         results,
         popularity,
+        monitor=snakemake.params.metrics["select"],
     )
     write_csv(snakemake.output.curve, curve)
     write_parquet(snakemake.output.per_user, per_user)

@@ -8,6 +8,7 @@ checkpoint is deleted once the outputs are written.
 from pathlib import Path
 
 from islim.data.split import load_split
+from islim.evaluate import settings_metrics
 from islim.jobs import job
 from islim.training import train_point, write_point
 
@@ -23,6 +24,8 @@ with job(snakemake):
         point["seed"],
         batch_size=snakemake.params.batch_size,
         checkpoint=snakemake.params.checkpoint,
+        metrics=settings_metrics(snakemake.params.metrics),
+        monitor=snakemake.params.metrics["select"],
     )
     write_point(result, snakemake.output.record, snakemake.output.curve, snakemake.output.per_user)
     Path(snakemake.params.checkpoint).unlink(missing_ok=True)
