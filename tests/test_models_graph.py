@@ -426,3 +426,19 @@ def test_cuda_training_matches_the_cpu_closely(name):
     cuda = cls(device="cuda", **settings).fit(train)
     users = np.arange(train.shape[0])
     np.testing.assert_allclose(cuda.score_batch(train, users), cpu.score_batch(train, users), rtol=1e-3, atol=1e-3)
+
+
+def test_memory_estimates_count_the_tables_and_each_models_working_set():
+    n_users, n_items = 1000, 500
+    defaults = LightGCN.default_params()
+    tables = 4 * 6 * (n_users + n_items)
+    assert (
+        LightGCN.memory_bytes(n_users, n_items, defaults, {"n_factors": [32, 128]}) == tables * 128 + 4 * 2 * 5 * (n_users + n_items) * 128
+    )
+    plain = LightGCN.memory_bytes(n_users, n_items, defaults, {})
+    with_implicit_slim = LightGCN.memory_bytes(n_users, n_items, {**defaults, "implicit_slim": {"sides": "both"}}, {})
+    assert with_implicit_slim - plain == 4 * (2 * (n_users + n_items) * 64 + 8 * n_users * 64)
+    score_block, negatives, neighbour_table = 4 * 2 * 512 * n_items, 8 * 3 * 512 * 1500, 12 * n_items * 10
+    assert UltraGCN.memory_bytes(n_users, n_items, UltraGCN.default_params(), {}) == tables * 64 + score_block + negatives + neighbour_table
+    with pytest.raises(ConfigError, match="'n_layers' must be an integer"):
+        LightGCN.memory_bytes(n_users, n_items, defaults, {"n_layers": [2, "3"]})
