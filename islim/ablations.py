@@ -9,7 +9,10 @@ A cell's embeddings become the item factors of a linear model and are scored the
   popularity weights, and the decoder ``Q`` is the ridge item step on the training users.
 
 Every hyper-parameter the arm reads (λ, α, τ, k, …) and every scorer weight is chosen on
-validation NDCG@100 from a small grid; test metrics are reported for that choice. Extraction
+validation NDCG@100 from a small grid; test metrics are reported for that choice, and the
+per-user scores of that choice (validation and test users) are kept for paired tests
+(:class:`CellResult`, written to ``results/<dataset>/per_user/<cell>.parquet``). A stochastic
+reference arm (``random``) runs once per seed and :func:`seed_mean` averages the runs. Extraction
 time and peak memory (numpy/scipy allocations traced by ``tracemalloc``) are recorded for the
 selected hyper-parameters. A grid point that fails numerically or over the memory budget is
 recorded in the records' ``extra.failed`` with the reason and skipped. A cell that cannot run (an
@@ -21,10 +24,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 import tracemalloc
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -32,17 +36,55 @@ import pandas as pd
 from islim.config import grid_points
 from islim.data.split import Split
 from islim.embeddings import arm_embeddings, reference_embeddings, validate_arm
-from islim.embeddings.registry import AXES, arms_of, check_arm_params
-from islim.errors import GRID_POINT_ERRORS, ConfigError, GridSearchError, MemoryBudgetError, NumericalError
-from islim.evaluate import evaluate
-from islim.fileio import write_csv
+from islim.embeddings.registry import AXES, arms_of, cell_name, check_arm_params, reference_name
+from islim.errors import GRID_POINT_ERRORS, ConfigError, DataFormatError, GridSearchError, MemoryBudgetError, NumericalError
+from islim.evaluate import REPORTED_METRICS, per_user_metrics, summarize
+from islim.fileio import write_csv, write_parquet
+from islim.metrics import metric_names
 from islim.models.ridge import item_statistics, plrec_encoder, plrec_item_weights, solve_item_step, user_ridge_encoder
 from islim.numerics import require_finite
-from islim.records import make_record, read_records
+from islim.records import make_record, mean_over_seeds, per_user_table, read_records, seed_spread, split_summaries, write_records
 
 log = logging.getLogger(__name__)
 
 SCORERS = ("mf", "plrec")
+#: The columns of a cell's per-user table before its metric columns: the scorer, then those of
+#: :func:`islim.records.per_user_table` (the split, ``validation`` or ``test``, and the user's
+#: original id as text, as in every run's per-user table).
+PER_USER_KEYS = ("scorer", "split", "user")
+
+
+class CellResult(NamedTuple):
+    """What one cell or reference arm yields.
+
+    Attributes
+    ----------
+    records : list of dict
+        One run record per scorer (``extra.status`` ``ok`` or ``skipped``).
+    per_user : pandas.DataFrame
+        The per-user scores of every ``ok`` scorer's selected grid point: columns
+        :data:`PER_USER_KEYS` and one per reported metric, one row per scorer × split ×
+        evaluated user.
+    """
+
+    records: list[dict[str, Any]]
+    per_user: pd.DataFrame
+
+
+def cell_table(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate per-scorer per-user tables (an empty table with the columns when there are none)."""
+    if not frames:
+        names = [name for name, _, _ in REPORTED_METRICS]
+        return pd.DataFrame({column: pd.Series(dtype=float if column in names else str) for column in [*PER_USER_KEYS, *names]})
+    return pd.concat(frames, ignore_index=True)
+
+
+def _scorer_table(scorer: str, split: Split, users: Mapping[str, Mapping[str, np.ndarray]]) -> pd.DataFrame:
+    """One scorer's per-user table (:func:`islim.records.per_user_table` of each split in
+    ``users``, :func:`islim.evaluate.per_user_metrics` output by split name) with its ``scorer``."""
+    table = pd.concat([per_user_table(name, values, split.user_ids[name]) for name, values in users.items()], ignore_index=True)
+    table.insert(0, "scorer", scorer)
+    return table
 
 
 def arm_grid(arm: Mapping[str, str], axis_grids: Mapping[str, Mapping[str, Mapping[str, list]]]) -> dict[str, list]:
@@ -115,10 +157,10 @@ def run_cell(
 
     Returns
     -------
-    list of dict
+    CellResult
         One run record per scorer; ``extra.failed`` lists the grid points (arm and scorer
         parameters) that failed, each with its ``reason``. A scorer none of whose points ran gets
-        a ``skipped`` record saying why.
+        a ``skipped`` record saying why (and no per-user rows).
 
     Raises
     ------
@@ -148,21 +190,23 @@ def run_cell(
             for scorer_params in grid_points(grid):
                 try:
                     score = scorer_functions(scorer, embeddings, split.train, scorer_params)
-                    validation = evaluate(score, split.validation_tr, split.validation_te, batch_size)
-                    test = None
+                    validation_users = per_user_metrics(score, split.validation_tr, split.validation_te, batch_size)
+                    validation = summarize(validation_users)
+                    test_users = None
                     if scorer not in best or validation["ndcg@100"] > best[scorer][0]["ndcg@100"]:
-                        test = evaluate(score, split.test_tr, split.test_te, batch_size)
+                        test_users = per_user_metrics(score, split.test_tr, split.test_te, batch_size)
                 except GRID_POINT_ERRORS as exc:
                     log.warning("%s %s %s %s failed and is skipped: %s", model_name, params, scorer, scorer_params, exc)
                     scorer_failed[scorer].append({**params, **scorer_params, "reason": str(exc)})
                     continue
                 log.info("%s %s %s %s: validation ndcg@100=%.4f", model_name, params, scorer, scorer_params, validation["ndcg@100"])
-                if test is not None:
-                    best[scorer] = (validation, test, params, scorer_params, seconds, peak)
+                if test_users is not None:
+                    users = {"validation": validation_users, "test": test_users}
+                    best[scorer] = (validation, summarize(test_users), params, scorer_params, seconds, peak, users)
     if not best:
         every = arm_failed + [{"scorer": scorer, **entry} for scorer, entries in scorer_failed.items() for entry in entries]
         raise GridSearchError.every_point(model_name, every)
-    records = []
+    records, frames = [], []
     for scorer in scorer_grids:
         failed = arm_failed + scorer_failed[scorer]
         if scorer not in best:
@@ -173,7 +217,8 @@ def run_cell(
                 )
             ]
             continue
-        validation, test, params, scorer_params, seconds, peak = best[scorer]
+        validation, test, params, scorer_params, seconds, peak, users = best[scorer]
+        frames.append(_scorer_table(scorer, split, users))
         extra = {
             "status": "ok",
             "scorer": scorer,
@@ -185,7 +230,7 @@ def run_cell(
         records.append(
             make_record(dataset, model_name, {**params, **scorer_params}, {"validation": validation, "test": test}, seconds, extra=extra)
         )
-    return records
+    return CellResult(records, cell_table(frames))
 
 
 def skipped_records(dataset: str, model_name: str, scorers, reason: str) -> list[dict[str, Any]]:
@@ -205,14 +250,15 @@ def ablation_cell(
     seed: int = 0,
     batch_size: int = 2000,
     budget_bytes: int | None = None,
-) -> list[dict[str, Any]]:
-    """Records of the grid cell ``arm`` (neighbourhood, first_step, second_step) at dimension ``d``.
+) -> CellResult:
+    """Records and per-user scores of the grid cell ``arm`` (neighbourhood, first_step,
+    second_step) at dimension ``d`` (:func:`run_cell`).
 
     ``arm = {"reference": "random" | "svd"}`` runs that reference arm instead (``axis_grids`` unused).
     """
     if "reference" in arm:
         return reference_cell(dataset, split, arm["reference"], d, scorer_grids, seed, batch_size)
-    name = f"ablation:{arm['neighbourhood']}/{arm['first_step']}/{arm['second_step']}"
+    name = cell_name(arm["neighbourhood"], arm["first_step"], arm["second_step"])
     start = time.perf_counter()
     try:
         validate_arm(arm["neighbourhood"], arm["first_step"], arm["second_step"])
@@ -226,11 +272,11 @@ def ablation_cell(
                 split.train, d, arm["neighbourhood"], arm["first_step"], arm["second_step"], params, seed=seed, budget_bytes=budget_bytes
             )
 
-        records = run_cell(dataset, split, name, extract, grid, scorer_grids, batch_size)
+        result = run_cell(dataset, split, name, extract, grid, scorer_grids, batch_size)
     except (MemoryBudgetError, ConfigError, NumericalError, GridSearchError) as exc:
         log.warning("%s d=%d skipped: %s", name, d, exc)
-        records = skipped_records(dataset, name, scorer_grids, str(exc))
-    return _label(records, d, dict(arm), time.perf_counter() - start)
+        result = CellResult(skipped_records(dataset, name, scorer_grids, str(exc)), cell_table([]))
+    return CellResult(_label(result.records, d, dict(arm), time.perf_counter() - start), result.per_user)
 
 
 def _label(records: list[dict[str, Any]], d: int, arm: dict[str, str], wall_seconds: float) -> list[dict[str, Any]]:
@@ -243,21 +289,102 @@ def _label(records: list[dict[str, Any]], d: int, arm: dict[str, str], wall_seco
     return records
 
 
-def reference_cell(
-    dataset: str, split: Split, reference: str, d: int, scorer_grids, seed: int = 0, batch_size: int = 2000
-) -> list[dict[str, Any]]:
-    """Records of a reference arm (``random`` or ``svd`` embeddings) at dimension ``d``."""
+def reference_cell(dataset: str, split: Split, reference: str, d: int, scorer_grids, seed: int = 0, batch_size: int = 2000) -> CellResult:
+    """Records and per-user scores of a reference arm (``random`` or ``svd`` embeddings) at dimension ``d``."""
     start = time.perf_counter()
-    records = run_cell(
+    result = run_cell(
         dataset,
         split,
-        f"reference:{reference}",
+        reference_name(reference),
         lambda params: reference_embeddings(reference, split.train, d, seed),
         {},
         scorer_grids,
         batch_size,
     )
-    return _label(records, d, {"neighbourhood": "-", "first_step": reference, "second_step": "-"}, time.perf_counter() - start)
+    arm = {"neighbourhood": "-", "first_step": reference, "second_step": "-"}
+    return CellResult(_label(result.records, d, arm, time.perf_counter() - start), result.per_user)
+
+
+def seed_mean(results: Sequence[CellResult], seeds: Sequence[int]) -> CellResult:
+    """The seed average of one cell run once per seed (a stochastic reference arm).
+
+    Per scorer, each user's scores are averaged over the seeds whose run is ``ok``
+    (:func:`islim.records.mean_over_seeds`); the record's metrics are the mean and standard error
+    over users of these averages (the mean equals the mean of the seeds' means,
+    :func:`islim.records.split_summaries`), plus ``<metric>_seed_sd``, the standard deviation over
+    the seeds of their means (:func:`islim.records.seed_spread`, from two seeds), and
+    ``extra.seeds`` lists the seeds averaged. Parameters chosen alike by every seed are kept,
+    others list the seeds' choices.
+
+    Parameters
+    ----------
+    results : sequence of CellResult
+        One per seed, in the order of ``seeds``, all of the same cell and dimension.
+    seeds : sequence of int
+        The seed of each result.
+
+    Returns
+    -------
+    CellResult
+        One record per scorer (``skipped``, with every seed's reason, when no seed ran) and the
+        seed-averaged per-user scores.
+
+    Raises
+    ------
+    DataFormatError
+        ``results`` and ``seeds`` differ in length, or the seeds' runs do not describe the
+        same cell (run names differ, or a scorer's users differ between seeds).
+    """
+    if len(results) != len(seeds) or not results:
+        raise DataFormatError(f"seed_mean needs one result per seed, got {len(results)} results for seeds {list(seeds)}")
+    runs = [[record["run"] for record in result.records] for result in results]
+    if any(names != runs[0] for names in runs):
+        raise DataFormatError(f"the seeds' runs describe different cells: {runs}")
+    records, frames = [], []
+    for position, first in enumerate(results[0].records):
+        by_seed = [(seed, result.records[position], result.per_user) for seed, result in zip(seeds, results)]
+        ok = [(seed, record, table) for seed, record, table in by_seed if record["extra"]["status"] == "ok"]
+        if not ok:
+            reasons = "; ".join(f"seed {seed}: {record['extra']['reason']}" for seed, record, _ in by_seed)
+            skipped = make_record(
+                first["dataset"], first["model"], dict(first["params"]), {}, 0.0, extra={**first["extra"], "reason": reasons}
+            )
+            records.append({**skipped, "run": first["run"]})
+            continue
+        record, table = _seed_average(first["extra"]["scorer"], ok)
+        records.append(record)
+        frames.append(table)
+    return CellResult(records, cell_table(frames))
+
+
+def _seed_average(scorer: str, ok: list[tuple[int, dict[str, Any], pd.DataFrame]]) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The seed-averaged record and per-user rows of one scorer from its ``(seed, record, per-user
+    table)`` runs that are ``ok`` (see :func:`seed_mean`)."""
+    tables = [table[table["scorer"] == scorer].drop(columns="scorer") for _, _, table in ok]
+    try:
+        averaged = mean_over_seeds(tables)
+    except DataFormatError as exc:
+        raise DataFormatError(f"scorer {scorer}: {exc}") from None
+    records = [record for _, record, _ in ok]
+    metrics = split_summaries(averaged)
+    if len(records) > 1:
+        for split_name, spread in seed_spread([r["metrics"] for r in records]).items():
+            metrics[split_name].update(spread)
+    params = {}
+    for name in records[0]["params"]:
+        values = [r["params"].get(name) for r in records]
+        params[name] = values[0] if all(value == values[0] for value in values) else values
+    first = records[0]
+    extra = {
+        **first["extra"],
+        "seeds": [seed for seed, _, _ in ok],
+        "extraction_seconds": round(float(np.mean([r["extra"]["extraction_seconds"] for r in records])), 4),
+        "extraction_peak_mb": round(float(max(r["extra"]["extraction_peak_mb"] for r in records)), 2),
+        "failed": [{**entry, "seed": seed} for seed, r, _ in ok for entry in r["extra"].get("failed", [])],
+    }
+    record = make_record(first["dataset"], first["model"], params, metrics, sum(r["wall_seconds"] for r in records), extra=extra)
+    averaged.insert(0, "scorer", scorer)
+    return {**record, "run": first["run"]}, averaged
 
 
 def ablation_table(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -278,13 +405,15 @@ def ablation_table(records: list[dict[str, Any]]) -> pd.DataFrame:
             "extraction_seconds": extra.get("extraction_seconds"),
             "extraction_peak_mb": extra.get("extraction_peak_mb"),
             "params": {k: v for k, v in record["params"].items() if k != "d"},
+            "n_seeds": len(extra.get("seeds") or [None]),
         }
         if extra["status"] != "ok":
-            rows.append({**base, "split": None, "metric": None, "value": None, "se": None})
+            rows.append({**base, "split": None, "metric": None, "value": None, "se": None, "seed_sd": None})
             continue
         for split, values in record["metrics"].items():
-            for metric in ("recall@20", "recall@50", "ndcg@100"):
-                rows.append({**base, "split": split, "metric": metric, "value": values[metric], "se": values[f"{metric}_se"]})
+            for metric in metric_names(values):
+                row = {"split": split, "metric": metric, "value": values[metric], "se": values.get(f"{metric}_se")}
+                rows.append({**base, **row, "seed_sd": values.get(f"{metric}_seed_sd")})
     table = pd.DataFrame(rows)
     if not table.empty:
         table["params"] = table["params"].map(lambda p: ";".join(f"{k}={v}" for k, v in sorted(p.items())))
@@ -308,3 +437,14 @@ def write_ablation_table(record_paths: list[str], output: str) -> pd.DataFrame:
     table = ablation_table([record for path in sorted(record_paths) for record in read_records(path)])
     write_csv(output, table)
     return table
+
+
+def write_cell(result: CellResult, records_path: str | os.PathLike, per_user_path: str | os.PathLike) -> None:
+    """Write a cell's records (JSON) and per-user scores (parquet), each atomically."""
+    write_records(records_path, result.records)
+    write_parquet(per_user_path, result.per_user)
+
+
+def read_cell(records_path: str | os.PathLike, per_user_path: str | os.PathLike) -> CellResult:
+    """Read what :func:`write_cell` wrote."""
+    return CellResult(read_records(records_path), pd.read_parquet(per_user_path))

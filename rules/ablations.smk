@@ -1,9 +1,18 @@
+from islim.embeddings.registry import stochastic_arms
+
+# Reference arms run once (deterministic) or once per top-level `seeds`, then averaged (stochastic:
+# the arms registry's `stochastic` flag).
+SEEDED_REFERENCES = stochastic_arms("reference")
+UNSEEDED_REFERENCES = [r for r in arms_of("reference") if r not in SEEDED_REFERENCES]
+
+
 rule ablation_cell:
     input:
         split=split_files,
         stats="data/processed/{dataset}/stats.json",
     output:
-        "results/{dataset}/ablations/{neighbourhood}.{first_step}.{second_step}.d{d}.json",
+        records="results/{dataset}/ablations/{neighbourhood}.{first_step}.{second_step}.d{d}.json",
+        per_user="results/{dataset}/per_user/{neighbourhood}.{first_step}.{second_step}.d{d}.parquet",
     log:
         "logs/ablations/{dataset}/{neighbourhood}.{first_step}.{second_step}.d{d}.log",
     benchmark:
@@ -15,19 +24,8 @@ rule ablation_cell:
         mem_mb=ablation_mem,
         runtime=60,
     params:
-        arm=lambda wildcards: {
-            "neighbourhood": wildcards.neighbourhood,
-            "first_step": wildcards.first_step,
-            "second_step": wildcards.second_step,
-        },
-        axis_grids=lambda wildcards: ablation_cell_grids(
-            ABLATIONS,
-            {
-                "neighbourhood": wildcards.neighbourhood,
-                "first_step": wildcards.first_step,
-                "second_step": wildcards.second_step,
-            },
-        ),
+        arm=lambda wildcards: cell_arm(wildcards),
+        axis_grids=lambda wildcards: ablation_cell_grids(ABLATIONS, cell_arm(wildcards)),
         scorers=ABLATIONS["scorers"],
         seed=ABLATIONS["seed"],
         batch_size=config["eval_batch_size"],
@@ -41,11 +39,14 @@ rule ablation_reference:
         split=split_files,
         stats="data/processed/{dataset}/stats.json",
     output:
-        "results/{dataset}/ablations/reference.{reference}.d{d}.json",
+        records="results/{dataset}/ablations/reference.{reference}.d{d}.json",
+        per_user="results/{dataset}/per_user/reference.{reference}.d{d}.parquet",
     log:
         "logs/ablations/{dataset}/reference.{reference}.d{d}.log",
     benchmark:
         "results/benchmarks/ablations/{dataset}/reference.{reference}.d{d}.tsv"
+    wildcard_constraints:
+        reference="|".join(UNSEEDED_REFERENCES),
     conda:
         "../envs/islim.yaml"
     threads: 1
@@ -61,6 +62,70 @@ rule ablation_reference:
         code=code("ablation_cell"),
     script:
         "../workflow_scripts/ablation_cell.py"
+
+
+# One seed of a stochastic reference arm; ablation_seed_mean averages the seeds.
+rule ablation_reference_seed:
+    input:
+        split=split_files,
+        stats="data/processed/{dataset}/stats.json",
+    output:
+        records="results/{dataset}/ablations/seeds/reference.{reference}.d{d}.s{seed}.json",
+        per_user="results/{dataset}/ablations/seeds/reference.{reference}.d{d}.s{seed}.parquet",
+    log:
+        "logs/ablations/{dataset}/reference.{reference}.d{d}.s{seed}.log",
+    benchmark:
+        "results/benchmarks/ablations/{dataset}/reference.{reference}.d{d}.s{seed}.tsv"
+    wildcard_constraints:
+        reference="|".join(SEEDED_REFERENCES),
+        seed=r"\d+",
+    conda:
+        "../envs/islim.yaml"
+    threads: 1
+    resources:
+        mem_mb=ablation_mem,
+        runtime=30,
+    params:
+        arm=lambda wildcards: {"reference": wildcards.reference},
+        axis_grids={},
+        scorers=ABLATIONS["scorers"],
+        seed=lambda wildcards: int(wildcards.seed),
+        batch_size=config["eval_batch_size"],
+        code=code("ablation_cell"),
+    script:
+        "../workflow_scripts/ablation_cell.py"
+
+
+rule ablation_seed_mean:
+    input:
+        records=expand(
+            "results/{{dataset}}/ablations/seeds/reference.{{reference}}.d{{d}}.s{seed}.json",
+            seed=config["seeds"],
+        ),
+        per_user=expand(
+            "results/{{dataset}}/ablations/seeds/reference.{{reference}}.d{{d}}.s{seed}.parquet",
+            seed=config["seeds"],
+        ),
+    output:
+        records="results/{dataset}/ablations/reference.{reference}.d{d}.json",
+        per_user="results/{dataset}/per_user/reference.{reference}.d{d}.parquet",
+    log:
+        "logs/ablations/{dataset}/reference.{reference}.d{d}.log",
+    benchmark:
+        "results/benchmarks/ablations/{dataset}/reference.{reference}.d{d}.tsv"
+    wildcard_constraints:
+        reference="|".join(SEEDED_REFERENCES),
+    conda:
+        "../envs/islim.yaml"
+    threads: 1
+    resources:
+        mem_mb=512,
+        runtime=5,
+    params:
+        seeds=config["seeds"],
+        code=code("ablation_seed_mean"),
+    script:
+        "../workflow_scripts/ablation_seed_mean.py"
 
 
 rule ablation_table:

@@ -202,14 +202,14 @@ def test_the_ablation_cell_records_the_memory_refusal_as_skipped(monkeypatch, sp
     monkeypatch.setenv(BUDGET_ENV, "1e-6")
     records = ablation_cell(
         "toy", split, {"neighbourhood": "all", "first_step": "ease", "second_step": "explicit"}, 4, {}, {"mf": {"r_p": [1.0]}}
-    )
+    ).records
     (record,) = records
     assert record["extra"]["status"] == "skipped"
     assert "needs an estimated" in record["extra"]["reason"] and BUDGET_ENV in record["extra"]["reason"]
     monkeypatch.delenv(BUDGET_ENV)
     (ran,) = ablation_cell(
         "toy", split, {"neighbourhood": "all", "first_step": "ease", "second_step": "explicit"}, 4, {}, {"mf": {"r_p": [1.0]}}
-    )
+    ).records
     assert ran["extra"]["status"] == "ok"  # the same cell fits the default budget
 
 

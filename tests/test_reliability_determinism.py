@@ -56,8 +56,8 @@ SCRIPT = textwrap.dedent(
             write_csv(out / "curves" / f"{model}-{variant}.csv", curve)
     scorers = {"mf": {"r_p": [10.0]}, "plrec": {"power": [1.0], "r_q": [10.0]}}
     arm = {"neighbourhood": "all", "first_step": "ease", "second_step": "implicit"}
-    write_records(out / "ablations" / "cell.json", ablation_cell("tiny", split, arm, 8, {"first_step": {"ease": {"lam": [50.0, 200.0]}}}, scorers))
-    write_records(out / "ablations" / "svd.json", reference_cell("tiny", split, "svd", 8, scorers))
+    write_records(out / "ablations" / "cell.json", ablation_cell("tiny", split, arm, 8, {"first_step": {"ease": {"lam": [50.0, 200.0]}}}, scorers).records)
+    write_records(out / "ablations" / "svd.json", reference_cell("tiny", split, "svd", 8, scorers).records)
     """
 )
 

@@ -175,7 +175,9 @@ def test_a_training_point_job_that_fails_writes_a_failed_record(split, monkeypat
 
 def test_an_arm_grid_point_whose_cholesky_fails_is_recorded_and_the_cell_goes_on(split, caplog):
     with caplog.at_level(logging.WARNING, logger="islim.ablations"):
-        (record,) = ablation_cell("toy", split, EXPLICIT_ARM, 4, {"first_step": {"ease": {"lam": [1e-20, 100.0]}}}, {"mf": {"r_p": [1.0]}})
+        (record,) = ablation_cell(
+            "toy", split, EXPLICIT_ARM, 4, {"first_step": {"ease": {"lam": [1e-20, 100.0]}}}, {"mf": {"r_p": [1.0]}}
+        ).records
     assert record["extra"]["status"] == "ok" and record["params"] == {"lam": 100.0, "r_p": 1.0, "d": 4}
     assert record["extra"]["failed"] == [{"lam": 1e-20, "reason": CHOLESKY}]
     assert f"ablation:all/ease/explicit {{'lam': 1e-20}} failed and is skipped: {CHOLESKY}" in caplog.text
@@ -191,7 +193,7 @@ def test_scorer_grid_points_fail_alone_and_a_scorer_none_of_whose_points_ran_is_
 
     monkeypatch.setattr(islim.ablations, "scorer_functions", scorer)
     scorers = {"mf": {"r_p": [1.0, 2.0]}, "plrec": {"power": [0.5], "r_q": [1.0, 5.0]}}
-    mf, plrec = ablation_cell("toy", split, EXPLICIT_ARM, 4, {"first_step": {"ease": {"lam": [100.0]}}}, scorers)
+    mf, plrec = ablation_cell("toy", split, EXPLICIT_ARM, 4, {"first_step": {"ease": {"lam": [100.0]}}}, scorers).records
     assert mf["extra"]["status"] == "ok" and mf["params"]["r_p"] == 1.0
     ((failed),) = mf["extra"]["failed"]
     assert failed["lam"] == 100.0 and failed["r_p"] == 2.0 and " is not finite " in failed["reason"]
@@ -203,7 +205,9 @@ def test_scorer_grid_points_fail_alone_and_a_scorer_none_of_whose_points_ran_is_
 
 
 def test_a_cell_whose_every_point_fails_is_skipped_naming_each(split):
-    records = ablation_cell("toy", split, EXPLICIT_ARM, 4, {"first_step": {"ease": {"lam": [1e-20, 1e-21]}}}, {"mf": {"r_p": [1.0]}})
+    records = ablation_cell(
+        "toy", split, EXPLICIT_ARM, 4, {"first_step": {"ease": {"lam": [1e-20, 1e-21]}}}, {"mf": {"r_p": [1.0]}}
+    ).records
     (record,) = records
     assert record["extra"]["status"] == "skipped"
     expected = f"ablation:all/ease/explicit: every grid point failed:\n  lam=1e-20: {CHOLESKY}\n  lam=1e-21: {CHOLESKY}\n{ADVICE}"

@@ -150,7 +150,7 @@ def test_an_ablation_arm_with_non_finite_embeddings_is_skipped_with_the_reason(s
     monkeypatch.setattr("islim.ablations.arm_embeddings", lambda X, d, *args, **kwargs: np.full((X.shape[1], d), np.inf))
     (record,) = ablation_cell(
         "toy", split, {"neighbourhood": "all", "first_step": "ease", "second_step": "implicit"}, 4, {}, {"mf": {"r_p": [1.0]}}
-    )
+    ).records
     assert record["extra"]["status"] == "skipped"
     assert "ablation:all/ease/implicit: the embeddings for {} is not finite (160 of 160" in record["extra"]["reason"]
 

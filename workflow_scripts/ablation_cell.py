@@ -1,15 +1,15 @@
-"""Snakemake adapter: one cell of the ablation grid, or a reference arm -> one record per scorer (or skipped records)."""
+"""Snakemake adapter: one cell of the ablation grid, or a reference arm (at one seed) -> one record
+per scorer (or skipped records) and the selected points' per-user scores."""
 
 from pathlib import Path
 
-from islim.ablations import ablation_cell
+from islim.ablations import ablation_cell, write_cell
 from islim.data.split import load_split
 from islim.jobs import job
-from islim.records import write_records
 
 with job(snakemake):
     split = load_split(Path(snakemake.input.split[0]).parent)
-    records = ablation_cell(
+    result = ablation_cell(
         snakemake.wildcards.dataset,
         split,
         snakemake.params.arm,
@@ -19,4 +19,4 @@ with job(snakemake):
         seed=snakemake.params.seed,
         batch_size=snakemake.params.batch_size,
     )
-    write_records(snakemake.output[0], records)
+    write_cell(result, snakemake.output.records, snakemake.output.per_user)

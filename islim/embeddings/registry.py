@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -64,6 +64,14 @@ class Arm:
     spd_inverse : bool
         The step inverts a dense SPD matrix (two more ``I x I`` buffers on the MKL path above
         :data:`islim.memory.MKL_PATH_BYTES`).
+    colour : int or None
+        ``reference`` arms: index into the figures' palette (:data:`islim.plotting.style.PALETTE`),
+        distinct from every model's and paper cell's; ``None`` for axis values (not drawn alone).
+    marker : str
+        Matplotlib marker of a ``reference`` arm in figures.
+    stochastic : bool
+        ``reference`` arms: the embeddings depend on the seed beyond numerical noise, so the
+        workflow runs the arm once per config ``seeds`` and averages.
     """
 
     axis: str
@@ -73,6 +81,9 @@ class Arm:
     knn: bool = False
     dense_copies: float = 0.0
     spd_inverse: bool = False
+    colour: int | None = None
+    marker: str = "o"
+    stochastic: bool = False
 
 
 def _dtype(p: Mapping[str, Any]) -> np.dtype:
@@ -135,9 +146,82 @@ ARMS: tuple[Arm, ...] = (
         ),
         dense_copies=3,
     ),
-    Arm("reference", "random", (), lambda X, d, seed: random_embeddings(X.shape[1], d, seed)),
-    Arm("reference", "svd", (), lambda X, d, seed: svd_embeddings(X, d, seed)),
+    Arm("reference", "random", (), lambda X, d, seed: random_embeddings(X.shape[1], d, seed), colour=13, marker="x", stochastic=True),
+    Arm("reference", "svd", (), lambda X, d, seed: svd_embeddings(X, d, seed), colour=12, marker="v"),
 )
+
+
+@dataclass(frozen=True)
+class PaperCell:
+    """A cell of the grid that is a method of the paper, singled out in figures (own colour,
+    marker and label; the ablation grid outlines the one marked ``reference``).
+
+    Parameters
+    ----------
+    label : str
+        Legend label.
+    neighbourhood, first_step, second_step : str
+        The cell's arms.
+    colour : int
+        Index into the figures' palette (:data:`islim.plotting.style.PALETTE`), distinct from
+        every model's and reference arm's.
+    marker : str
+        Matplotlib marker.
+    reference : bool
+        The cell other cells are tested against (the paper's ImplicitSLIM).
+    """
+
+    label: str
+    neighbourhood: str
+    first_step: str
+    second_step: str
+    colour: int
+    marker: str
+    reference: bool = False
+
+    @property
+    def axes(self) -> dict[str, str]:
+        """``{"neighbourhood": …, "first_step": …, "second_step": …}``."""
+        return {"neighbourhood": self.neighbourhood, "first_step": self.first_step, "second_step": self.second_step}
+
+    @property
+    def run_name(self) -> str:
+        """The cell's name in run records and ``ablations.csv`` (:func:`cell_name`)."""
+        return cell_name(self.neighbourhood, self.first_step, self.second_step)
+
+
+#: The paper's methods in the grid: ImplicitSLIM (EASE, implicit anchored step) and SLIM-LLE (EASE
+#: with the sum-to-one constraint, explicit eigenvectors).
+PAPER_CELLS: tuple[PaperCell, ...] = (
+    PaperCell("SLIM-LLE", "all", "ease", "explicit", colour=2, marker="s"),
+    PaperCell("ImplicitSLIM", "all", "ease", "implicit", colour=10, marker="o", reference=True),
+)
+
+
+def cell_name(neighbourhood: str, first_step: str, second_step: str) -> str:
+    """Name of a grid cell in run records and tables: ``"ablation:<neighbourhood>/<first>/<second>"``."""
+    return f"ablation:{neighbourhood}/{first_step}/{second_step}"
+
+
+def reference_name(reference: str) -> str:
+    """Name of a reference arm in run records and tables: ``"reference:<name>"``."""
+    return f"reference:{reference}"
+
+
+class ArmStyle(NamedTuple):
+    """How figures draw a reference arm or paper cell: legend label, palette index, marker."""
+
+    label: str
+    colour: int
+    marker: str
+
+
+#: Figure styles by run name (:func:`reference_name`, :func:`cell_name`): every reference arm and
+#: paper cell; other cells are drawn as context.
+STYLED_ARMS: dict[str, ArmStyle] = {
+    **{reference_name(a.name): ArmStyle(a.name, a.colour, a.marker) for a in ARMS if a.axis == "reference"},
+    **{cell.run_name: ArmStyle(cell.label, cell.colour, cell.marker) for cell in PAPER_CELLS},
+}
 
 #: Combinations that are undefined, with the reason (recorded as skipped cells).
 UNDEFINED = {
@@ -151,6 +235,11 @@ UNDEFINED = {
 def arms_of(axis: str) -> tuple[str, ...]:
     """Names of the arms of ``axis``, in display order."""
     return tuple(arm.name for arm in ARMS if arm.axis == axis)
+
+
+def stochastic_arms(axis: str) -> tuple[str, ...]:
+    """Names of the arms of ``axis`` marked ``stochastic`` (run once per seed), in display order."""
+    return tuple(arm.name for arm in ARMS if arm.axis == axis and arm.stochastic)
 
 
 def arm(axis: str, name: str) -> Arm:

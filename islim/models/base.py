@@ -56,8 +56,9 @@ class Recommender(ABC):
     ----------
     history_ : list of dict
         After :meth:`fit` with ``validate``: one row per validated epoch with ``epoch`` (int;
-        negative for initialisation steps), ``wall_seconds`` (training time since ``fit``
-        began, at the end of the epoch's validation), ``train_loss`` (NaN for models without a
+        negative for initialisation steps), ``wall_seconds`` (seconds since ``fit`` began,
+        set-up such as an initial SVD or ImplicitSLIM included, at the end of the epoch's
+        validation), ``train_loss`` (NaN for models without a
         stochastic loss) and ``val_<metric>`` for every metric ``validate`` returned.
     best_epoch_ : int or None
         The epoch whose state the model holds after :meth:`fit` (the best one on ``monitor``;
@@ -216,7 +217,11 @@ def largest(params: Mapping[str, Any], grid: Mapping[str, list], key: str) -> An
 
 
 class EpochHistory:
-    """The :attr:`Recommender.history_` rows of one ``fit``, timed from its creation.
+    """The :attr:`Recommender.history_` rows of one ``fit``, timed from the start of ``fit``.
+
+    The clock counts everything a variant does before its first epoch (input conversion, network
+    construction, an initial SVD or ImplicitSLIM extraction), so that curves of different variants
+    compare total cost: create the history first thing in ``fit``, or pass ``started``.
 
     Parameters
     ----------
@@ -226,15 +231,25 @@ class EpochHistory:
         The metric of ``validate``'s result that :meth:`record` returns.
     rows : list of dict, optional
         Rows of earlier epochs (a resumed run); ``elapsed`` seconds are added to the clock.
+    elapsed : float
+        Seconds spent in earlier sessions of a resumed run.
+    started : float, optional
+        ``time.perf_counter()`` when ``fit`` began (default: now), for a history created after
+        some set-up.
     """
 
     def __init__(
-        self, validate: Validator | None, monitor: str = DEFAULT_MONITOR, rows: list[dict[str, float]] | None = None, elapsed: float = 0.0
+        self,
+        validate: Validator | None,
+        monitor: str = DEFAULT_MONITOR,
+        rows: list[dict[str, float]] | None = None,
+        elapsed: float = 0.0,
+        started: float | None = None,
     ):
         self.validate = validate
         self.monitor = monitor
         self.rows: list[dict[str, float]] = list(rows or [])
-        self._start = time.perf_counter() - elapsed
+        self._start = (time.perf_counter() if started is None else started) - elapsed
 
     def elapsed(self) -> float:
         """Seconds since training began (including the time of resumed sessions)."""

@@ -99,11 +99,11 @@ class _LinearEmbeddingModel(Recommender):
         NumericalError
             A step produced non-finite factors; the message names the epoch.
         """
+        history = EpochHistory(validate, monitor)
         self.dtype_ = np.dtype(self.dtype)
         X = _training_matrix(X, self.dtype_)
         self._check_params(X)
         self._start(X)
-        history = EpochHistory(validate, monitor)
         self.best_epoch_: int | None = None
         self.best_score_: float | None = None
         best_state = None

@@ -10,7 +10,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from islim.names import METRIC_NAMES, MODEL_NAMES
-from islim.plotting.style import PAGE, model_style, new_figure, styled
+from islim.plotting.dimension import draw_reference_lines
+from islim.plotting.style import PAGE, REFERENCE_MODELS, model_style, new_figure, styled
 
 #: Line style of a variant (the config's variant names); other variants take the remaining styles.
 VARIANT_STYLES = {"baseline": "-", "implicit_slim": "--"}
@@ -38,17 +39,21 @@ def variant_styles(variants: list[str]) -> dict[str, str]:
 
 @styled
 def convergence_figure(curves: pd.DataFrame, column: str = "val_ndcg@100") -> Figure:
-    """Validation quality against epoch (left) and wall-clock seconds (right, log scale).
+    """Validation quality against epoch (left) and wall-clock seconds since ``fit`` began (right,
+    log scale).
 
     One colour per model (in the paper's order) and one line style per variant, so each model's
     runs with and without ImplicitSLIM sit side by side; the legend lists models and variants
-    separately.
+    separately. The seconds count each run's set-up before its first epoch (an initial SVD or
+    ImplicitSLIM extraction included, :class:`islim.models.base.EpochHistory`), so variants
+    compare by total cost. The models of :data:`~islim.plotting.style.REFERENCE_MODELS` fitted
+    in one step (a curve of one epoch) are dotted horizontal lines at their validation score.
 
     Parameters
     ----------
     curves : pandas.DataFrame
         :func:`read_curves` output: ``model``, ``variant``, ``epoch``, ``wall_seconds`` (since
-        training began) and ``column``.
+        ``fit`` began) and ``column``.
     column : str
         The curve column on the y axis.
 
@@ -56,27 +61,33 @@ def convergence_figure(curves: pd.DataFrame, column: str = "val_ndcg@100") -> Fi
     -------
     matplotlib.figure.Figure
     """
-    present = set(curves["model"])
+    one_step = curves.groupby("model")["epoch"].transform("nunique") == 1
+    reference = curves[curves["model"].isin(REFERENCE_MODELS) & one_step]
+    trained = curves.drop(reference.index)
+    present = set(trained["model"])
     models = [m for m in MODEL_NAMES if m in present] + sorted(present - set(MODEL_NAMES))
-    colours = {model: model_style(model)["color"] for model in models}
-    styles = variant_styles(list(dict.fromkeys(curves["variant"])))
+    styles = variant_styles(list(dict.fromkeys(trained["variant"])))
     figure, axes = new_figure(PAGE, 2.6, 1, 2, sharey=True)
-    for (model, variant), curve in curves.groupby(["model", "variant"], sort=False):
+    for (model, variant), curve in trained.groupby(["model", "variant"], sort=False):
         for ax, x in zip(axes[0], ("epoch", "wall_seconds")):
             ax.plot(
                 curve[x],
                 curve[column],
-                color=colours[model],
+                color=model_style(model)["color"],
                 linestyle=styles[variant],
                 marker=model_style(model)["marker"],
                 markersize=2.5,
             )
+    handles: dict[str, Line2D] = {}
+    scores = {model: float(rows[column].max()) for model, rows in reference.groupby("model", sort=False)}
+    for ax in axes[0]:
+        draw_reference_lines(ax, {m: scores[m] for m in REFERENCE_MODELS if m in scores}, handles, "validation")
     axes[0][0].set_xlabel("epoch")
-    axes[0][1].set_xlabel("wall-clock time (s)")
+    axes[0][1].set_xlabel("wall-clock time since fit began (s)")
     axes[0][1].set_xscale("log")
     metric = column.removeprefix("val_")
     axes[0][0].set_ylabel(f"validation {METRIC_NAMES.get(metric, metric)}")
-    handles = [Line2D([], [], color=colours[m], label=MODEL_NAMES.get(m, m)) for m in models]
-    handles += [Line2D([], [], color="black", linestyle=s, label=v) for v, s in styles.items()]
-    figure.legend(handles=handles, loc="outside right center", frameon=False)
+    legend = [Line2D([], [], color=model_style(m)["color"], marker=model_style(m)["marker"], label=MODEL_NAMES.get(m, m)) for m in models]
+    legend += [Line2D([], [], color="black", linestyle=s, label=v) for v, s in styles.items()]
+    figure.legend(handles=legend + list(handles.values()), loc="outside right center", frameon=False)
     return figure

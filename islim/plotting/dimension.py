@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from islim.embeddings.registry import STYLED_ARMS
 from islim.names import METRIC_NAMES, MODEL_NAMES
-from islim.plotting.style import COLUMN, NEUTRAL, PAGE, PALETTE, new_figure, styled
-
-#: The arms of the paper, singled out in colour, with their legend labels (config names kept).
-PAPER_ARMS = {
-    "reference:random": "random",
-    "reference:svd": "svd",
-    "ablation:all/lle/explicit": "SLIM-LLE (all/lle/explicit)",
-    "ablation:all/ease/implicit": "ImplicitSLIM (all/ease/implicit)",
-}
+from islim.plotting.style import COLUMN, NEUTRAL, PAGE, REFERENCE_MODELS, arm_style, model_style, new_figure, styled
 
 
 def metric_rows(table: pd.DataFrame, metric: str, split: str = "test") -> pd.DataFrame:
@@ -24,51 +18,85 @@ def metric_rows(table: pd.DataFrame, metric: str, split: str = "test") -> pd.Dat
     return table[(table["split"] == split) & (table["metric"] == metric)]
 
 
+def reference_scores(metrics: pd.DataFrame, metric: str, split: str = "test") -> dict[str, float]:
+    """``split`` ``metric`` of each model of :data:`~islim.plotting.style.REFERENCE_MODELS` in the
+    tidy ``metrics.csv`` (its first run, e.g. ``itemknn|baseline``); models without rows are left out."""
+    rows = metric_rows(metrics, metric, split)
+    scores = {}
+    for model in REFERENCE_MODELS:
+        values = rows.loc[rows["model"] == model, "value"]
+        if len(values):
+            scores[model] = float(values.iloc[0])
+    return scores
+
+
+def draw_reference_lines(ax: Axes, scores: dict[str, float], handles: dict[str, Line2D], suffix: str) -> None:
+    """One dotted horizontal line per reference model, in its registry colour; legend label
+    ``"<model> (<suffix>)"`` added to ``handles``."""
+    for model, value in scores.items():
+        label = f"{MODEL_NAMES.get(model, model)} ({suffix})"
+        handles[label] = ax.axhline(value, color=model_style(model)["color"], linestyle=":", linewidth=1.2, label=label)
+
+
 @styled
 def dimension_figure(ablations: pd.DataFrame, metrics: pd.DataFrame, metric: str = "ndcg@100") -> Figure:
-    """Test ``metric`` against d for every arm of ``ablations``, one panel per scorer (MF, PLRec).
+    """Test ``metric`` against d, one panel per scorer (MF, PLRec), each with its own y-range.
 
-    The arms of :data:`PAPER_ARMS` get a colour and a legend entry each; every other arm is a thin
-    grey line under one legend entry. The d axis is logarithmic (base 2).
+    The arms singled out by the arms registry (:data:`~islim.embeddings.registry.STYLED_ARMS`:
+    the reference arms and the paper's cells) are drawn in their colours with error bars of
+    ±1 standard error over the test users (the ``se`` column); every other arm is a thin grey
+    line without bars, under one legend entry. The test scores of EASE, ItemKNN and popularity
+    from ``metrics`` are dotted horizontal lines. The d axis is logarithmic (base 2).
 
     Parameters
     ----------
     ablations : pandas.DataFrame
         The tidy ``ablations.csv`` (columns ``arm``, ``d``, ``scorer``, ``status``, ``split``,
-        ``metric``, ``value``). Only ``ok`` cells are drawn, so an arm skipped at some d has no
-        point there (and its line is broken).
+        ``metric``, ``value``, ``se``). Only ``ok`` cells are drawn, so an arm skipped at some d
+        has no point there (and its line is broken).
     metrics : pandas.DataFrame
-        The tidy ``metrics.csv``; EASE's test ``metric`` (model ``ease``) is drawn as a horizontal
-        reference line when present.
+        The tidy ``metrics.csv``; rows of the reference models (:func:`reference_scores`) give the
+        horizontal lines, when present.
     metric : str
-        ``ndcg@100``, ``recall@20`` or ``recall@50``.
+        A metric of both tables, e.g. ``ndcg@100``.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    ok = metric_rows(ablations[ablations["status"] == "ok"], metric)
-    dims = np.sort(ablations["d"].dropna().unique())
+    ok = metric_rows(ablations[ablations["status"] == "ok"], metric).astype({"value": float, "se": float})
+    dims = np.sort(ok["d"].dropna().unique())
     scorers = [s for s in ("mf", "plrec") if s in set(ok["scorer"])] or sorted(set(ok["scorer"]))
-    ease = metric_rows(metrics[metrics["model"] == "ease"], metric)["value"]
-    figure, axes = new_figure(PAGE if len(scorers) > 1 else COLUMN, 2.6, 1, max(len(scorers), 1), sharey=True)
+    references = reference_scores(metrics, metric)
+    figure, axes = new_figure(PAGE if len(scorers) > 1 else COLUMN, 2.8, 1, max(len(scorers), 1))
     handles: dict[str, Line2D] = {}
     for ax, scorer in zip(axes[0], scorers):
-        values = ok[ok["scorer"] == scorer].pivot_table(index="d", columns="arm", values="value").reindex(dims)
-        others = [arm for arm in values.columns if arm not in PAPER_ARMS]
+        rows = ok[ok["scorer"] == scorer]
+        values = rows.pivot_table(index="d", columns="arm", values="value").reindex(dims)
+        errors = rows.pivot_table(index="d", columns="arm", values="se", dropna=False).reindex(index=dims, columns=values.columns)
+        others = [arm for arm in values.columns if arm not in STYLED_ARMS]
         for arm in others:
-            (line,) = ax.plot(values.index, values[arm], color=NEUTRAL, linewidth=0.7, marker=".", alpha=0.7)
+            (line,) = ax.plot(values.index, values[arm], color=NEUTRAL, linewidth=0.7, marker=".", markersize=3)
             handles[f"other arms ({len(others)})"] = line
-        for colour, (arm, label) in zip(PALETTE, PAPER_ARMS.items()):
-            if arm in values.columns:
-                handles[label] = ax.plot(values.index, values[arm], color=colour, marker="o")[0]
-        if len(ease):
-            handles["EASE"] = ax.axhline(ease.iloc[0], color="black", linestyle="--", linewidth=1.0)
+        for arm in (arm for arm in STYLED_ARMS if arm in values.columns):
+            style = arm_style(arm)
+            bars = ax.errorbar(
+                values.index.to_numpy(dtype=float),
+                values[arm].to_numpy(dtype=float),
+                yerr=errors[arm].to_numpy(dtype=float),
+                color=style["color"],
+                marker=style["marker"],
+                capsize=2,
+                elinewidth=0.8,
+                label=style["label"],
+            )
+            handles[style["label"]] = bars
+        draw_reference_lines(ax, references, handles, "test")
         ax.set_xscale("log", base=2)
         ax.set_xticks(dims, [str(int(d)) for d in dims])
         ax.minorticks_off()
         ax.set_title(MODEL_NAMES.get(scorer, scorer))
         ax.set_xlabel("embedding dimension d")
-    axes[0][0].set_ylabel(f"test {METRIC_NAMES.get(metric, metric)}")
-    figure.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=3, frameon=False)
+        ax.set_ylabel(f"test {METRIC_NAMES.get(metric, metric)}")
+    figure.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=4, frameon=False)
     return figure

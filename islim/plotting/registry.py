@@ -50,14 +50,16 @@ class Source:
         The file(s), as the workflow writes them.
     stage : str or None
         The workflow stage producing it (one of :data:`STAGES`); ``None``: always produced.
-    reader : {"table", "curves"}
+    reader : {"table", "curves", "cells"}
         ``"table"``: CSV file(s), concatenated; ``"curves"``: training-curve CSVs, read by
-        :func:`islim.plotting.convergence.read_curves` (adds ``model`` and ``variant``).
+        :func:`islim.plotting.convergence.read_curves` (adds ``model`` and ``variant``);
+        ``"cells"``: per-user parquet tables of ablation jobs, read by
+        :func:`islim.plotting.ablation_grid.read_cell_scores` (adds ``arm`` and ``d``).
     """
 
     description: str
     stage: str | None
-    reader: Literal["table", "curves"] = "table"
+    reader: Literal["table", "curves", "cells"] = "table"
 
 
 #: The inputs a figure can read, by the name of the figure function's keyword argument. For a
@@ -66,6 +68,9 @@ SOURCES: dict[str, Source] = {
     "metrics": Source("results/<dataset>/metrics.csv: every run's validation and test metrics (tidy)", None),
     "ablations": Source("results/<dataset>/ablations.csv: every ablation cell and reference arm (tidy)", "ablations"),
     "curves": Source("results/<dataset>/curves/<model>-<variant>.csv: one training curve per run", "training", "curves"),
+    "ablation_per_user": Source(
+        "results/<dataset>/per_user/<cell>.parquet: per-user validation and test scores of every ablation job", "ablations", "cells"
+    ),
     "scaling": Source("results/summary/scaling.csv: cost against the item count on this machine (islim.scaling)", "scaling"),
 }
 
@@ -126,7 +131,7 @@ FIGURES: dict[str, ReportFigure] = {
     for figure in (
         ReportFigure("dimension", "dimension.dimension_figure", ("ablations", "metrics"), "embedding dimension"),
         ReportFigure("convergence", "convergence.convergence_figure", ("curves",), "convergence"),
-        ReportFigure("ablation_grid", "ablation_grid.ablation_grid_figure", ("ablations",), "ablation grid"),
+        ReportFigure("ablation_grid", "ablation_grid.ablation_grid_figure", ("ablations", "ablation_per_user"), "ablation grid"),
         ReportFigure("scaling", "scaling.scaling_figure", ("scaling",), "cost scaling", scope="summary"),
     )
 }
@@ -157,6 +162,7 @@ def read_source(name: str, paths: str | os.PathLike | Sequence[str | os.PathLike
     """The DataFrame of source ``name`` (:data:`SOURCES`) from its file(s) ``paths``."""
     import pandas as pd
 
+    from islim.plotting.ablation_grid import read_cell_scores
     from islim.plotting.convergence import read_curves
 
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
@@ -164,6 +170,8 @@ def read_source(name: str, paths: str | os.PathLike | Sequence[str | os.PathLike
         raise FileNotFoundError(f"figure input {name!r}: no files (is its workflow stage active?)")
     if SOURCES[name].reader == "curves":
         return read_curves(paths)
+    if SOURCES[name].reader == "cells":
+        return read_cell_scores(paths)
     frames = [pd.read_csv(path) for path in paths]
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 

@@ -1,7 +1,9 @@
 """The one style of every islim figure, and deterministic, atomic saving.
 
 Figures are sized for a two-column paper (``COLUMN`` = 3.4 in, ``PAGE`` = 7.0 in wide) with
-7-9 pt text, seaborn's colour-blind-safe ``colorblind`` palette and a white grid. Figure
+7-9 pt text, the colour-blind-safe :data:`PALETTE` and a white grid. Every model (model registry)
+and every reference arm and paper cell (arms registry) owns one entry of the palette, the same in
+every figure (:func:`model_style`, :func:`arm_style`). Figure
 functions build a :class:`matplotlib.figure.Figure` directly (no pyplot state) inside
 :func:`styled`; :func:`save_figure` writes files whose bytes depend only on the figure.
 """
@@ -17,13 +19,28 @@ import matplotlib as mpl
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from islim.embeddings.registry import STYLED_ARMS
 from islim.fileio import atomic_path
 from islim.models.registry import MODELS
 
 COLUMN = 3.4  # inches: one column of a two-column paper
 PAGE = 7.0  # inches: the full text width
-PALETTE = sns.color_palette("colorblind")
-NEUTRAL = "0.6"  # grey of context lines (e.g. arms not singled out)
+#: Paul Tol's "muted" qualitative scheme (P. Tol, "Colour Schemes", SRON/EPS/TN/09-002, and
+#: https://personal.sron.nl/~pault/): nine hues that stay distinct in normal and colour-blind
+#: vision, in Tol's order.
+TOL_MUTED = ("#CC6677", "#332288", "#DDCC77", "#117733", "#88CCEE", "#882255", "#44AA99", "#999933", "#AA4499")
+#: Black and four colours of Tol's other schemes (high contrast: blue, yellow; light: orange,
+#: pink) that keep every pair of the palette at least 10 CIELAB ΔE apart in simulated protanopia,
+#: deuteranopia and tritanopia (Machado et al. 2009) and 20 in normal vision (checked by
+#: tests/test_plotting.py): nine hues do not cover every model and arm.
+TOL_EXTRA = ("#000000", "#004488", "#DDAA33", "#EE8866", "#FFAABB")
+#: The figures' palette: a registry ``colour`` is an index into it; each model, reference arm and
+#: paper cell owns a distinct entry (a new one extends ``TOL_EXTRA`` with a Tol colour that keeps
+#: the distances above).
+PALETTE = TOL_MUTED + TOL_EXTRA
+NEUTRAL = "#BBBBBB"  # Tol's grey, for context lines (arms not singled out); owned by nothing
+#: Models drawn as horizontal reference lines (EASE and the sanity baselines).
+REFERENCE_MODELS = ("ease", "itemknn", "popularity")
 
 
 def model_style(name: str) -> dict[str, object]:
@@ -31,7 +48,16 @@ def model_style(name: str) -> dict[str, object]:
     spec = MODELS.get(name)
     if spec is None:
         return {"color": NEUTRAL, "marker": "o"}
-    return {"color": PALETTE[spec.colour % len(PALETTE)], "marker": spec.marker}
+    return {"color": PALETTE[spec.colour], "marker": spec.marker}
+
+
+def arm_style(name: str) -> dict[str, object] | None:
+    """Colour, marker and label of a reference arm (``"reference:svd"``) or a paper cell
+    (``"ablation:all/ease/implicit"``) from the arms registry; ``None`` for any other arm."""
+    entry = STYLED_ARMS.get(name)
+    if entry is None:
+        return None
+    return {"color": PALETTE[entry.colour], "marker": entry.marker, "label": entry.label}
 
 
 RC = {

@@ -25,6 +25,7 @@ uninterrupted run.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -163,6 +164,7 @@ class TorchRecommender(Recommender):
         ``O(nnz_batch·h + b·I·d)``, plus validation, plus writing the checkpoint (about 4× the
         model's size). Memory: network, Adam moments and one ``b × I`` logit block.
         """
+        started = time.perf_counter()
         params = self.params
         X = _as_feedback(X)
         device = resolve_device(params["device"])
@@ -180,7 +182,9 @@ class TorchRecommender(Recommender):
             if checkpoint is not None:
                 store = Checkpoint(Path(checkpoint), run_fingerprint(self.network.__name__, params, [X]), stateful, rng, device)
             resumed = store.resume() if store else None
-            history = EpochHistory(validate, monitor, resumed["rows"] if resumed else None, resumed["elapsed"] if resumed else 0.0)
+            history = EpochHistory(
+                validate, monitor, resumed["rows"] if resumed else None, resumed["elapsed"] if resumed else 0.0, started=started
+            )
             if resumed:
                 state.epoch, state.step = resumed["epoch"], resumed["step"]
                 log.info("%s: resuming from %s after epoch %d", self.network.__name__, checkpoint, state.epoch)
