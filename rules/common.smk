@@ -1,6 +1,7 @@
 # Shared helpers: config validation, target lists, code hashes. Nothing computes here and no
 # heavy library is imported at DAG-construction time.
 import functools
+import itertools
 import json
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from islim.config import (
     training_variant,
     validate_config,
 )
-from islim.embeddings.registry import arms_of
+from islim.embeddings.registry import PAPER_CELLS, arms_of
 from islim.memory import ease_mem_mb
 from islim.resources import ablation_mem_mb, train_mem_mb
 from islim.models.registry import model_spec, trained_by, uses_gpu
@@ -68,25 +69,31 @@ ARMS = {
 }
 
 
-def ablation_cells(wildcards):
-    """Every cell of the ablation grid and every reference arm, for one dataset."""
+def ablation_stems():
+    """File stems of the ablation jobs of a dataset: every cell of the grid at `dims`; every
+    reference arm, and each paper cell (islim.embeddings.registry.PAPER_CELLS) whose arms are
+    configured, at `dims` and `curve_dims` (the curves of the dimension figure)."""
     if not ABLATIONS["activate"]:
         return []
-    cells = expand(
-        "results/{dataset}/ablations/{neighbourhood}.{first_step}.{second_step}.d{d}.json",
-        dataset=wildcards.dataset,
-        neighbourhood=ARMS["neighbourhood"],
-        first_step=ARMS["first_step"],
-        second_step=ARMS["second_step"],
-        d=ABLATIONS["dims"],
-    )
-    references = expand(
-        "results/{dataset}/ablations/reference.{reference}.d{d}.json",
-        dataset=wildcards.dataset,
-        reference=ABLATIONS["references"],
-        d=ABLATIONS["dims"],
-    )
-    return cells + references
+    dims = ABLATIONS["dims"]
+    curve = sorted({*dims, *ABLATIONS["curve_dims"]})
+    axes = itertools.product(*ARMS.values())
+    stems = [f"{n}.{f}.{s}.d{d}" for n, f, s in axes for d in dims]
+    for cell in PAPER_CELLS:
+        if all(value in ARMS[axis] for axis, value in cell.axes.items()):
+            stems += [f"{'.'.join(cell.axes.values())}.d{d}" for d in curve]
+    stems += [f"reference.{r}.d{d}" for r in ABLATIONS["references"] for d in curve]
+    return list(dict.fromkeys(stems))
+
+
+def ablation_cells(wildcards):
+    """Run records of every ablation job of one dataset (ablation_stems)."""
+    return [f"results/{wildcards.dataset}/ablations/{s}.json" for s in ablation_stems()]
+
+
+def ablation_per_user(dataset):
+    """Per-user tables of every ablation job of a dataset (ablation_stems)."""
+    return [f"results/{dataset}/per_user/{s}.parquet" for s in ablation_stems()]
 
 
 def custom_file(wildcards):
@@ -263,6 +270,9 @@ FIGURE_STAGES = {
 FIGURE_SOURCES = {
     "metrics": lambda datasets: expand("results/{d}/metrics.csv", d=datasets),
     "ablations": lambda datasets: expand("results/{d}/ablations.csv", d=datasets),
+    "ablation_per_user": lambda datasets: [
+        path for d in datasets for path in ablation_per_user(d)
+    ],
     "curves": lambda datasets: [
         path for d in datasets for path in training_files(d, "curves", "csv")
     ],

@@ -73,14 +73,14 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("ease", "EASE", "islim.models.ease:EASE", colour=7, marker="s", rule="ease"),
-        ModelSpec("mf", "MF", "islim.models.linear:MatrixFactorization", colour=0, marker="o", stochastic=True),
-        ModelSpec("plrec", "PLRec", "islim.models.linear:PLRec", colour=1, marker="^", stochastic=True),
-        ModelSpec("multvae", "Mult-VAE", "islim.models.deep.estimator:MultVAEModel", colour=2, marker="v", gpu=True, stochastic=True),
-        ModelSpec("recvae", "RecVAE", "islim.models.deep.estimator:RecVAEModel", colour=3, marker="D", gpu=True, stochastic=True),
-        ModelSpec("hvamp", "H+Vamp(Gated)", "islim.models.deep.estimator:HVampModel", colour=4, marker="P", gpu=True, stochastic=True),
-        ModelSpec("popularity", "Popularity", "islim.models.popularity:Popularity", colour=5, marker="X"),
-        ModelSpec("itemknn", "ItemKNN", "islim.models.itemknn:ItemKNN", colour=9, marker="*"),
+        ModelSpec("ease", "EASE", "islim.models.ease:EASE", colour=9, marker="s", rule="ease"),
+        ModelSpec("mf", "MF", "islim.models.linear:MatrixFactorization", colour=7, marker="o", stochastic=True),
+        ModelSpec("plrec", "PLRec", "islim.models.linear:PLRec", colour=11, marker="^", stochastic=True),
+        ModelSpec("multvae", "Mult-VAE", "islim.models.deep.estimator:MultVAEModel", colour=0, marker="v", gpu=True, stochastic=True),
+        ModelSpec("recvae", "RecVAE", "islim.models.deep.estimator:RecVAEModel", colour=1, marker="D", gpu=True, stochastic=True),
+        ModelSpec("hvamp", "H+Vamp(Gated)", "islim.models.deep.estimator:HVampModel", colour=6, marker="P", gpu=True, stochastic=True),
+        ModelSpec("popularity", "Popularity", "islim.models.popularity:Popularity", colour=3, marker="X"),
+        ModelSpec("itemknn", "ItemKNN", "islim.models.itemknn:ItemKNN", colour=4, marker="*"),
     )
 }
 
