@@ -59,7 +59,7 @@ def test_display_names_and_figure_styles_come_from_the_registry():
 
 
 def test_gpu_routing_follows_the_registry():
-    assert [name for name in MODELS if uses_gpu(name)] == ["multvae", "recvae", "hvamp"]
+    assert [name for name in MODELS if uses_gpu(name)] == ["multvae", "recvae", "hvamp", "lightgcn", "ultragcn"]
     with pytest.raises(ConfigError, match="unknown model 'vae'; registered models"):
         uses_gpu("vae")
     with pytest.raises(ConfigError, match="unknown parameters \\['hiden_dim'\\] for model 'multvae'"):
@@ -86,7 +86,7 @@ def test_the_ablation_table_lists_arms_in_registry_order():
 
 
 def test_the_train_rule_trains_every_model_but_ease():
-    assert trained_by("train") == ["mf", "plrec", "multvae", "recvae", "hvamp", "popularity", "itemknn"]
+    assert trained_by("train") == ["mf", "plrec", "multvae", "recvae", "hvamp", "popularity", "itemknn", "lightgcn", "ultragcn"]
     assert trained_by("ease") == ["ease"]
 
 
@@ -133,9 +133,9 @@ def test_the_default_and_minimal_configs_pass_the_registry_check():
     "path, value, message",
     [
         (
-            ["training", "models", "lightgcn"],
+            ["training", "models", "ngcf"],
             {"variants": {"baseline": {}}},
-            "training.models names \\['lightgcn'\\], which the model registry does not train",
+            "training.models names \\['ngcf'\\], which the model registry does not train",
         ),
         (["training", "models", "ease"], {"variants": {"baseline": {}}}, "training.models names \\['ease'\\]"),
         (["ablations", "first_step", "eaze"], {}, "ablations.first_step names the unknown arm 'eaze'; known: \\['ease', 'lle'"),

@@ -24,8 +24,9 @@ from islim.errors import ConfigError
 if TYPE_CHECKING:
     from islim.models.base import Recommender
 
-#: Evaluation protocols: ``strong`` = held-out users scored from fold-in rows (Liang et al., 2018).
-PROTOCOLS = ("strong",)
+#: Evaluation protocols: ``strong`` = held-out users scored from fold-in rows (Liang et al., 2018);
+#: ``weak`` = per-user hold-out, every user's held-out items scored from its training state (He et al., 2020).
+PROTOCOLS = ("strong", "weak")
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,26 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("hvamp", "H+Vamp(Gated)", "islim.models.deep.estimator:HVampModel", colour=6, marker="P", gpu=True, stochastic=True),
         ModelSpec("popularity", "Popularity", "islim.models.popularity:Popularity", colour=3, marker="X"),
         ModelSpec("itemknn", "ItemKNN", "islim.models.itemknn:ItemKNN", colour=4, marker="*"),
+        ModelSpec(
+            "lightgcn",
+            "LightGCN",
+            "islim.models.graph.lightgcn:LightGCN",
+            colour=8,
+            marker="h",
+            gpu=True,
+            protocols=("weak",),
+            stochastic=True,
+        ),
+        ModelSpec(
+            "ultragcn",
+            "UltraGCN",
+            "islim.models.graph.ultragcn:UltraGCN",
+            colour=5,
+            marker="p",
+            gpu=True,
+            protocols=("weak",),
+            stochastic=True,
+        ),
     )
 }
 
