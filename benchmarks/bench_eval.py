@@ -2,21 +2,32 @@
 
 Usage::
 
-    python -m benchmarks.bench_eval --shape ml-20m --users 10000 [--batch 2000] [--threads 2]
+    python -m benchmarks.bench_eval --shape ml-20m --users 10000 [--batch 2000] [--threads 2] [--repeats 3]
 
 The held-out users are the last ``--users`` rows of the cached synthetic matrix, each split 80/20
 into fold-in and target rows (seeded). The item–item weights are a seeded dense float32
 ``(n_items, n_items)`` matrix with EASE's zero diagonal: the cost of scoring does not depend on the
 values, and fitting EASE here would add 40 s unrelated to evaluation (``bench_ease.py`` times it).
-islim's batched :func:`islim.evaluate.evaluate` (threaded product, torch ``topk``) runs with
-``--batch`` users at a time; the baseline is the usual notebook recipe (every user at once, scipy's
-single-threaded product, ``argpartition``). Prints time, peak extra memory (MiB), the ratios, and
-checks that both give the same NDCG@100.
+
+Compared, each in a fresh forked child, ``--repeats`` times in alternation (medians reported):
+
+* **new**: :func:`islim.evaluate.evaluate` in batches of ``--batch`` users with EASE's scoring,
+  :func:`islim.spmm.column_tiled_product` (column tiles of the weights, read once per batch);
+* **previous**: the same with the row-block product :func:`islim.spmm.sparse_dense_product`
+  (one 80 KB weight row streamed per fold-in interaction), EASE's scoring before issue 17;
+* **textbook** (once): every user at once, scipy's single-threaded product, ``argpartition``.
+
+For the two islim paths the scoring alone (the products of all batches) is timed inside the child
+as well. Prints times, peak extra memory (MiB) and ratios, and checks that all paths give the same
+NDCG@100.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
+import time
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,7 +35,9 @@ import scipy.sparse as sp
 from benchmarks.measure import SHAPES, blas_summary, measure, synthetic_matrix
 from islim.evaluate import evaluate
 from islim.metrics import Ranked, parse_metric
-from islim.spmm import sparse_dense_product
+from islim.spmm import column_tiled_product, sparse_dense_product
+
+PATHS = {"new (column tiles)": column_tiled_product, "previous (row blocks)": sparse_dense_product}
 
 
 def fold_in_and_target(X: sp.csr_matrix, n_users: int, seed: int = 0) -> tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -47,12 +60,23 @@ def item_weights(n_items: int, seed: int = 0) -> np.ndarray:
     return B
 
 
-def islim_evaluation(B: np.ndarray, fold_in: sp.csr_matrix, target: sp.csr_matrix, batch: int) -> float:
-    """islim's path: batched :func:`islim.evaluate.evaluate` with the threaded EASE product."""
-    return evaluate(lambda x: sparse_dense_product(x, B), fold_in, target, batch)["ndcg@100"]
+def islim_evaluation(B: np.ndarray, fold_in: sp.csr_matrix, target: sp.csr_matrix, batch: int, path: str) -> dict:
+    """islim's batched :func:`islim.evaluate.evaluate` with the scoring product of ``path``; returns
+    NDCG@100 and the seconds spent in the products."""
+    product = PATHS[path]
+    scoring = [0.0]
+
+    def score(rows):
+        start = time.perf_counter()
+        scores = product(rows, B)
+        scoring[0] += time.perf_counter() - start
+        return scores
+
+    ndcg = evaluate(score, fold_in, target, batch)["ndcg@100"]
+    return {"ndcg": ndcg, "scoring_seconds": scoring[0]}
 
 
-def textbook_evaluation(B: np.ndarray, fold_in: sp.csr_matrix, target: sp.csr_matrix) -> float:
+def textbook_evaluation(B: np.ndarray, fold_in: sp.csr_matrix, target: sp.csr_matrix) -> dict:
     """The usual recipe (vae_cf's notebook): all users at once, scipy product, ``argpartition`` top-k."""
     scores = np.asarray(fold_in @ B)
     scores[fold_in.nonzero()] = -np.inf
@@ -60,7 +84,7 @@ def textbook_evaluation(B: np.ndarray, fold_in: sp.csr_matrix, target: sp.csr_ma
     order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
     top = np.take_along_axis(part, order, axis=1)
     users = np.flatnonzero(np.diff(target.indptr) > 0)
-    return float(parse_metric("ndcg@100")(Ranked.of(top[users], target[users])).mean())
+    return {"ndcg": float(parse_metric("ndcg@100")(Ranked.of(top[users], target[users])).mean())}
 
 
 def main() -> None:
@@ -69,6 +93,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     X = synthetic_matrix(*SHAPES[args.shape])
     fold_in, target = fold_in_and_target(X, args.users)
@@ -76,14 +101,33 @@ def main() -> None:
     B = item_weights(X.shape[1])
     del X
     print(f"{args.users:,} held-out users x {B.shape[0]:,} items, fold-in nnz {fold_in.nnz:,}, target nnz {target.nnz:,}; {blas_summary()}")
-    ours = measure(islim_evaluation, B, fold_in, target, args.batch, threads=args.threads)
-    print(f"islim evaluate (batch {args.batch}): {ours['seconds']:7.2f} s  {ours['extra_peak_mb']:8.0f} MiB extra")
+    print(f"load average before: {os.getloadavg()}")
+    runs = {path: [] for path in PATHS}
+    for _ in range(args.repeats):
+        for path in PATHS:
+            runs[path].append(measure(islim_evaluation, B, fold_in, target, args.batch, path, threads=args.threads))
     base = measure(textbook_evaluation, B, fold_in, target, threads=args.threads)
-    print(f"textbook, one batch:           {base['seconds']:7.2f} s  {base['extra_peak_mb']:8.0f} MiB extra")
+    summary = {}
+    for path, results in runs.items():
+        summary[path] = {
+            "seconds": statistics.median(r["seconds"] for r in results),
+            "scoring": statistics.median(r["result"]["scoring_seconds"] for r in results),
+            "memory": statistics.median(r["extra_peak_mb"] for r in results),
+        }
+        print(
+            f"islim evaluate, {path:22s} (batch {args.batch}): {summary[path]['seconds']:7.2f} s "
+            f"(scoring {summary[path]['scoring']:6.2f} s)  {summary[path]['memory']:8.0f} MiB extra; "
+            f"runs {', '.join(format(r['seconds'], '.2f') for r in results)}"
+        )
+    print(f"textbook, one batch: {base['seconds']:7.2f} s  {base['extra_peak_mb']:8.0f} MiB extra")
+    new, previous = (summary[path] for path in PATHS)
     print(
-        f"ratio (baseline / islim): time {base['seconds'] / ours['seconds']:.2f}x, memory {base['extra_peak_mb'] / max(ours['extra_peak_mb'], 1):.2f}x"
+        f"ratio previous / new: evaluation {previous['seconds'] / new['seconds']:.2f}x, scoring {previous['scoring'] / new['scoring']:.2f}x; "
+        f"textbook / new: time {base['seconds'] / new['seconds']:.2f}x, memory {base['extra_peak_mb'] / max(new['memory'], 1):.2f}x"
     )
-    assert np.isclose(ours["result"], base["result"]), "islim and the textbook recipe disagree"
+    print(f"load average after: {os.getloadavg()}")
+    ndcgs = [r["result"]["ndcg"] for results in runs.values() for r in results] + [base["result"]["ndcg"]]
+    assert np.allclose(ndcgs, ndcgs[0]), f"the paths disagree on NDCG@100: {ndcgs}"
 
 
 if __name__ == "__main__":

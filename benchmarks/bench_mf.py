@@ -1,31 +1,65 @@
-"""MF + ImplicitSLIM (init and regulariser, closed-form ALS) vs the `implicit` library's ALS.
+"""MF + ImplicitSLIM (init and regulariser, closed-form ALS): the threaded item step against the
+previous single-threaded one, and against the `implicit` library's ALS.
 
 Usage::
 
-    python -m benchmarks.bench_mf --shape ml-20m --dim 256 [--epochs 10] [--implicit-iterations 15] [--threads 2]
+    python -m benchmarks.bench_mf --shape ml-20m --dim 256 [--epochs 10] [--implicit-iterations 15] [--threads 2] [--repeats 2]
 
 islim's :class:`islim.models.linear.MatrixFactorization` with the paper's ML-20M setup (ImplicitSLIM
-initialisation, ImplicitSLIM regulariser, ``--epochs`` ALS epochs, no validation) against
+initialisation, ImplicitSLIM regulariser, ``--epochs`` ALS epochs, no validation) runs two ways:
+
+* **new**: the item step's sparse products ``R Q`` (user encoder) and ``Rᵀ P`` split over the
+  threads (:func:`islim.spmm.sparse_dense_product`, as :mod:`islim.models.ridge` does now);
+* **previous**: the same fit with those two products done by scipy in the calling thread, as before
+  issue 17 (``islim.models.ridge.sparse_dense_product`` replaced by scipy's product in the forked
+  child; the results are identical).
+
+Both alternate ``--repeats`` times (medians reported); each run also reports the seconds spent in
+the item step (:func:`islim.models.ridge.item_statistics`). The baseline is
 ``implicit.cpu.als.AlternatingLeastSquares`` (conjugate-gradient ALS, ``--implicit-iterations``
-iterations, the library's defaults otherwise) on the same cached synthetic matrix and the same
-thread budget, each in a fresh forked child. Needs ``pip install implicit`` (the ``bench`` extra).
-Prints time, peak extra memory (MiB) and the ratios.
+iterations, the library's defaults otherwise) on the same cached synthetic matrix and thread budget.
+Each run is a fresh forked child. Needs ``pip install implicit`` (the ``bench`` extra). Prints time,
+peak extra memory (MiB) and the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
+import time
 
 import numpy as np
 import scipy.sparse as sp
 
 from benchmarks.measure import SHAPES, blas_summary, measure, synthetic_matrix
+from islim.models import linear, ridge
 from islim.models.linear import MatrixFactorization
 
+PATHS = ("new (threaded)", "previous (one thread)")
 
-def fit_islim(X: sp.csr_matrix, dim: int, epochs: int) -> float:
+
+def _scipy_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | None = None) -> np.ndarray:
+    """The item step's products before issue 17: scipy's kernel in the calling thread."""
+    return np.asarray(sp.csr_matrix(X, dtype=dense.dtype) @ dense)
+
+
+def fit_islim(X: sp.csr_matrix, dim: int, epochs: int, path: str) -> dict:
+    """Fit MF + ImplicitSLIM along ``path`` (run in a forked child: it patches module attributes)."""
+    if path == PATHS[1]:
+        ridge.sparse_dense_product = _scipy_product
+    item_step = [0.0]
+    statistics_of = linear.item_statistics
+
+    def timed_item_statistics(*args, **kwargs):
+        start = time.perf_counter()
+        stats = statistics_of(*args, **kwargs)
+        item_step[0] += time.perf_counter() - start
+        return stats
+
+    linear.item_statistics = timed_item_statistics
     model = MatrixFactorization(n_factors=dim, n_epochs=epochs).fit(X)
-    return float(np.linalg.norm(model.item_factors_))
+    return {"norm": float(np.linalg.norm(model.item_factors_)), "item_step_seconds": item_step[0]}
 
 
 def fit_implicit(X: sp.csr_matrix, dim: int, iterations: int, threads: int) -> float:
@@ -45,16 +79,37 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--implicit-iterations", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     X = synthetic_matrix(*SHAPES[args.shape])
     print(f"shape {X.shape}, nnz {X.nnz:,}, d = {args.dim}; {blas_summary()}")
-    ours = measure(fit_islim, X, args.dim, args.epochs, threads=args.threads)
-    print(f"islim MF + ImplicitSLIM, {args.epochs} epochs: {ours['seconds']:8.2f} s  {ours['extra_peak_mb']:7.0f} MiB extra")
+    print(f"load average before: {os.getloadavg()}")
+    runs = {path: [] for path in PATHS}
+    for _ in range(args.repeats):
+        for path in PATHS:
+            runs[path].append(measure(fit_islim, X, args.dim, args.epochs, path, threads=args.threads))
+    summary = {}
+    for path, results in runs.items():
+        summary[path] = {
+            "seconds": statistics.median(r["seconds"] for r in results),
+            "item_step": statistics.median(r["result"]["item_step_seconds"] for r in results),
+            "memory": statistics.median(r["extra_peak_mb"] for r in results),
+        }
+        print(
+            f"islim MF + ImplicitSLIM, {args.epochs} epochs, {path:21s}: {summary[path]['seconds']:8.2f} s "
+            f"(item step {summary[path]['item_step']:6.2f} s)  {summary[path]['memory']:7.0f} MiB extra; "
+            f"runs {', '.join(format(r['seconds'], '.2f') for r in results)}"
+        )
+    norms = [r["result"]["norm"] for results in runs.values() for r in results]
+    assert np.allclose(norms, norms[0], rtol=1e-6), f"the two paths disagree: item factor norms {norms}"
     base = measure(fit_implicit, X, args.dim, args.implicit_iterations, args.threads, threads=args.threads)
-    print(f"implicit ALS, {args.implicit_iterations} iterations:      {base['seconds']:8.2f} s  {base['extra_peak_mb']:7.0f} MiB extra")
+    print(f"implicit ALS, {args.implicit_iterations} iterations: {base['seconds']:8.2f} s  {base['extra_peak_mb']:7.0f} MiB extra")
+    new, previous = (summary[path] for path in PATHS)
     print(
-        f"ratio (implicit / islim): time {base['seconds'] / ours['seconds']:.2f}x, memory {base['extra_peak_mb'] / max(ours['extra_peak_mb'], 1):.2f}x"
+        f"ratio previous / new: fit {previous['seconds'] / new['seconds']:.2f}x, item step {previous['item_step'] / new['item_step']:.2f}x; "
+        f"implicit / new: time {base['seconds'] / new['seconds']:.2f}x, memory {base['extra_peak_mb'] / max(new['memory'], 1):.2f}x"
     )
+    print(f"load average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -1,19 +1,58 @@
 """Sparse × dense products split over threads.
 
 scipy's CSR × dense kernel is single-threaded and memory-bound (every non-zero streams one dense
-row), but it releases the GIL, so row blocks of the sparse operand run in parallel on a thread
-pool; this is how EASE scores a batch of fold-in users with every core the job was given.
+row), but it releases the GIL, so blocks of the sparse operand run in parallel on a thread pool:
+
+* :func:`sparse_dense_product` splits the rows; each output row is written once, no zero-filled
+  output is needed. The MF item step's ``R Q`` and ``Rᵀ P`` and the deep models' weight gradient
+  ``Xᵀ G`` are computed so.
+* :func:`column_ordered_product` visits the non-zeros column by column: every dense row is read once
+  per block while the small ``(n_rows, k)`` output stays in cache, about twice as fast as row order
+  for a batch of 500 users × 20,108 items (measured); the deep models' sparse input layer uses it.
+* :func:`column_tiled_product` does the same for a dense operand too wide for that (EASE's
+  ``n_items × n_items`` weights, scored this way): column tiles of the dense operand, each read
+  once per batch while the batch's ``(n_rows, tile)`` output block stays in cache.
+
+All three add each output entry's terms in the order of the sparse operand's columns, as scipy's
+own product does (:func:`column_ordered_product` up to its block partial sums).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from islim.memory import dense_bytes, ensure_fits
 from islim.threads import compute_threads
+
+T = TypeVar("T")
+
+#: Bytes of one ``(n_rows, tile)`` output block of :func:`column_tiled_product` (fits a core's L2 cache).
+TILE_BYTES = 1 << 20
+
+
+def _map(task: Callable[[int], T], starts: range, n_threads: int | None) -> list[T]:
+    """``[task(s) for s in starts]`` on ``n_threads`` threads (default :func:`islim.threads.compute_threads`),
+    in the calling thread when that is one."""
+    n_threads = max(1, min(len(starts), n_threads or compute_threads()))
+    if n_threads == 1:
+        return [task(start) for start in starts]
+    with ThreadPoolExecutor(n_threads) as pool:
+        return list(pool.map(task, starts))
+
+
+def _product_output(n_rows: int, dense: np.ndarray) -> np.ndarray:
+    """An uninitialised ``(n_rows, dense.shape[1])`` array of ``dense``'s dtype, after checking it fits in memory."""
+    shape = (n_rows, dense.shape[1])
+    ensure_fits(
+        dense_bytes(shape, dense.dtype.itemsize),
+        f"sparse x dense product ({shape[0]:,} x {shape[1]:,} {dense.dtype.name}); use smaller batches",
+    )
+    return np.empty(shape, dtype=dense.dtype)
 
 
 def sparse_dense_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | None = None, block: int = 256) -> np.ndarray:
@@ -35,16 +74,80 @@ def sparse_dense_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | Non
         ``X @ dense``, C-ordered, of ``dense``'s dtype.
     """
     X = sp.csr_matrix(X, dtype=dense.dtype)
-    shape = (X.shape[0], dense.shape[1])
-    ensure_fits(
-        dense_bytes(shape, dense.dtype.itemsize),
-        f"sparse x dense product ({shape[0]:,} x {shape[1]:,} {dense.dtype.name}); use smaller batches",
-    )
-    out = np.empty((X.shape[0], dense.shape[1]), dtype=dense.dtype)
+    out = _product_output(X.shape[0], dense)
 
     def fill(start: int) -> None:
         out[start : start + block] = X[start : start + block] @ dense
 
-    with ThreadPoolExecutor(max(1, n_threads or compute_threads())) as pool:
-        list(pool.map(fill, range(0, X.shape[0], block)))
+    _map(fill, range(0, X.shape[0], block), n_threads)
+    return out
+
+
+def column_ordered_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | None = None, block: int = 4096) -> np.ndarray:
+    """``X @ dense`` computed column block by column block, for few rows and many columns.
+
+    Parameters
+    ----------
+    X : scipy sparse matrix, shape (n_rows, n)
+        Converted to CSC of ``dense``'s dtype (no copy if it already is one).
+    dense : ndarray, shape (n, m)
+    n_threads : int or None
+        Worker threads (default :func:`islim.threads.compute_threads`).
+    block : int, default 4096
+        Columns of ``X`` (rows of ``dense``) per task.
+
+    Returns
+    -------
+    ndarray, shape (n_rows, m)
+        ``Σ_blocks X[:, block] @ dense[block]``, the partial products added in block order, so the
+        result does not depend on the number of threads. Memory: one ``(n_rows, m)`` array per block.
+    """
+    X = sp.csc_matrix(X, dtype=dense.dtype)
+    if X.shape[1] == 0:
+        return np.zeros((X.shape[0], dense.shape[1]), dtype=dense.dtype)
+    starts = range(0, X.shape[1], block)
+
+    def part(start: int) -> np.ndarray:
+        return X[:, start : start + block] @ dense[start : start + block]
+
+    parts = _map(part, starts, n_threads)
+    out = parts[0]  # a fresh C-ordered array
+    for partial in parts[1:]:
+        out += partial
+    return out
+
+
+def column_tiled_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | None = None, tile_bytes: int = TILE_BYTES) -> np.ndarray:
+    """``X @ dense`` by column tiles of ``dense``, for a wide ``dense`` (many more rows and columns than fit in cache).
+
+    Row order (:func:`sparse_dense_product`) streams one whole row of ``dense`` from memory per
+    non-zero of ``X``. Here each tile ``dense[:, t]`` is copied to a contiguous block once and
+    multiplied in ``X``'s column order (CSC), so every row of the block is read once per tile while
+    the ``(n_rows, tile)`` output block stays in cache; the tiles are spread over the threads.
+
+    Parameters
+    ----------
+    X : scipy sparse matrix, shape (n_rows, n)
+        Converted to CSC of ``dense``'s dtype.
+    dense : ndarray, shape (n, m)
+    n_threads : int or None
+        Worker threads (default :func:`islim.threads.compute_threads`).
+    tile_bytes : int, default :data:`TILE_BYTES`
+        Size of one output block: tiles are ``tile_bytes // (n_rows · itemsize)`` columns wide
+        (a multiple of 16, at least 16). Extra memory: one ``(n, tile)`` copy and one output block
+        per thread.
+
+    Returns
+    -------
+    ndarray, shape (n_rows, m)
+        ``X @ dense``, C-ordered, of ``dense``'s dtype; equal to :func:`sparse_dense_product`'s.
+    """
+    X = sp.csc_matrix(X, dtype=dense.dtype)
+    out = _product_output(X.shape[0], dense)
+    width = max(16, tile_bytes // max(1, X.shape[0] * dense.dtype.itemsize) // 16 * 16)
+
+    def fill(start: int) -> None:
+        out[:, start : start + width] = X @ np.ascontiguousarray(dense[:, start : start + width])
+
+    _map(fill, range(0, out.shape[1], width), n_threads)
     return out

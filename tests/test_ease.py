@@ -13,7 +13,7 @@ from islim.errors import IslimError, MemoryBudgetError
 from islim.gram import dense_gram
 from islim.linalg import ease_from_gram, mirror_upper_triangle, spd_inverse_inplace
 from islim.models.ease import EASE
-from islim.spmm import sparse_dense_product
+from islim.spmm import column_ordered_product, column_tiled_product, sparse_dense_product
 from tests.matrices import random_binary
 
 #: float32 EASE weights agree with float64 within this fraction of the largest |B_ij|.
@@ -161,6 +161,35 @@ def test_ease_over_budget_raises_before_allocating(gram_given):
 def test_dense_gram_over_budget_raises_naming_the_matrix():
     with pytest.raises(MemoryBudgetError, match=r"dense Gram matrix \(4,000 x 4,000 float64\)"):
         dense_gram(sp.csr_matrix((2, 4000)), dtype=np.float64, budget_bytes=1000)
+
+
+@pytest.mark.parametrize("n_threads, tile_bytes", [(1, 1 << 20), (2, 40 * 4 * 16), (3, 1)])
+def test_column_tiled_product_equals_the_row_order_product_bit_for_bit(n_threads, tile_bytes):
+    """One tile, then tiles of 16 columns (the narrowest; 70 = 4 · 16 + 6): each entry sums its
+    terms in the same order as scipy's own product."""
+    X = random_binary(40, 60, 0.15, seed=13)
+    X.data = np.random.default_rng(5).uniform(0.5, 2.0, X.nnz).astype(np.float32)
+    dense = np.random.default_rng(6).standard_normal((60, 70)).astype(np.float32)
+    product = column_tiled_product(X, dense, n_threads=n_threads, tile_bytes=tile_bytes)
+    assert product.dtype == np.float32 and product.flags.c_contiguous
+    np.testing.assert_array_equal(product, X @ dense)
+    np.testing.assert_allclose(product, X.toarray().astype(np.float64) @ dense, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("block", [1, 7, 4096])
+def test_column_ordered_product_matches_dense_and_ignores_the_thread_count(block):
+    X = random_binary(9, 50, 0.3, seed=14)
+    dense = np.random.default_rng(7).standard_normal((50, 5))
+    products = [column_ordered_product(X, dense, n_threads=n, block=block) for n in (1, 2, 3)]
+    np.testing.assert_allclose(products[0], X.toarray() @ dense, rtol=1e-12, atol=1e-12)
+    assert all(np.array_equal(p, products[0]) for p in products[1:])  # fixed blocks, fixed order of the sum
+
+
+def test_ease_scores_are_the_fold_in_rows_times_the_weights():
+    X = random_binary(60, 25, 0.2, seed=15)
+    model = EASE(lam=5.0).fit(X)
+    rows = random_binary(7, 25, 0.3, seed=16)
+    np.testing.assert_array_equal(model.score_batch(rows), rows @ model.weights_)
 
 
 @pytest.mark.parametrize("n_threads, block", [(1, 256), (2, 7), (3, 1)])

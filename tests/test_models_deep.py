@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import math
+import platform
+import resource
 
 import numpy as np
 import pandas as pd
@@ -31,6 +33,8 @@ from islim.models.deep import (
     SparseRows,
     TrainState,
 )
+from islim.models.deep.allocation import reuse_freed_memory
+from islim.models.deep.layers import ItemOutputLinear
 from islim.models.deep.trainer import resolve_params, score_batch
 from islim.models.registry import model_spec
 from islim.training import CURVE_COLUMNS
@@ -130,6 +134,64 @@ def test_sparse_rows_operations_match_dense_numpy():
     kept = dropped != 0
     np.testing.assert_allclose(dropped[kept], 2 * dense[kept])  # inverted dropout scaling
     assert not (kept & (dense == 0)).any()
+
+
+@pytest.mark.parametrize("n_threads", [1, 3])
+def test_cpu_sparse_input_product_and_gradient_equal_dense_matmul(n_threads):
+    """The column-ordered CPU product (and its Xᵀ G gradient) against a dense float64 reference."""
+    X = random_feedback(13, 9000, 0.004, seed=21)  # > one 4,096-item block of the forward product
+    X.data = np.random.default_rng(4).uniform(0.5, 2.0, X.nnz)
+    rows = SparseRows.from_csr(X, dtype=torch.float64).dropout(0.5, training=True)
+    assert rows.columns is not None
+    weight = torch.randn(9000, 7, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(13, 7, dtype=torch.float64)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        out = rows.matmul(weight)
+        out.backward(upstream)
+    finally:
+        torch.set_num_threads(previous)
+    dense = rows.to_dense().numpy()
+    np.testing.assert_allclose(out.detach().numpy(), dense @ weight.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(weight.grad.numpy(), dense.T @ upstream.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_sparse_rows_without_column_order_use_torch_sparse_product():
+    """Batches built without a column order (other devices) take torch's COO product, same values."""
+    X = random_feedback(5, 40, 0.2, seed=22)
+    fast = SparseRows.from_csr(X, dtype=torch.float64)
+    coo = SparseRows(fast.rows, fast.cols, fast.values, (5, 40))
+    weight = torch.randn(40, 3, dtype=torch.float64)
+    torch.testing.assert_close(fast.matmul(weight), coo.matmul(weight), rtol=1e-12, atol=1e-12)
+
+
+def test_item_output_layer_equals_nn_linear():
+    torch.manual_seed(3)
+    reference = torch.nn.Linear(6, 11)
+    torch.manual_seed(3)
+    layer = ItemOutputLinear(6, 11)
+    assert layer.state_dict().keys() == reference.state_dict().keys()
+    assert all(torch.equal(layer.state_dict()[k], reference.state_dict()[k]) for k in reference.state_dict())
+    h = torch.randn(4, 6)
+    torch.testing.assert_close(layer(h), reference(h), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc")
+def test_freed_memory_is_reused_inside_training_steps_only():
+    """A freed 64 MiB tensor comes back without page faults inside reuse_freed_memory (glibc would
+    unmap and map it again, faulting every page), and outside it glibc's behaviour returns."""
+
+    def faults_of_second_allocation() -> int:
+        torch.ones(16 * 2**20)  # allocated, touched and freed
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        torch.ones(16 * 2**20)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    pages = 64 * 2**20 // resource.getpagesize()
+    with reuse_freed_memory():
+        assert faults_of_second_allocation() < pages // 100
+    assert faults_of_second_allocation() > pages // 2
 
 
 # ---------------------------------------------------------------------------------------------

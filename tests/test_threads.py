@@ -72,7 +72,11 @@ CHILD = textwrap.dedent(
         from islim.gram import dense_gram
         from islim.linalg import ease_from_gram
         from islim.spmm import sparse_dense_product
+        from islim.models.deep import SparseRows
+        from islim.models.ridge import item_statistics, user_ridge_encoder
         A = rng.standard_normal((2048, 2048), dtype=np.float32)
+        Q = rng.standard_normal((2048, 64), dtype=np.float32)
+        W = torch.randn(2048, 256, requires_grad=True)
         T = torch.randn(2048, 2048)
         E0 = rng.standard_normal((2048, 64), dtype=np.float32)
         gram = dense_gram(X)
@@ -84,6 +88,8 @@ CHILD = textwrap.dedent(
             "ease_scores": busy_threads(lambda: sparse_dense_product(X, A)),
             "implicit_slim": busy_threads(lambda: [implicit_slim(E0, X, 10.0, 1.0) for _ in range(20)]),
             "torch_matmul": busy_threads(lambda: [T @ T for _ in range(4)]),
+            "mf_item_step": busy_threads(lambda: item_statistics(X4, user_ridge_encoder(Q, 1.0), 64, batch_size=X4.shape[0])),
+            "deep_sparse_input": busy_threads(lambda: SparseRows.from_csr(X4).matmul(W).sum().backward()),
         }
     print(json.dumps(counts))
     """

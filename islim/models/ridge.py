@@ -9,8 +9,11 @@ Conventions (transposed with respect to the paper's d×I / d×U matrices, one ro
 ``R − 1bᵀ`` is dense and is never formed: every product with it is expanded as
 ``(R − 1bᵀ) Q = R Q − 1 (bᵀQ)`` and ``(R − 1bᵀ)ᵀ P = Rᵀ P − b (1ᵀP)``.
 The d×d systems are factorised once by Cholesky in float64; the sparse × dense products run in
-the embeddings' dtype. Users are processed in batches, so no ``(n_users, n_items)`` dense array
-and, during training, no ``(n_users, d)`` array exists at any time.
+the embeddings' dtype, split over the job's threads (:func:`islim.spmm.sparse_dense_product`: row
+blocks of ``X_batch`` for ``R Q``, item blocks of ``X_batchᵀ`` for ``Rᵀ P``; each output entry is
+summed in the same order as scipy's single-threaded product, so results do not change). Users are
+processed in batches, so no ``(n_users, n_items)`` dense array and, during training, no
+``(n_users, d)`` array exists at any time.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import scipy.sparse as sp
 
 from islim.errors import ConfigError
 from islim.memory import dense_bytes, ensure_fits
+from islim.spmm import sparse_dense_product
 
 #: Users per batch in the fitting and encoding loops (memory ``batch × d``, not ``batch × I``).
 DEFAULT_BATCH_SIZE = 8192
@@ -107,7 +111,7 @@ def user_ridge_encoder(Q: np.ndarray, r_p: float, bias: np.ndarray | None = None
     shift = None if bias is None else np.asarray(bias, dtype=np.float64) @ Q
 
     def encode(X_batch: sp.csr_matrix) -> np.ndarray:
-        rhs = np.asarray(X_batch @ Q, dtype=np.float64)
+        rhs = sparse_dense_product(X_batch, Q).astype(np.float64, copy=False)
         if shift is not None:
             rhs -= shift
         return scipy.linalg.cho_solve(factor, rhs.T).T.astype(Q.dtype, copy=False)
@@ -152,7 +156,7 @@ def plrec_encoder(W: np.ndarray, item_weights: np.ndarray) -> UserEncoder:
     scaled = (np.asarray(item_weights)[:, None] * W).astype(W.dtype, copy=False)
 
     def encode(X_batch: sp.csr_matrix) -> np.ndarray:
-        return np.asarray(X_batch @ scaled, dtype=W.dtype)
+        return sparse_dense_product(X_batch, scaled)
 
     return encode
 
@@ -184,7 +188,7 @@ def item_statistics(X: sp.csr_matrix, encoder: UserEncoder, d: int, batch_size: 
         P64 = P.astype(np.float64, copy=False)
         # Symmetric rank-k update (BLAS syrk): only the upper triangle, half the flops of Pᵀ P.
         gram_upper = scipy.linalg.blas.dsyrk(1.0, P64, beta=1.0, c=gram_upper, trans=1, overwrite_c=True)
-        cross += X_batch.T @ P
+        cross += sparse_dense_product(X_batch.T.tocsr(), P)
         total += P64.sum(axis=0)
     gram = np.triu(gram_upper) + np.triu(gram_upper, 1).T
     return ItemStatistics(gram, cross, total)

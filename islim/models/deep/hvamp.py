@@ -54,6 +54,7 @@ from islim.models.deep.layers import (
     Dense,
     DenseRows,
     ItemInputLinear,
+    ItemOutputLinear,
     Rows,
     log_likelihood,
     log_normal,
@@ -156,7 +157,7 @@ class HVamp(DeepRecommender):
         self.p_x_from_z1 = dense(z1_dim)
         self.p_x_from_z2 = dense(z2_dim)
         self.p_x_joint = stack(2 * H, extra)
-        self.p_x_output = nn.Linear(H, n_items)
+        self.p_x_output = ItemOutputLinear(H, n_items)
         self._he_init()
         self.pseudo_inputs = nn.Parameter(torch.randn(n_components, n_items) * pseudo_std + pseudo_mean)
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from islim.errors import ConfigError
 from islim.models.deep.base import DeepRecommender, LossTerms, Phase, TrainState, check_positive, check_probability
-from islim.models.deep.layers import ItemInputLinear, Rows, kl_to_standard_normal, log_likelihood, reparameterize
+from islim.models.deep.layers import ItemInputLinear, ItemOutputLinear, Rows, kl_to_standard_normal, log_likelihood, reparameterize
 
 
 class MultVAE(DeepRecommender):
@@ -74,7 +74,7 @@ class MultVAE(DeepRecommender):
         self.encoder_input = ItemInputLinear(n_items, hidden_dim)
         self.encoder_output = nn.Linear(hidden_dim, 2 * latent_dim)
         self.decoder_hidden = nn.Linear(latent_dim, hidden_dim)
-        self.decoder_output = nn.Linear(hidden_dim, n_items)
+        self.decoder_output = ItemOutputLinear(hidden_dim, n_items)
         self._init_like_reference()
 
     def _weight_matrices(self) -> list[nn.Parameter]:

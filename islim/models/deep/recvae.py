@@ -31,7 +31,7 @@ from torch import nn
 
 from islim.errors import ConfigError
 from islim.models.deep.base import DeepRecommender, LossTerms, Phase, TrainState, check_positive, check_probability
-from islim.models.deep.layers import ItemInputLinear, Rows, log_likelihood, log_normal, reparameterize, swish
+from islim.models.deep.layers import ItemInputLinear, ItemOutputLinear, Rows, log_likelihood, log_normal, reparameterize, swish
 
 #: Dense layers in the encoder (fixed by the architecture).
 N_ENCODER_LAYERS = 5
@@ -149,7 +149,7 @@ class RecVAE(DeepRecommender):
         self.n_enc_epochs, self.n_dec_epochs = n_enc_epochs, n_dec_epochs
         self.encoder = RecVAEEncoder(n_items, hidden_dim, latent_dim, ln_eps)
         self.prior = CompositePrior(n_items, hidden_dim, latent_dim, ln_eps, mixture_weights, uniform_logvar)
-        self.decoder = nn.Linear(latent_dim, n_items)
+        self.decoder = ItemOutputLinear(latent_dim, n_items)
 
     def forward(self, x: Rows) -> torch.Tensor:
         mu, _ = self.encoder(x.l2_normalized())

@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from islim.errors import ConfigError
+from islim.models.deep.allocation import reuse_freed_memory
 from islim.models.deep.base import DeepRecommender, Phase, TrainState, check_types
 from islim.models.deep.hooks import ImplicitSLIMConfig, ImplicitSLIMHook
 from islim.models.deep.layers import SparseRows
@@ -261,7 +262,10 @@ class EpochRunner:
         total_passes = sum(phase.n_passes for phase in self.phases)
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         n_rows = 0
-        with tqdm(total=total_passes * n_batches, desc=f"epoch {state.epoch}", leave=False, disable=not self.progress) as bar:
+        with (
+            reuse_freed_memory(),
+            tqdm(total=total_passes * n_batches, desc=f"epoch {state.epoch}", leave=False, disable=not self.progress) as bar,
+        ):
             for phase, optimizer in zip(self.phases, self.optimizers):
                 with trainable_only(self.model, phase.parameters):
                     for _ in range(phase.n_passes):

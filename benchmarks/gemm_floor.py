@@ -1,0 +1,130 @@
+"""The dense products of a torch computation and the time a GEMM needs for them.
+
+:class:`DenseProducts` records every dense matrix product (``aten.mm``, ``addmm``, ``bmm``,
+``baddbmm``) that a block of torch code runs, forward and backward, as ``(m, k, n)`` with the
+operands' layouts; products with a sparse operand (the sparse input layers) are not dense products
+and are left out. :func:`time_products` replays them on random operands of the same shapes and
+layouts, and :func:`square_gemm_rate` measures the rate of one large square float32 GEMM: with the
+FLOP count of the products, either rate gives the time the products alone would take (the floor of
+the computation).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+aten = torch.ops.aten
+#: Product op → positions of its two matrix operands in the call's arguments.
+_OPERANDS = {aten.mm.default: (0, 1), aten.addmm.default: (1, 2), aten.bmm.default: (0, 1), aten.baddbmm.default: (1, 2)}
+
+
+@dataclass(frozen=True)
+class Product:
+    """One dense product ``A @ B``: ``batch`` products of ``(m, k) @ (k, n)``.
+
+    ``a_transposed``/``b_transposed`` say whether the operand is a transposed view (column-major
+    storage), which decides the BLAS call; ``accumulate`` whether a third operand is added (``addmm``).
+    """
+
+    batch: int
+    m: int
+    k: int
+    n: int
+    a_transposed: bool
+    b_transposed: bool
+    accumulate: bool
+    dtype: torch.dtype
+
+    @property
+    def flops(self) -> int:
+        """``2·batch·m·k·n`` (one multiply and one add per term)."""
+        return 2 * self.batch * self.m * self.k * self.n
+
+    def operands(self) -> tuple[torch.Tensor, ...]:
+        """Random operands of this product's shapes and layouts (and ``(m, n)`` addend)."""
+        lead = (self.batch,) if self.batch > 1 else ()
+
+        def matrix(rows: int, cols: int, transposed: bool) -> torch.Tensor:
+            if transposed:
+                return torch.randn(*lead, cols, rows, dtype=self.dtype).transpose(-1, -2)
+            return torch.randn(*lead, rows, cols, dtype=self.dtype)
+
+        a, b = matrix(self.m, self.k, self.a_transposed), matrix(self.k, self.n, self.b_transposed)
+        return (torch.randn(*lead, self.m, self.n, dtype=self.dtype), a, b) if self.accumulate else (a, b)
+
+    def run(self, operands: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The product on ``operands`` from :meth:`operands`."""
+        if self.accumulate:
+            return (torch.baddbmm if self.batch > 1 else torch.addmm)(*operands)
+        return (torch.bmm if self.batch > 1 else torch.mm)(*operands)
+
+
+def _is_transposed(matrix: torch.Tensor) -> bool:
+    return matrix.stride(-1) != 1 and matrix.stride(-2) == 1
+
+
+class DenseProducts(TorchDispatchMode):
+    """Records the dense products run inside ``with DenseProducts() as recorder:`` in
+    ``recorder.counts`` (:class:`Product` → number of calls)."""
+
+    def __init__(self):
+        super().__init__()
+        self.counts: Counter[Product] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        positions = _OPERANDS.get(func)
+        if positions is not None:
+            a, b = args[positions[0]], args[positions[1]]
+            if a.layout == torch.strided and b.layout == torch.strided:
+                batch = a.shape[0] if a.dim() == 3 else 1
+                self.counts[
+                    Product(
+                        batch,
+                        a.shape[-2],
+                        a.shape[-1],
+                        b.shape[-1],
+                        _is_transposed(a),
+                        _is_transposed(b),
+                        func in (aten.addmm.default, aten.baddbmm.default),
+                        a.dtype,
+                    )
+                ] += 1
+        return func(*args, **(kwargs or {}))
+
+    @property
+    def flops(self) -> int:
+        """Total FLOPs of the recorded products."""
+        return sum(product.flops * count for product, count in self.counts.items())
+
+
+def time_products(counts: Counter[Product]) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds to run every product of ``counts`` as often as recorded
+    (each once more before, untimed)."""
+    wall = cpu = 0.0
+    for product, count in counts.items():
+        operands = product.operands()
+        product.run(operands)
+        start, cpu_start = time.perf_counter(), time.process_time()
+        for _ in range(count):
+            product.run(operands)
+        wall += time.perf_counter() - start
+        cpu += time.process_time() - cpu_start
+    return wall, cpu
+
+
+def square_gemm_rate(size: int = 2048, repeats: int = 3, dtype: torch.dtype = torch.float32) -> float:
+    """FLOP/s of ``size × size`` products: ``2·size³`` over the median of ``repeats`` timings (after one untimed)."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        seconds.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(seconds)

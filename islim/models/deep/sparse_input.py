@@ -1,0 +1,80 @@
+"""The sparse input layer's product ``X W`` on the CPU, with its weight gradient ``Xᵀ G``.
+
+A batch ``X`` of ``b`` user rows over ``I`` items has a few dozen non-zeros per row; ``W`` is the
+item-major ``(I, h)`` weight. Both products are memory-bound (each non-zero reads or writes one
+``h``-row of an ``I × h`` array), so the order in which the non-zeros are visited decides their
+speed, and torch's COO kernels (row order, a zero-filled ``I × h`` gradient written twice) are not
+the fastest order:
+
+* forward ``X W`` in column (item) order, :func:`islim.spmm.column_ordered_product`: each row of
+  ``W`` is read once per item block while the ``(b, h)`` output stays in cache;
+* backward ``Xᵀ G`` by item row blocks, :func:`islim.spmm.sparse_dense_product`: every row of the
+  ``(I, h)`` gradient is written once, items no user of the batch has included (as zeros).
+
+Measured at ML-20M shape (500 users, 37 k non-zeros, h = 600) on one core: forward 9 ms instead of
+16–20 ms, backward 6–10 ms instead of 15 ms plus two 48 MB zero fills. Both run on the thread
+count torch uses (``torch.get_num_threads()``). ``X``'s entries in column order (:class:`ColumnOrder`)
+come from the CSR batch once per batch.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from islim.spmm import column_ordered_product, sparse_dense_product
+
+
+class ColumnOrder(NamedTuple):
+    """The entries of a CSR batch sorted by column: ``Xᵀ`` in CSR form without its values.
+
+    Attributes
+    ----------
+    indptr : ndarray of int, shape (n_cols + 1,)
+        Column ``j``'s entries are positions ``indptr[j]:indptr[j + 1]`` of the column order.
+    rows : ndarray of int, shape (nnz,)
+        Row of each entry in column order.
+    order : ndarray of int64, shape (nnz,)
+        Position in the CSR (row-major) order of each entry in column order.
+    """
+
+    indptr: np.ndarray
+    rows: np.ndarray
+    order: np.ndarray
+
+    @classmethod
+    def of(cls, csr: sp.csr_matrix) -> ColumnOrder:
+        """The column order of a canonical CSR matrix; O(nnz + n_cols)."""
+        positions = sp.csr_matrix((np.arange(csr.nnz, dtype=np.int64), csr.indices, csr.indptr), shape=csr.shape).tocsc()
+        return cls(positions.indptr, positions.indices, positions.data)
+
+
+class _ItemProduct(torch.autograd.Function):
+    """``X W`` and ``∂/∂W = Xᵀ G`` for ``X`` given by its values in CSR order and its :class:`ColumnOrder`."""
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, values: torch.Tensor, columns: ColumnOrder, n_rows: int) -> torch.Tensor:
+        n_threads = torch.get_num_threads()
+        by_column = values.detach()[torch.from_numpy(columns.order)].numpy()
+        transposed = sp.csr_matrix((by_column, columns.rows, columns.indptr), shape=(weight.shape[0], n_rows))
+        ctx.transposed, ctx.n_threads = transposed, n_threads
+        return torch.from_numpy(column_ordered_product(transposed.T, weight.detach().numpy(), n_threads))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None
+        weight_grad = sparse_dense_product(ctx.transposed, grad.detach().contiguous().numpy(), ctx.n_threads)
+        return torch.from_numpy(weight_grad), None, None, None
+
+
+def item_product(values: torch.Tensor, columns: ColumnOrder, n_rows: int, weight: torch.Tensor) -> torch.Tensor:
+    """``X @ weight`` for the ``(n_rows, I)`` batch with CSR-ordered ``values`` and column order
+    ``columns``, and an item-major CPU ``weight`` ``(I, h)`` of ``values``' dtype; ``(n_rows, h)``.
+
+    Differentiable in ``weight`` only (``values`` are data).
+    """
+    return _ItemProduct.apply(weight, values, columns, n_rows)
