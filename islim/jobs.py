@@ -30,12 +30,17 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 FAILED = 1
 
 
+def quiet_libraries() -> None:
+    """Raise the level of :data:`QUIET_LOGGERS` (the job log and the ``islim`` command line)."""
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+
+
 def configure_logging(stream: Any) -> logging.Logger:
     """Send the ``logging`` root (INFO and above) to ``stream``, quiet :data:`QUIET_LOGGERS`, and
     return the job's logger ``islim.job``."""
     logging.basicConfig(stream=stream, level=logging.INFO, format=LOG_FORMAT, force=True)
-    for name, level in QUIET_LOGGERS.items():
-        logging.getLogger(name).setLevel(level)
+    quiet_libraries()
     return logging.getLogger("islim.job")
 
 
