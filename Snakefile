@@ -20,6 +20,7 @@ include: "rules/ease.smk"
 include: "rules/ablations.smk"
 include: "rules/train.smk"
 include: "rules/aggregate.smk"
+include: "rules/verdicts.smk"
 include: "rules/report.smk"
 include: "rules/scaling.smk"
 
@@ -34,6 +35,7 @@ localrules:
     aggregate,
     figure,
     results_table,
+    findings,
     provenance,
     figures,
     scaling_slopes,

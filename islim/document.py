@@ -18,12 +18,14 @@ CODE_SPAN = re.compile(r"`([^`]+)`")
 
 #: The HTML page's style: readable width, tables with rules and right-aligned numbers.
 PAGE_STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; font-size: 14px; line-height: 1.45;
-       color: #1f2328; margin: 1.5em; max-width: 72em; }
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; font-size: 13px; line-height: 1.45;
+       color: #1f2328; margin: 1.5em; }
 h1 { font-size: 1.5em; margin-top: 0; } h2 { font-size: 1.2em; margin-top: 1.6em; }
+p, ul { max-width: 60em; }
 table { border-collapse: collapse; margin: 0.6em 0 1em; }
-th, td { border-bottom: 1px solid #d0d7de; padding: 0.3em 0.7em; vertical-align: top; }
-th { background: #f6f8fa; text-align: left; } td.number { text-align: right; font-variant-numeric: tabular-nums; }
+th, td { border-bottom: 1px solid #d0d7de; padding: 0.3em 0.6em; vertical-align: top; }
+th { background: #f6f8fa; text-align: left; } td { overflow-wrap: break-word; }
+td.number { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 0.92em; background: #f6f8fa; padding: 0 0.2em; }
 """
 

@@ -27,7 +27,7 @@ from islim.comparisons import BASELINE_VARIANT, POPULARITY_RUN, split_run_name
 from islim.document import Block, Bullets, Heading, Paragraph, Table, to_html, to_markdown
 from islim.errors import ConfigError, DataFormatError
 from islim.fileio import write_text
-from islim.names import METRIC_NAMES, MODEL_NAMES
+from islim.names import MODEL_NAMES, metric_title
 
 #: The significance level of the verdicts (applied to Holm-adjusted p-values).
 ALPHA = 0.05
@@ -39,18 +39,26 @@ METRIC = "ndcg@100"
 IMPROVES, HURTS, NO_DIFFERENCE = "improves", "hurts", "no significant difference"
 VERDICTS = (IMPROVES, HURTS, NO_DIFFERENCE)
 
-#: What each flag of a run record means (a flag ``kind:detail`` is looked up by ``kind``).
+#: What each flag of a run record means, by kind (a flag ``kind:detail`` is of kind ``kind``):
+#: how the flag is written and its meaning.
 FLAG_MEANINGS = {
-    "not_converged": "its best epoch is within the last `patience` epochs of the epoch cap",
-    "grid_edge": "the kept value of `{detail}` is at the edge of its grid",
-    "below_popularity": "its test score is below popularity's (significance: see the popularity section)",
+    "not_converged": (
+        "not_converged",
+        "the best epoch is within the last `patience` epochs of the epoch cap (early stopping never ended training)",
+    ),
+    "grid_edge": (
+        "grid_edge:<param>",
+        "the kept value of `<param>` is the smallest or largest of its grid (the optimum may lie outside it)",
+    ),
+    "below_popularity": ("below_popularity", "the test score is below popularity's (whether significantly: see the popularity section)"),
 }
 
 
 class Reach(NamedTuple):
-    """Where a training curve first reaches a score: 1-based ``epoch`` and ``seconds`` since training began."""
+    """Where a training curve first reaches a score: after how many ``epochs`` of training (its
+    0-based ``epoch`` + 1) and ``seconds`` since the fit began (set-up included)."""
 
-    epoch: int
+    epochs: int
     seconds: float
 
 
@@ -67,8 +75,8 @@ def first_reach(curve: pd.DataFrame, target: float, column: str) -> Reach | None
     Parameters
     ----------
     curve : pandas.DataFrame
-        A training curve: ``epoch`` (1-based), ``wall_seconds`` (since training began) and ``column``,
-        one row per epoch.
+        A training curve: ``epoch`` (0-based, as :class:`islim.models.base.EpochHistory` numbers
+        them), ``wall_seconds`` (since the fit began) and ``column``, one row per validated epoch.
     target : float
         The score to reach.
     column : str
@@ -78,7 +86,7 @@ def first_reach(curve: pd.DataFrame, target: float, column: str) -> Reach | None
     if reached.empty:
         return None
     row = reached.sort_values("epoch").iloc[0]
-    return Reach(int(row["epoch"]), float(row["wall_seconds"]))
+    return Reach(int(row["epoch"]) + 1, float(row["wall_seconds"]))
 
 
 def format_p(p: float) -> str:
@@ -96,13 +104,6 @@ def run_label(run: str) -> str:
     model, variant = split_run_name(run)
     name = MODEL_NAMES.get(model, model)
     return f"{name} `{variant}`" if variant else name
-
-
-def flag_meaning(flag: str) -> str:
-    """``flag`` in code with what it means (:data:`FLAG_MEANINGS`), or the flag alone if unknown."""
-    kind, _, detail = flag.partition(":")
-    meaning = FLAG_MEANINGS.get(kind)
-    return f"`{flag}`: {meaning.format(detail=detail)}" if meaning else f"`{flag}`"
 
 
 class Scores:
@@ -127,15 +128,23 @@ class Scores:
         return (run, metric) in self.test.index
 
     def text(self, run: str, metric: str) -> str:
-        """``mean ± s.e.`` of ``run``'s test ``metric``, with the seed s.d. when it ran over several seeds."""
+        """``mean ± s.e.`` (over users) of ``run``'s test ``metric``, ``—`` if it has none."""
         if not self.has(run, metric):
             return "—"
         row = self.test.loc[(run, metric)]
-        text = f"{row['value']:.4f} ± {row['se']:.4f}"
-        seeds = row.get("n_seeds", 1)
-        if pd.notna(seeds) and seeds > 1 and pd.notna(row.get("seed_sd")):
-            text += f" (seed s.d. {row['seed_sd']:.4f}, {int(seeds)} seeds)"
-        return text
+        return f"{row['value']:.4f} ± {row['se']:.4f}"
+
+    def seed_sd(self, run: str, metric: str) -> str:
+        """The standard deviation over seeds of ``run``'s test ``metric``, ``—`` with one seed."""
+        if not self.has(run, metric):
+            return "—"
+        row = self.test.loc[(run, metric)]
+        repeated = pd.notna(row.get("seed_sd")) and row.get("n_seeds", 1) > 1
+        return f"{row['seed_sd']:.4f}" if repeated else "—"
+
+    def n_seeds(self) -> int:
+        """The most seeds any run of the dataset ran over (1 without a ``n_seeds`` column)."""
+        return int(self.test["n_seeds"].max()) if "n_seeds" in self.test.columns and len(self.test) else 1
 
     def n_users(self) -> int:
         """Test users of the dataset (the most any run evaluated)."""
@@ -159,7 +168,7 @@ class Scores:
 def variant_findings(comparisons: pd.DataFrame, scores: Scores, metric: str, alpha: float) -> list[Block]:
     """Each non-baseline variant against its model's baseline on the test ``metric``."""
     rows = comparisons[comparisons["reference"] == comparisons["model"] + f"|{BASELINE_VARIANT}"]
-    blocks: list[Block] = [Heading(f"Variants against their baseline (test {METRIC_NAMES.get(metric, metric)})")]
+    blocks: list[Block] = [Heading(f"Variants against their baseline (test {metric_title(metric)})")]
     if rows.empty:
         return blocks + [Paragraph("No model ran a variant beside its `baseline`: nothing to compare.")]
     table, sentences = [], []
@@ -178,6 +187,7 @@ def variant_findings(comparisons: pd.DataFrame, scores: Scores, metric: str, alp
                 format_delta(row),
                 format_p(row.p_adjusted),
                 outcome,
+                f"{scores.seed_sd(row.reference, metric)} / {scores.seed_sd(run, metric)}",
             ]
         )
         sentence = f"{name}: `{row.variant}` {outcome if outcome != NO_DIFFERENCE else 'makes no significant difference to'} the test score"
@@ -191,8 +201,18 @@ def variant_findings(comparisons: pd.DataFrame, scores: Scores, metric: str, alp
         counts = [f"{outcome} {len(outcomes[outcome])} ({', '.join(outcomes[outcome])})" for outcome in VERDICTS if outcome in outcomes]
         total = sum(map(len, outcomes.values()))
         summary.append(f"`{variant}` vs `{BASELINE_VARIANT}` over {total} model(s): " + "; ".join(counts) + ".")
-    header = ["model", "variant", f"`{BASELINE_VARIANT}`", "variant's score", "Δ [95 % CI]", "adjusted p", "verdict"]
-    return blocks + [Bullets(summary), Table(header, table, (False, False, True, True, True, True, False)), Bullets(sentences)]
+    header = [
+        "model",
+        "variant",
+        f"`{BASELINE_VARIANT}`",
+        "variant's score",
+        "Δ [95 % CI]",
+        "adjusted p",
+        "verdict",
+        "seed s.d. (baseline / variant)",
+    ]
+    numeric = (False, False, True, True, True, True, False, True)
+    return blocks + [Bullets(summary), Table(header, table, numeric), Bullets(sentences)]
 
 
 def convergence_findings(curves: Mapping[str, pd.DataFrame], metric: str) -> list[Block]:
@@ -209,22 +229,23 @@ def convergence_findings(curves: Mapping[str, pd.DataFrame], metric: str) -> lis
         own = first_reach(baseline, best, column)
         reach = first_reach(curve, best, column)
         name = MODEL_NAMES.get(model, model)
-        base_text = f"epoch {own.epoch}, {own.seconds:.1f} s"
+        base_text = f"{own.epochs} epoch(s), {own.seconds:.1f} s"
         if reach is None:
             variant_best = curve.loc[curve[column].idxmax()]
-            reach_text = f"never reached (best {variant_best[column]:.4f} at epoch {int(variant_best['epoch'])} of {len(curve)})"
+            reach_text = f"never reached (best {variant_best[column]:.4f} after {int(variant_best['epoch']) + 1} of {len(curve)} epoch(s))"
             speedup = "—"
         else:
-            reach_text = f"epoch {reach.epoch}, {reach.seconds:.1f} s"
+            reach_text = f"{reach.epochs} epoch(s), {reach.seconds:.1f} s"
             seconds = f"{own.seconds / reach.seconds:.2f}×" if reach.seconds > 0 else "—"
-            speedup = f"{own.epoch / reach.epoch:.2f}× in epochs, {seconds} in seconds"
+            speedup = f"{own.epochs / reach.epochs:.2f}× in epochs, {seconds} in seconds"
         rows.append([name, f"`{variant}`", f"{best:.4f}", base_text, reach_text, speedup])
     if not rows:
         return blocks + [Paragraph("No model has training curves of a variant beside its `baseline`'s.")]
-    name = METRIC_NAMES.get(metric, metric)
+    name = metric_title(metric)
     text = (
-        f"The target is the baseline's best validation {name}; epochs count from 1 and seconds from the start of training "
-        "(as in the training curves). A speed-up above 1 means the variant gets there sooner."
+        f"The target is the baseline's best validation {name}: how many epochs of training, and seconds from the start of the fit, "
+        "its set-up (an initial SVD or ImplicitSLIM extraction) included, each run needs to reach it (from the training curves). "
+        "A speed-up above 1 means the variant gets there sooner."
     )
     header = [
         "model",
@@ -239,7 +260,7 @@ def convergence_findings(curves: Mapping[str, pd.DataFrame], metric: str) -> lis
 
 def popularity_findings(comparisons: pd.DataFrame, scores: Scores, metric: str, alpha: float) -> list[Block]:
     """Every run's test ``metric`` beside popularity's, with the paired comparison."""
-    name = METRIC_NAMES.get(metric, metric)
+    name = metric_title(metric)
     blocks: list[Block] = [Heading(f"Beside popularity (test {name})")]
     if not scores.has(POPULARITY_RUN, metric):
         return blocks + [Paragraph("Popularity did not run on this dataset (`popularity` is not among the trained models).")]
@@ -259,11 +280,12 @@ def popularity_findings(comparisons: pd.DataFrame, scores: Scores, metric: str, 
                 format_delta(row),
                 format_p(row.p_adjusted),
                 outcome,
+                scores.seed_sd(run, metric),
             ]
         )
-    header = ["run", f"test {name}", "popularity", "Δ vs popularity [95 % CI]", "adjusted p", "verdict"]
+    header = ["run", f"test {name}", "popularity", "Δ vs popularity [95 % CI]", "adjusted p", "verdict", "seed s.d."]
     text = f"Significantly below popularity: {', '.join(below)}." if below else "No run is significantly below popularity."
-    return blocks + [Paragraph(text), Table(header, table, (False, True, True, True, True, False))]
+    return blocks + [Paragraph(text), Table(header, table, (False, True, True, True, True, False, True))]
 
 
 def flag_findings(scores: Scores) -> list[Block]:
@@ -272,19 +294,29 @@ def flag_findings(scores: Scores) -> list[Block]:
     blocks: list[Block] = [Heading("Flags")]
     if not flagged:
         return blocks + [Paragraph("No run raised a flag.")]
-    items = [f"`{run}`: " + "; ".join(map(flag_meaning, flags)) for run, flags in flagged.items()]
-    return blocks + [Paragraph(f"{len(flagged)} run(s) raised flags:"), Bullets(items)]
+    items = [f"`{run}`: " + ", ".join(f"`{flag}`" for flag in flags) for run, flags in flagged.items()]
+    kinds = dict.fromkeys(flag.partition(":")[0] for flags in flagged.values() for flag in flags)
+    meanings = [f"`{FLAG_MEANINGS[kind][0]}`: {FLAG_MEANINGS[kind][1]}" for kind in kinds if kind in FLAG_MEANINGS]
+    blocks += [Paragraph(f"{len(flagged)} run(s) raised flags:"), Bullets(items)]
+    return blocks + ([Paragraph("What they mean:"), Bullets(meanings)] if meanings else [])
 
 
-def method_text(comparisons: pd.DataFrame, n_users: int, metric: str, alpha: float) -> str:
-    """How the comparisons were made, from the table itself."""
+def method_text(comparisons: pd.DataFrame, scores: Scores, metric: str, alpha: float) -> str:
+    """How the comparisons were made, from the tables themselves."""
     family = int((comparisons["metric"] == metric).sum())
+    n_seeds = scores.n_seeds()
+    seeds = (
+        f", per-user scores averaged over the {n_seeds} seeds of the stochastic models (seed s.d.: spread of the score over seeds)"
+        if n_seeds > 1
+        else ""
+    )
     tests = " / ".join(sorted(set(comparisons["test"]))) if "test" in comparisons.columns and len(comparisons) else "a paired test"
     return (
-        f"Test split ({n_users} users; validation chose every hyper-parameter). Δ is the mean per-user difference "
+        f"Test split ({scores.n_users()} users; validation chose every hyper-parameter). Scores are mean ± standard error over "
+        f"users{seeds}. Δ is the mean per-user difference "
         f"(run minus reference) with its 95 % CI from a seeded paired bootstrap over users; p is two-sided, from the {tests}, "
-        f"Holm-adjusted over the {family} comparisons of this dataset on {METRIC_NAMES.get(metric, metric)}; "
-        f"significant means adjusted p ≤ {alpha:g}."
+        f"Holm-adjusted over the {family} comparisons of this dataset on {metric_title(metric)}; "
+        f"significant means adjusted p ≤ {alpha:g} (the CIs are not adjusted for the number of comparisons)."
     )
 
 
@@ -331,7 +363,7 @@ def findings(
     scores = Scores(metrics)
     return [
         Heading(f"Findings: {dataset}", level=1),
-        Paragraph(method_text(comparisons, scores.n_users(), metric, alpha)),
+        Paragraph(method_text(comparisons, scores, metric, alpha)),
         *variant_findings(comparisons, scores, metric, alpha),
         *convergence_findings(curves, metric),
         *popularity_findings(comparisons, scores, metric, alpha),

@@ -153,12 +153,15 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 
 def to_html_page(table: pd.DataFrame, title: str = "Test results") -> str:
-    """A standalone HTML page of :func:`formatted_rows` (for the report), titled ``title``."""
+    """A standalone HTML page of :func:`formatted_rows` (for the report), titled ``title``; the
+    dataset column is left out when the table holds one dataset (the title names it)."""
     note = (
         "Mean ± standard error over test users; seed s.d.: standard deviation of the mean over seeds; "
         "popularity: the popularity ranking's score on the same dataset and metric; difference: measured minus published."
     )
-    return to_html([Heading(title, level=1), Paragraph(note), Table(HEADER, formatted_rows(table), NUMERIC)], title)
+    skip = 1 if table["dataset"].nunique() == 1 else 0
+    rows = [row[skip:] for row in formatted_rows(table)]
+    return to_html([Heading(title, level=1), Paragraph(note), Table(HEADER[skip:], rows, NUMERIC[skip:])], title)
 
 
 def latex_cell(cell: str) -> str:

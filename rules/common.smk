@@ -12,8 +12,10 @@ from islim.catalog import check_registered_names
 from islim.codehash import code_hash
 from islim.config import (
     ablation_cell_grids,
+    dataset_entry,
     ease_settings,
     point_settings,
+    protocol_of,
     run_point_names,
     run_seeds,
     training_models,
@@ -352,8 +354,15 @@ def report_targets():
         scope=["summary", *DATASETS],
         ext=["csv", "md", "tex"],
     )
+    targets += expand("reports/{dataset}/findings.md", dataset=DATASETS)
     targets.append("reports/summary/provenance.csv")
     return targets
+
+
+def findings_metric(wildcards):
+    """The metric a dataset's findings are stated in: its protocol's selection metric."""
+    protocol = protocol_of(dataset_entry(config, wildcards.dataset))
+    return config["metrics"][protocol]["select"]
 
 
 def final_targets():

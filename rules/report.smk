@@ -36,15 +36,16 @@ rule results_table:
             dataset=DATASETS if wildcards.scope == "summary" else [wildcards.scope],
         ),
     output:
-        csv=report(
-            "reports/{scope}/results.csv",
+        csv="reports/{scope}/results.csv",
+        md="reports/{scope}/results.md",
+        tex="reports/{scope}/results.tex",
+        html=report(
+            "reports/{scope}/results.html",
             caption="../reports/captions/results.rst",
             category="{scope}",
             subcategory="results",
-            labels={"dataset": "{scope}", "table": "results vs published"},
+            labels={"dataset": "{scope}", "table": "results"},
         ),
-        md="reports/{scope}/results.md",
-        tex="reports/{scope}/results.tex",
     log:
         "logs/report/{scope}/results.log",
     benchmark:
@@ -61,16 +62,49 @@ rule results_table:
         "../workflow_scripts/results_table.py"
 
 
+# The written findings of a dataset (islim/findings.py): Markdown, and HTML for the report.
+rule findings:
+    input:
+        comparisons="results/{dataset}/comparisons.csv",
+        metrics="results/{dataset}/metrics.csv",
+        curves=lambda wildcards: training_files(wildcards.dataset, "curves", "csv"),
+    output:
+        md="reports/{dataset}/findings.md",
+        html=report(
+            "reports/{dataset}/findings.html",
+            caption="../reports/captions/findings.rst",
+            category="{dataset}",
+            subcategory="findings",
+            labels={"dataset": "{dataset}", "table": "findings"},
+        ),
+    log:
+        "logs/report/{dataset}/findings.log",
+    benchmark:
+        "results/benchmarks/report/{dataset}/findings.tsv"
+    conda:
+        "../envs/islim.yaml"
+    threads: 1
+    resources:
+        mem_mb=512,
+        runtime=5,
+    params:
+        metric=findings_metric,
+        code=code("findings"),
+    script:
+        "../workflow_scripts/findings.py"
+
+
 rule provenance:
     input:
         manifests=expand("data/raw/{dataset}/manifest.json", dataset=DATASETS),
     output:
-        report(
-            "reports/summary/provenance.csv",
+        csv="reports/summary/provenance.csv",
+        html=report(
+            "reports/summary/provenance.html",
             caption="../reports/captions/provenance.rst",
             category="summary",
             subcategory="provenance",
-            labels={"dataset": "summary", "table": "package versions, data checksums"},
+            labels={"dataset": "summary", "table": "what was run"},
         ),
     log:
         "logs/report/summary/provenance.log",
@@ -83,6 +117,8 @@ rule provenance:
         mem_mb=512,
         runtime=5,
     params:
+        # The configuration the run used (defaults filled in), listed setting by setting.
+        settings=config,
         code=code("provenance"),
     script:
         "../workflow_scripts/provenance.py"

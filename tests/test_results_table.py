@@ -64,12 +64,12 @@ def test_formatted_tables_show_seed_sd_popularity_and_flags():
     assert "| a | MF | baseline | NDCG@100 | 0.3100 ± 0.0100 | 0.0040 (3 seeds) | 0.2500 | — | — | not_converged, grid_edge:r_p |" in lines
     assert "| a | EASE | — | NDCG@100 | 0.4200 ± 0.0100 | — | 0.2500 | — | — | — |" in lines
     assert "| b | MF | baseline | NDCG@100 | 0.2000 ± 0.0100 | — | — | — | — | — |" in lines
-    page = to_html_page(table, "Test results: a")
-    assert "<title>Test results: a</title>" in page and "<h1>Test results: a</h1>" in page
-    assert (
-        '<td>MF</td><td>baseline</td><td>NDCG@100</td><td class="number">0.3100 ± 0.0100</td><td class="number">0.0040 (3 seeds)</td>'
-        in page
-    )
+    page = to_html_page(table, "Test results: a, b")
+    assert "<title>Test results: a, b</title>" in page and "<h1>Test results: a, b</h1>" in page
+    row = '<td>MF</td><td>baseline</td><td>NDCG@100</td><td class="number">0.3100 ± 0.0100</td><td class="number">0.0040 (3 seeds)</td>'
+    assert f"<tr><td>a</td>{row}" in page
+    one = to_html_page(table[table["dataset"] == "a"], "Test results: a")  # the title names the one dataset
+    assert "<th>dataset</th>" not in one and f"<tr>{row}" in one
 
 
 def test_results_table_without_seed_or_flag_columns_reads_one_seed_and_no_flags():

@@ -22,7 +22,7 @@ from tests.workflow_helpers import REPO, snakemake, write_tiny_config
 pytestmark = pytest.mark.workflow
 
 METRICS = ["recall@20", "recall@50", "ndcg@100"]
-REPORT_RULES = ["figure", "results_table", "provenance", "figures"]
+REPORT_RULES = ["figure", "results_table", "findings", "provenance", "figures"]
 #: Registered figures drawn once per dataset (the others go to reports/summary/).
 DATASET_FIGURES = [name for name, figure in FIGURES.items() if figure.scope == "dataset"]
 #: Figures only the opt-in target `snakemake scaling` draws (it measures the machine).
@@ -245,21 +245,53 @@ def test_tiny_run_writes_the_results_tables_provenance_and_scaling_figure(tiny_r
     assert (directory / "reports" / "summary" / "scaling.pdf").read_bytes().startswith(b"%PDF")
 
 
+def test_tiny_run_compares_runs_on_test_users_and_writes_findings(tiny_run):
+    directory, _ = tiny_run
+    for dataset in ("synthetic-tiny", "ml-latest-small"):
+        comparisons = pd.read_csv(directory / "results" / dataset / "comparisons.csv", keep_default_na=False)
+        # 13 runs: 5 variants vs baseline, 11 vs EASE (not popularity), 12 vs popularity (EASE too); 3 metrics
+        assert len(comparisons) == (5 + 11 + 12) * 3
+        assert set(comparisons["reference"]) == {f"{m}|baseline" for m in ("mf", "plrec", "multvae", "recvae", "hvamp")} | {
+            "ease",
+            "popularity|baseline",
+        }
+        # delta by hand from the per-user files: MF with ImplicitSLIM minus its baseline on test users
+        scores = {
+            variant: pd.read_parquet(directory / "results" / dataset / "per_user" / f"mf-{variant}.parquet").query("split == 'test'")
+            for variant in ("baseline", "implicit_slim")
+        }
+        joined = scores["implicit_slim"].merge(scores["baseline"], on="user", suffixes=("", "_base"))
+        row = comparisons.query("model == 'mf' and variant == 'implicit_slim' and reference == 'mf|baseline' and metric == 'ndcg@100'")
+        assert row["delta"].item() == pytest.approx((joined["ndcg@100"] - joined["ndcg@100_base"]).mean(), abs=1e-12)
+        assert row["n_users"].item() == len(joined) and row["ci_low"].item() <= row["delta"].item() <= row["ci_high"].item()
+        for _, family in comparisons.groupby("metric"):  # Holm within each metric
+            assert (family["p_adjusted"] >= family["p_value"]).all() and (family["p_adjusted"] <= 1).all()
+        findings = (directory / "reports" / dataset / "findings.md").read_text(encoding="utf-8")
+        assert findings.startswith(f"# Findings: {dataset}\n")
+        for section in ("## Variants against their baseline", "## Convergence", "## Beside popularity", "## Flags"):
+            assert section in findings
+        assert "<table>" in (directory / "reports" / dataset / "findings.html").read_text(encoding="utf-8")
+
+
 def test_report_of_the_tiny_run_holds_every_figure_and_table(tiny_run):
     directory, config = tiny_run
     report = directory / "report.zip"
     result = snakemake(directory, "--report", str(report), "all", "scaling", configfile=config)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     names = [Path(name).name for name in zipfile.ZipFile(report).namelist()]
-    for name in ("report.html", *(f"{figure}.png" for figure in FIGURES), "provenance.csv"):
+    for name in ("report.html", *(f"{figure}.png" for figure in FIGURES), "provenance.html"):
         assert name in names
-    assert names.count("results.csv") == 3  # two datasets and the summary
+    assert names.count("results.html") == 3  # two datasets and the summary, as formatted pages
+    assert names.count("findings.html") == 2 and names.count("comparisons.csv") == 2
     assert all(names.count(f"{figure}.png") == 2 for figure in DATASET_FIGURES)
     html = next(zipfile.ZipFile(report).read(name) for name in zipfile.ZipFile(report).namelist() if name.endswith("report.html")).decode()
     for figure in FIGURES.values():  # each figure carries its label and its own caption (reports/captions/<name>.rst)
         assert f'"figure": "{figure.label}"' in html
         caption = (REPO / "reports" / "captions" / f"{figure.name}.rst").read_text(encoding="utf-8")
         assert re.match(r"[^\\`*\n]{8,}", caption).group() in html
+    # The landing page: its top stays in reach when it is taller than the window, settings read as text.
+    assert "align-items: safe center" in html
+    assert "{100, 300}, float32" in html  # EASE's lambda grid as a set, not a Python list
 
 
 def test_figures_profile_redraws_the_report_only(tiny_run):

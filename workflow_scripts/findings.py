@@ -1,4 +1,5 @@
-"""Snakemake adapter: the written findings of a dataset (Markdown and HTML) from its numbers."""
+"""Snakemake adapter: the written findings of a dataset (Markdown and HTML) from its numbers, at
+islim.findings.ALPHA."""
 
 import pandas as pd
 
@@ -10,7 +11,5 @@ with job(snakemake):
     curves = {run_of_file(path): pd.read_csv(path) for path in snakemake.input.curves}
     comparisons = pd.read_csv(snakemake.input.comparisons)
     metrics = pd.read_csv(snakemake.input.metrics)
-    blocks = findings(
-        snakemake.wildcards.dataset, comparisons, metrics, curves, metric=snakemake.params.metric, alpha=snakemake.params.alpha
-    )
+    blocks = findings(snakemake.wildcards.dataset, comparisons, metrics, curves, metric=snakemake.params.metric)
     write_findings(blocks, snakemake.output.md, snakemake.output.html)
