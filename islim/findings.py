@@ -128,11 +128,12 @@ class Scores:
         return (run, metric) in self.test.index
 
     def text(self, run: str, metric: str) -> str:
-        """``mean ± s.e.`` (over users) of ``run``'s test ``metric``, ``—`` if it has none."""
+        """``mean ± s.e.`` (over users) of ``run``'s test ``metric`` (the mean alone for a set-level
+        metric, which has no standard error), ``—`` if it has none."""
         if not self.has(run, metric):
             return "—"
         row = self.test.loc[(run, metric)]
-        return f"{row['value']:.4f} ± {row['se']:.4f}"
+        return f"{row['value']:.4f}" + (f" ± {row['se']:.4f}" if pd.notna(row["se"]) else "")
 
     def seed_sd(self, run: str, metric: str) -> str:
         """The standard deviation over seeds of ``run``'s test ``metric``, ``—`` with one seed."""

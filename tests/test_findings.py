@@ -200,6 +200,12 @@ def test_findings_list_every_flag_of_every_run():
     assert "No run raised a flag." in markdown(metrics=constructed_metrics(flags=False).drop(columns="flags"))
 
 
+def test_a_score_without_standard_error_is_shown_alone():
+    metrics = constructed_metrics()
+    metrics.loc[metrics["run"] == "ease", "se"] = float("nan")
+    assert "| EASE | 0.4600 | 0.2600 ± 0.0200 |" in markdown(metrics=metrics)
+
+
 def test_findings_without_variants_or_curves_say_so():
     only_baselines = constructed_comparisons()
     only_baselines = only_baselines[only_baselines["variant"] != "implicit_slim"]
