@@ -237,6 +237,7 @@ def test_dimension_figure_draws_curves_with_standard_error_bars_and_reference_li
         }
         grey = [line for line in ax.get_lines() if to_hex(line.get_color()) == to_hex(NEUTRAL)]
         assert len(grey) == 2  # knn/ease/implicit and all/lle/explicit, at d = 8 and 16 (all/lle/explicit skipped at 16)
+        assert all(list(line.get_xdata()) == [8, 16] for line in grey)  # the grid's sizes: no gap at the curve-only sizes
         assert sorted(np.isfinite(np.asarray(line.get_ydata(), dtype=float)).sum() for line in grey) == [1, 2]
     assert legend_texts(figure) == [
         "other arms (2)",

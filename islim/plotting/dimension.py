@@ -52,8 +52,8 @@ def dimension_figure(ablations: pd.DataFrame, metrics: pd.DataFrame, metric: str
     ----------
     ablations : pandas.DataFrame
         The tidy ``ablations.csv`` (columns ``arm``, ``d``, ``scorer``, ``status``, ``split``,
-        ``metric``, ``value``, ``se``). Only ``ok`` cells are drawn, so an arm skipped at some d
-        has no point there (and its line is broken).
+        ``metric``, ``value``, ``se``). Each arm is drawn over the sizes it ran at; only ``ok``
+        cells have points, so an arm skipped at some d has a gap there.
     metrics : pandas.DataFrame
         The tidy ``metrics.csv``; rows of the reference models (:func:`reference_scores`) give the
         horizontal lines, when present.
@@ -66,24 +66,25 @@ def dimension_figure(ablations: pd.DataFrame, metrics: pd.DataFrame, metric: str
     """
     ok = metric_rows(ablations[ablations["status"] == "ok"], metric).astype({"value": float, "se": float})
     dims = np.sort(ok["d"].dropna().unique())
+    ran_at = {arm: np.sort(rows["d"].unique()) for arm, rows in ablations.groupby("arm")}  # skipped cells included
     scorers = [s for s in ("mf", "plrec") if s in set(ok["scorer"])] or sorted(set(ok["scorer"]))
     references = reference_scores(metrics, metric)
     figure, axes = new_figure(PAGE if len(scorers) > 1 else COLUMN, 2.8, 1, max(len(scorers), 1))
     handles: dict[str, Line2D] = {}
     for ax, scorer in zip(axes[0], scorers):
         rows = ok[ok["scorer"] == scorer]
-        values = rows.pivot_table(index="d", columns="arm", values="value").reindex(dims)
-        errors = rows.pivot_table(index="d", columns="arm", values="se", dropna=False).reindex(index=dims, columns=values.columns)
+        values = rows.pivot_table(index="d", columns="arm", values="value")
+        errors = rows.pivot_table(index="d", columns="arm", values="se", dropna=False).reindex(columns=values.columns)
         others = [arm for arm in values.columns if arm not in STYLED_ARMS]
-        for arm in others:
-            (line,) = ax.plot(values.index, values[arm], color=NEUTRAL, linewidth=0.7, marker=".", markersize=3)
+        for arm in others:  # over the sizes the arm ran at (gaps where it was skipped)
+            (line,) = ax.plot(ran_at[arm], values[arm].reindex(ran_at[arm]), color=NEUTRAL, linewidth=0.7, marker=".", markersize=3)
             handles[f"other arms ({len(others)})"] = line
         for arm in (arm for arm in STYLED_ARMS if arm in values.columns):
             style = arm_style(arm)
             bars = ax.errorbar(
-                values.index.to_numpy(dtype=float),
-                values[arm].to_numpy(dtype=float),
-                yerr=errors[arm].to_numpy(dtype=float),
+                ran_at[arm].astype(float),
+                values[arm].reindex(ran_at[arm]).to_numpy(dtype=float),
+                yerr=errors[arm].reindex(ran_at[arm]).to_numpy(dtype=float),
                 color=style["color"],
                 marker=style["marker"],
                 capsize=2,
