@@ -18,6 +18,7 @@ import scipy.stats
 import yaml
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatter
 
 from islim.codehash import reachable_modules
 from islim.embeddings.registry import ARMS, STYLED_ARMS
@@ -267,6 +268,8 @@ def test_convergence_figure_pairs_variants_by_colour_and_draws_one_step_models_a
         (popularity,) = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
         assert list(popularity.get_ydata()) == [0.15, 0.15] and to_hex(popularity.get_color()) == model_style("popularity")["color"].lower()
     assert legend_texts(figure) == ["MF", "Mult-VAE", "baseline", "implicit_slim", "Popularity (validation)"]
+    formatters = (by_time.xaxis.get_major_formatter(), by_time.xaxis.get_minor_formatter())
+    assert all(type(formatter) is LogFormatter for formatter in formatters)  # seconds as "2", "30", not "2 x 10^0"
 
 
 class SetUpClock:

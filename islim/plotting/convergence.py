@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import LogFormatter
 
 from islim.names import METRIC_NAMES, MODEL_NAMES
 from islim.plotting.dimension import draw_reference_lines
@@ -85,6 +86,8 @@ def convergence_figure(curves: pd.DataFrame, column: str = "val_ndcg@100") -> Fi
     axes[0][0].set_xlabel("epoch")
     axes[0][1].set_xlabel("wall-clock time since fit began (s)")
     axes[0][1].set_xscale("log")
+    axes[0][1].xaxis.set_major_formatter(LogFormatter())  # plain numbers ("2", "30"), not 2 x 10^0
+    axes[0][1].xaxis.set_minor_formatter(LogFormatter(minor_thresholds=(1, 0.4)))
     metric = column.removeprefix("val_")
     axes[0][0].set_ylabel(f"validation {METRIC_NAMES.get(metric, metric)}")
     legend = [Line2D([], [], color=model_style(m)["color"], marker=model_style(m)["marker"], label=MODEL_NAMES.get(m, m)) for m in models]
