@@ -161,11 +161,13 @@ def _training_run(config: dict[str, Any], name: str, model: str, variant: str) -
 
 def _train(config: dict[str, Any], name: str, args: argparse.Namespace, processed_dir: Path, results: Path) -> None:
     from islim.data.split import load_split
+    from islim.evaluate import dataset_metric_settings, settings_metrics
     from islim.fileio import write_csv
     from islim.records import read_record, write_record
     from islim.training import train_run
 
     run = _training_run(config, name, args.model, args.variant)
+    metric_settings = dataset_metric_settings(config, name)  # the protocol's metrics, as rules train_point and train
     popularity_path = results / "runs" / "popularity-baseline.json"
     popularity = read_record(popularity_path) if popularity_path.is_file() else None
     record, curve = train_run(
@@ -180,6 +182,8 @@ def _train(config: dict[str, Any], name: str, args: argparse.Namespace, processe
         checkpoint_dir=results / "checkpoints",
         seeds=config["seeds"],
         popularity=popularity,
+        metrics=settings_metrics(metric_settings),
+        monitor=metric_settings["select"],
     )
     stem = f"{args.model}-{args.variant}"
     write_csv(results / "curves" / f"{stem}.csv", curve)
@@ -314,13 +318,14 @@ def _run(args: argparse.Namespace) -> None:
             )
         print(split_summary(processed_dir, pipeline.prepare(name, entry, manifest, processed_dir)))
     elif args.command == "ease":
+        from islim.evaluate import dataset_metric_settings
         from islim.fileio import write_csv
         from islim.records import write_record
 
         settings = ease_settings(config, name)
-        record, sweep = pipeline.ease_sweep(
-            name, processed_dir, args.lambdas or settings["lambda_grid"], settings["dtype"], config["eval_batch_size"]
-        )
+        lambdas = args.lambdas or settings["lambda_grid"]
+        metrics = dataset_metric_settings(config, name)  # as rules ease_point and ease
+        record, sweep = pipeline.ease_sweep(name, processed_dir, lambdas, settings["dtype"], config["eval_batch_size"], metrics)
         write_csv(results / "ease_sweep.csv", sweep)
         write_record(results / "runs" / "ease.json", record)
         print(record_summary(record))

@@ -206,3 +206,18 @@ def test_aggregate_then_report_write_the_tables_and_the_figures_their_results_al
 def test_commands_on_a_dataset_not_prepared_say_what_to_run_first(workdir, capsys):
     assert islim(workdir, "train", "ml-100k", "mf", "baseline") == 2
     assert "run `islim fetch ml-100k` and `islim prepare ml-100k` first" in capsys.readouterr().err
+
+
+def test_train_and_ease_evaluate_and_select_on_the_configured_metrics(prepared, tmp_path):
+    """As rules train_point/train and ease_point/ease: the protocol's metric settings of the config."""
+    workdir, _ = prepared
+    override = tmp_path / "metrics.yaml"
+    override.write_text(yaml.safe_dump({"metrics": {"strong": {"cutoffs": [10], "select": "recall@50"}}}), encoding="utf-8")
+    common = ["--config", str(REPO / "config.yaml"), "--configfile", str(workdir / "tiny.yaml"), "--configfile", str(override)]
+    common += ["--data-dir", str(workdir / "data"), "--results-dir", str(tmp_path / "results")]
+    assert main(["ease", *common, DATASET]) == 0
+    assert main(["train", *common, DATASET, "mf", "baseline"]) == 0
+    for run in ("ease", "mf-baseline"):
+        record = json.loads((tmp_path / "results" / DATASET / "runs" / f"{run}.json").read_text())
+        assert {"recall@10", "ndcg@10", "hitrate@10", "recall@50"} <= set(record["metrics"]["test"])
+        assert "recall@50" in record["extra"]["selected_by"]
