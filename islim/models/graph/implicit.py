@@ -10,11 +10,19 @@ embeddings from :func:`~islim.embeddings.implicit.implicit_slim_users` (the same
   (``n_s`` rows of the table: the mean squared distance of a row to its target), where the targets
   ``T_s`` are the initial embeddings until they are recomputed from the current tables at the start
   of every epoch ``e > 0`` with ``e % step == 0`` (as MF's regulariser, whose first target is its
-  ImplicitSLIM initialisation).
+  ImplicitSLIM initialisation). The penalty is added once per batch to a mean-reduced loss
+  (LightGCN) and once per interaction to a sum-reduced one (UltraGCN), so ``reg_weight`` weighs it
+  against the loss of one interaction in both.
 
-Every ImplicitSLIM output is rescaled to the Frobenius norm of its input, so the embeddings keep
-the scale their model is initialised and regularised at (LightGCN's N(0, 0.1²), UltraGCN's
-N(0, 10⁻⁸) entries); ImplicitSLIM's own scale depends on α, λ and the input scale (spec §2.4).
+ImplicitSLIM's output depends on the scale of its input (scaling ``E`` by ``s`` acts like
+``α → α s²``, spec §2.4), and the tables' scale is the model's initialisation (LightGCN's
+N(0, 0.1²), UltraGCN's N(0, 10⁻⁸) entries) and then grows in training. So every table is divided
+by its root-mean-square entry before ImplicitSLIM (unit-variance input, the scale MF's reference α
+values assume, :mod:`islim.models.linear`), which gives α one meaning for every model and epoch,
+and every output is rescaled to the Frobenius norm of the table, so the embeddings keep their
+model's scale. ImplicitSLIM runs in float64 here: a trained table whose rows share a dominant
+direction makes ``FᵀΩF`` span many orders of magnitude, and its float32 product lost positive
+definiteness (UltraGCN's user table on ml-100k after 5 epochs).
 
 Variants: ``sides="both"`` (``implicit_slim``), ``sides="items"`` (``implicit_slim_items``: the
 user-side contribution measured on its own by comparison), ``sides="none"`` (``baseline``).
@@ -54,7 +62,9 @@ class GraphImplicitSLIM:
     threshold : float
         τ ≥ 0: items (users) of training popularity (degree) below it do not anchor the solution.
     reg_weight : float
-        Strength of the regulariser (≥ 0; 0 = initialisation only).
+        Strength of the regulariser (≥ 0; 0 = initialisation only). No published value (the paper
+        gives no schedule or strength for GCNs); the default 0.01 was neutral to slightly helpful
+        on a synthetic per-user split, 0.1 hurt there.
     """
 
     sides: str = "none"
@@ -128,7 +138,8 @@ class EmbeddingTargets:
 
         config = self.config
         function = implicit_slim_users if side == "user" else implicit_slim
-        out = function(table.detach().clone(), self.X, lam=config.lam, alpha=config.alpha, threshold=config.threshold)
+        unit = (table.detach() / table.detach().square().mean().sqrt()).double()
+        out = function(unit, self.X, lam=config.lam, alpha=config.alpha, threshold=config.threshold)
         out = torch.as_tensor(out).to(device=table.device, dtype=table.dtype)
         norm = out.norm()
         when = "the initialisation" if epoch < 0 else f"the start of epoch {epoch}"
