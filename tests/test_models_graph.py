@@ -256,8 +256,10 @@ def test_user_side_implicit_slim_is_the_item_side_routine_on_the_transpose(thres
         implicit_slim_users(E, X.toarray(), lam=5.0, alpha=0.7)
 
 
-def scaled(E: torch.Tensor, out) -> torch.Tensor:
-    out = torch.as_tensor(out, dtype=E.dtype)
+def graph_target(function, E: torch.Tensor, X) -> torch.Tensor:
+    """``function`` (item- or user-side ImplicitSLIM, λ = 3, α = 2) of ``E`` scaled to unit
+    root-mean-square entries, in float64, rescaled to the Frobenius norm of ``E``."""
+    out = torch.as_tensor(function((E / E.square().mean().sqrt()).double(), X, 3.0, 2.0), dtype=E.dtype)
     return out * (E.norm() / out.norm())
 
 
@@ -274,8 +276,8 @@ def test_implicit_slim_initialises_regularises_and_refreshes_the_named_tables(si
     targets = EmbeddingTargets(config, X)
     targets.initialise(tables)
     expected = {
-        "user": scaled(before["user"], implicit_slim_users(before["user"], X, 3.0, 2.0)),
-        "item": scaled(before["item"], implicit_slim(before["item"], X, 3.0, 2.0)),
+        "user": graph_target(implicit_slim_users, before["user"], X),
+        "item": graph_target(implicit_slim, before["item"], X),
     }
     named = {"both": ("user", "item"), "items": ("item",), "none": ()}[sides]
     for side in ("user", "item"):
@@ -292,9 +294,7 @@ def test_implicit_slim_initialises_regularises_and_refreshes_the_named_tables(si
     for epoch in range(9):
         targets.on_epoch_start(tables, epoch)
     assert targets.computed_epochs_ == [-1, 4, 8]
-    torch.testing.assert_close(
-        targets.targets_["item"], scaled(tables["item"].detach(), implicit_slim(tables["item"].detach(), X, 3.0, 2.0))
-    )
+    torch.testing.assert_close(targets.targets_["item"], graph_target(implicit_slim, tables["item"].detach(), X))
 
 
 def test_implicit_slim_settings_are_checked():
