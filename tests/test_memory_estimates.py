@@ -155,8 +155,8 @@ def test_training_runs_count_their_weights_and_batches(model, settings, expected
 
 
 def test_an_unknown_model_is_named():
-    with pytest.raises(ConfigError, match="unknown model 'lightgcn'"):
-        train_mem_mb(STATS, "lightgcn", {})
+    with pytest.raises(ConfigError, match="unknown model 'slim'"):
+        train_mem_mb(STATS, "slim", {})
 
 
 ARMS = [

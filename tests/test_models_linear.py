@@ -361,6 +361,32 @@ def test_init_only_mf_uses_the_requested_embeddings(problem, init):
     np.testing.assert_allclose(model.item_factors_, expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("threshold", [0.0, 9.0])
+def test_user_side_init_is_the_item_side_implicit_slim_on_the_transpose_then_the_item_step(problem, threshold):
+    X = problem["X"]
+    model = MatrixFactorization(
+        n_factors=D,
+        init="implicit_slim_users",
+        regularizer="none",
+        n_epochs=0,
+        r_q=2.0,
+        item_lambda=5.0,
+        item_alpha=0.7,
+        item_threshold=threshold,
+        seed=3,
+        dtype="float64",
+    ).fit(X)
+    start = np.random.default_rng(3).standard_normal((N_USERS, D))
+    P = implicit_slim(start, sp.csr_matrix(problem["R"].T), 5.0, 0.7, threshold)
+    assert threshold == 0.0 or (problem["R"].sum(axis=1) < threshold).any()  # some users do not anchor
+    expected = dense_item_step(problem["R"], P, 2.0, problem["b"])
+    np.testing.assert_allclose(model.item_factors_, expected, rtol=1e-9, atol=1e-12)
+    trained = MatrixFactorization(
+        n_factors=D, init="implicit_slim_users", regularizer="none", n_epochs=1, r_q=2.0, item_lambda=5.0, item_alpha=0.7
+    ).fit(X)
+    assert np.isfinite(trained.score_batch(X)).all()
+
+
 def test_orth_makes_implicit_slim_embeddings_orthonormal(problem):
     model = MatrixFactorization(
         n_factors=D, regularizer="none", n_epochs=0, orth=True, item_lambda=5.0, item_alpha=0.7, item_threshold=0.0, dtype="float64"
@@ -379,6 +405,8 @@ def test_orth_makes_implicit_slim_embeddings_orthonormal(problem):
         MatrixFactorization(init="svd", n_init_steps=0, n_factors=D),
         MatrixFactorization(r_p=0.0, n_factors=D),
         MatrixFactorization(item_alpha=0.0, n_factors=D),
+        MatrixFactorization(init="implicit_slim_users", n_init_steps=2, n_factors=D),
+        PLRec(init="implicit_slim_users", n_factors=D),
         PLRec(n_epochs=0, n_factors=D),
         PLRec(init="svd", init_after_step=True, n_factors=D),
         PLRec(power=0.0, n_factors=D),

@@ -5,7 +5,8 @@ Both models keep item embeddings as ``(n_items, d)`` arrays (one row per item; t
 
 * :class:`MatrixFactorization` — ``R̂ = P Qᵀ + 1bᵀ``; users by the ridge step
   ``P = (R − 1bᵀ) Q (r_p I + QᵀQ)⁻¹`` (also the fold-in), items by the ridge step, optionally pulled
-  towards ``V = ImplicitSLIM(Q)`` with strength ``s_q``.
+  towards ``V = ImplicitSLIM(Q)`` with strength ``s_q``; or started from user factors given by
+  ImplicitSLIM on ``Xᵀ`` (``init="implicit_slim_users"``, the user-side embeddings of issue 15).
 * :class:`PLRec` — ``P = R Diag(ω) W`` with fixed encoder embeddings ``W`` and training-popularity
   weights ``ω``; ``Q`` by the (optionally regularised) item step.
 
@@ -24,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from islim.embeddings import implicit_slim, random_embeddings, slim_lle, svd_embeddings
+from islim.embeddings.implicit import implicit_slim_users
 from islim.errors import ConfigError, DataFormatError, IslimError
 from islim.linalg import column_space_basis
 from islim.memory import dense_bytes, ensure_fits
@@ -33,6 +35,7 @@ from islim.models.ridge import (
     UserEncoder,
     encode_users,
     item_means,
+    item_ridge,
     item_statistics,
     plrec_encoder,
     plrec_item_weights,
@@ -44,6 +47,8 @@ from islim.numerics import require_finite
 #: Item-embedding initialisations: Gaussian, right singular vectors of R, explicit SLIM-LLE,
 #: ImplicitSLIM applied to the Gaussian embeddings.
 INITS = ("random", "svd", "slim_lle", "implicit_slim")
+#: MF's further initialisation: user factors from ImplicitSLIM on ``Xᵀ``, items by the ridge step.
+USER_SIDE_INIT = "implicit_slim_users"
 #: Item-step regularisers: plain ridge, or a pull towards ImplicitSLIM embeddings.
 REGULARIZERS = ("none", "implicit_slim")
 
@@ -60,6 +65,9 @@ def _training_matrix(X, dtype: np.dtype) -> sp.csr_matrix:
 class _LinearEmbeddingModel(Recommender):
     """Fit loop, ImplicitSLIM call, initialisation and scoring shared by MF and PLRec."""
 
+    #: The ``init`` values the model accepts.
+    inits: tuple[str, ...] = INITS
+
     @classmethod
     def memory_bytes(cls, n_users, n_items, params, grid) -> int:
         """``6 I f`` float64 values of item embeddings and statistics and ``3 U f`` of user factors
@@ -67,8 +75,11 @@ class _LinearEmbeddingModel(Recommender):
         arrays (ImplicitSLIM's init and regulariser stay sparse)."""
         f = largest(params, grid, "n_factors")
         nbytes = 8 * (6 * n_items * f + 3 * n_users * f)
-        if "slim_lle" in [params.get("init"), *grid.get("init", [])]:
+        inits = [params.get("init"), *grid.get("init", [])]
+        if "slim_lle" in inits:
             nbytes += 3 * 8 * n_items**2
+        if USER_SIDE_INIT in inits:  # ImplicitSLIM on Xᵀ: its input, output and work arrays
+            nbytes += 8 * 7 * n_users * f
         return nbytes
 
     # ----------------------------------------------------------------- fitting
@@ -142,8 +153,8 @@ class _LinearEmbeddingModel(Recommender):
         n_items = X.shape[1]
         if not 1 <= self.n_factors <= n_items:
             raise ConfigError(f"n_factors must be between 1 and the number of items ({n_items}), got {self.n_factors}")
-        if self.init not in INITS:
-            raise ConfigError(f"init must be one of {INITS}, got {self.init!r}")
+        if self.init not in self.inits:
+            raise ConfigError(f"init must be one of {self.inits}, got {self.init!r}")
         if self.regularizer not in REGULARIZERS:
             raise ConfigError(f"regularizer must be one of {REGULARIZERS}, got {self.regularizer!r}")
         if self.n_init_steps < 0 or self.n_epochs < 0:
@@ -157,7 +168,7 @@ class _LinearEmbeddingModel(Recommender):
             raise ConfigError(f"init={self.init!r} needs n_init_steps >= 1 (0 leaves the random embeddings)")
         if min(self.r_q, self.s_q, self.tol, self.patience) < 0:
             raise ConfigError(f"r_q, s_q, tol and patience must be >= 0, got {self.r_q}, {self.s_q}, {self.tol}, {self.patience}")
-        if "implicit_slim" in (self.init, self.regularizer) and not (self.item_lambda > 0 and self.item_alpha > 0):
+        if {"implicit_slim", USER_SIDE_INIT} & {self.init, self.regularizer} and not (self.item_lambda > 0 and self.item_alpha > 0):
             raise ConfigError(f"ImplicitSLIM needs item_lambda > 0 and item_alpha > 0, got {self.item_lambda}, {self.item_alpha}")
 
     def _init_every_epoch(self) -> bool:
@@ -259,7 +270,11 @@ class MatrixFactorization(_LinearEmbeddingModel):
     bias : bool
         Use the fixed item bias ``b`` = item means of the training matrix.
     init : str
-        Item-embedding initialisation, one of :data:`INITS`.
+        Item-embedding initialisation, one of :data:`INITS`, or ``"implicit_slim_users"``: user
+        factors ``P = ImplicitSLIM_users(P₀)`` of seeded ``N(0, 1)`` ``(n_users, d)`` embeddings
+        ``P₀`` (:func:`~islim.embeddings.implicit.implicit_slim_users`, the item-side routine on
+        ``Xᵀ``, with ``item_lambda``, ``item_alpha`` and ``item_threshold`` as its λ, α and
+        user-degree threshold τ), then ``Q`` by the item ridge step from ``P``.
     regularizer : str
         ``"none"`` or ``"implicit_slim"`` (item step pulled towards ``V = ImplicitSLIM(Q)``,
         recomputed before every item step; at epoch 0 ``V = Q`` when ``init="implicit_slim"``).
@@ -320,12 +335,26 @@ class MatrixFactorization(_LinearEmbeddingModel):
         if not self.r_p > 0:
             raise ConfigError(f"r_p must be positive (it makes the user step well posed), got {self.r_p}")
 
+    inits = (*INITS, USER_SIDE_INIT)
+
     def _start(self, X: sp.csr_matrix) -> None:
         super()._start(X)
         self.item_factors_ = self._gaussian_embeddings()
 
     def _init_step(self, X: sp.csr_matrix) -> None:
-        self.item_factors_ = self._initialised(self.item_factors_, X)
+        if self.init == USER_SIDE_INIT:
+            self.item_factors_ = item_ridge(X, self._user_side_factors(X), self.r_q, self.item_bias_)
+        else:
+            self.item_factors_ = self._initialised(self.item_factors_, X)
+
+    def _user_side_factors(self, X: sp.csr_matrix) -> np.ndarray:
+        """``(n_users, d)`` user factors: ImplicitSLIM on ``Xᵀ`` of seeded ``N(0, 1)`` user
+        embeddings (unit variance, as the item side's), orthonormalised with ``orth``."""
+        start = random_embeddings(X.shape[0], self.n_factors, self.seed, scale=1.0, dtype=self.dtype_)
+        out = np.asarray(implicit_slim_users(start, X, self.item_lambda, self.item_alpha, self.item_threshold))
+        if self.orth:
+            out = column_space_basis(out)
+        return out.astype(self.dtype_, copy=False)
 
     def _train_step(self, X: sp.csr_matrix, epoch: int) -> None:
         target = None
