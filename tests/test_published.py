@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from islim.names import METRIC_NAMES, MODEL_NAMES
+from islim.metrics import parse_metric
+from islim.names import MODEL_NAMES
 from islim.results_table import PUBLISHED_COLUMNS, load_published, results_table
 
 #: A source names a paper (authors, venue and year) and the table the number is printed in.
@@ -29,9 +30,9 @@ def test_every_published_number_has_its_paper_and_table(published):
 
 
 def test_published_rows_name_known_datasets_models_variants_and_metrics(published):
-    assert set(published["dataset"]) == {"ml-20m", "netflix", "msd"}
+    assert set(published["dataset"]) == {"ml-20m", "netflix", "msd", "gowalla", "yelp2018", "amazon-book"}
     assert set(published["model"]) <= set(MODEL_NAMES)
-    assert set(published["metric"]) <= set(METRIC_NAMES)
+    assert all(parse_metric(metric).per_user for metric in set(published["metric"]))  # an unknown family raises
     assert set(published["variant"]) <= {"", "baseline", "implicit_slim"}
     assert set(published.loc[published["model"] == "ease", "variant"]) == {""}  # EASE has no variants
 
@@ -42,6 +43,25 @@ def test_msd_has_the_deep_models_of_liang_et_al_and_recvae(published):
     assert msd["multdae"].to_dict() == {"recall@20": 0.266, "recall@50": 0.363, "ndcg@100": 0.313}
     assert msd[("recvae", "ndcg@100")] == 0.326
     assert all("Liang et al." in source for source in published.loc[published["model"].isin(["multvae", "multdae"]), "source"])
+
+
+def test_the_graph_models_have_their_papers_numbers_on_the_lightgcn_splits(published):
+    """LightGCN (He et al. 2020, Table 3) and UltraGCN (Mao et al. 2021): test Recall@20 / NDCG@20
+    on the splits of the LightGCN authors, which the registry's gowalla, yelp2018 and amazon-book read."""
+    expected = {
+        ("lightgcn", "gowalla"): (0.1830, 0.1554),
+        ("lightgcn", "yelp2018"): (0.0649, 0.0530),
+        ("lightgcn", "amazon-book"): (0.0411, 0.0315),
+        ("ultragcn", "gowalla"): (0.1862, 0.1580),
+        ("ultragcn", "yelp2018"): (0.0683, 0.0561),
+        ("ultragcn", "amazon-book"): (0.0681, 0.0556),
+    }
+    graph = published[published["model"].isin(["lightgcn", "ultragcn"])].set_index(["model", "dataset", "metric"])
+    assert len(graph) == 2 * len(expected) and set(graph["variant"]) == {"baseline"}
+    for (model, dataset), (recall, ndcg) in expected.items():
+        assert graph.loc[(model, dataset, "recall@20"), "value"] == recall
+        assert graph.loc[(model, dataset, "ndcg@20"), "value"] == ndcg
+        assert graph.loc[(model, dataset, "recall@20"), "source"].startswith({"lightgcn": "He et al.", "ultragcn": "Mao et al."}[model])
 
 
 def metric_rows(variants: dict[str, float]) -> pd.DataFrame:
