@@ -330,9 +330,11 @@ def protocol_of(entry: Mapping[str, Any]) -> str:
 
 
 def training_models(config: dict[str, Any], name: str) -> dict[str, Any]:
-    """``training.models`` with dataset ``name``'s own ``training.models`` deep-merged over it."""
+    """``training.models`` with dataset ``name``'s own ``training.models`` deep-merged over it; a
+    model the dataset maps to ``null`` (or that is ``null`` in both) is left out."""
     overrides = dataset_entry(config, name).get("training", {}).get("models", {})
-    return deep_merge(config["training"].get("models", {}), overrides)
+    merged = deep_merge(config["training"].get("models", {}), overrides)
+    return {model: settings for model, settings in merged.items() if settings is not None}
 
 
 def ease_settings(config: dict[str, Any], name: str) -> dict[str, Any]:

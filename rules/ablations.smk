@@ -8,7 +8,7 @@ UNSEEDED_REFERENCES = [r for r in arms_of("reference") if r not in SEEDED_REFERE
 
 rule ablation_cell:
     input:
-        split=split_files,
+        split=ablation_split_files,
         stats="data/processed/{dataset}/stats.json",
     output:
         records="results/{dataset}/ablations/{neighbourhood}.{first_step}.{second_step}.d{d}.json",
@@ -36,7 +36,7 @@ rule ablation_cell:
 
 rule ablation_reference:
     input:
-        split=split_files,
+        split=ablation_split_files,
         stats="data/processed/{dataset}/stats.json",
     output:
         records="results/{dataset}/ablations/reference.{reference}.d{d}.json",
@@ -67,7 +67,7 @@ rule ablation_reference:
 # One seed of a stochastic reference arm; ablation_seed_mean averages the seeds.
 rule ablation_reference_seed:
     input:
-        split=split_files,
+        split=ablation_split_files,
         stats="data/processed/{dataset}/stats.json",
     output:
         records="results/{dataset}/ablations/seeds/reference.{reference}.d{d}.s{seed}.json",
@@ -130,7 +130,7 @@ rule ablation_seed_mean:
 
 rule ablation_table:
     input:
-        ablation_cells,
+        ablation_table_cells,
     output:
         report(
             "results/{dataset}/ablations.csv",

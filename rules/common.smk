@@ -23,6 +23,7 @@ from islim.config import (
     validate_config,
 )
 from islim.embeddings.registry import PAPER_CELLS, arms_of
+from islim.evaluate import dataset_metric_settings
 from islim.memory import ease_mem_mb
 from islim.resources import ablation_mem_mb, train_mem_mb
 from islim.models.registry import model_spec, trained_by, uses_gpu
@@ -71,11 +72,46 @@ ARMS = {
 }
 
 
-def ablation_stems():
-    """File stems of the ablation jobs of a dataset: every cell of the grid at `dims`; every
-    reference arm, and each paper cell (islim.embeddings.registry.PAPER_CELLS) whose arms are
-    configured, at `dims` and `curve_dims` (the curves of the dimension figure)."""
-    if not ABLATIONS["activate"]:
+def runs_ablations(dataset):
+    """Whether the ablation grid runs on a dataset: `ablations.activate` and the dataset's protocol
+    is strong (the grid's cells score held-out users from their fold-in rows)."""
+    strong = protocol_of(dataset_entry(config, dataset)) == "strong"
+    return ABLATIONS["activate"] and strong
+
+
+# The datasets of the run the ablation grid runs on (skipped for per-user hold-out ones).
+ABLATION_DATASETS = [d for d in DATASETS if runs_ablations(d)]
+SKIPPED_ABLATIONS = [d for d in DATASETS if d not in ABLATION_DATASETS]
+if ABLATIONS["activate"] and SKIPPED_ABLATIONS:
+    logger.info(
+        f"ablations: not run on {', '.join(SKIPPED_ABLATIONS)} (per-user hold-out protocol; "
+        "the ablation grid is strong-protocol only)"
+    )
+
+
+def check_ablation_protocol(dataset):
+    """Refuse, with a clear message, an ablation file of a dataset under the per-user hold-out
+    protocol (named as a target: the default targets never ask for one)."""
+    if protocol_of(dataset_entry(config, dataset)) != "strong":
+        raise ValueError(
+            f"the ablation grid runs under the strong protocol only, and dataset {dataset!r} "
+            "is evaluated per user (protocol weak): ask for its metrics.csv or report "
+            "instead, or run the grid on a strong-protocol dataset"
+        )
+
+
+def ablation_split_files(wildcards):
+    """split_files of an ablation job's dataset (check_ablation_protocol)."""
+    check_ablation_protocol(wildcards.dataset)
+    return split_files(wildcards)
+
+
+def ablation_stems(dataset):
+    """File stems of the ablation jobs of a dataset (none where runs_ablations is false): every
+    cell of the grid at `dims`; every reference arm, and each paper cell
+    (islim.embeddings.registry.PAPER_CELLS) whose arms are configured, at `dims` and `curve_dims`
+    (the curves of the dimension figure)."""
+    if not runs_ablations(dataset):
         return []
     dims = ABLATIONS["dims"]
     curve = sorted({*dims, *ABLATIONS["curve_dims"]})
@@ -90,12 +126,19 @@ def ablation_stems():
 
 def ablation_cells(wildcards):
     """Run records of every ablation job of one dataset (ablation_stems)."""
-    return [f"results/{wildcards.dataset}/ablations/{s}.json" for s in ablation_stems()]
+    stems = ablation_stems(wildcards.dataset)
+    return [f"results/{wildcards.dataset}/ablations/{s}.json" for s in stems]
+
+
+def ablation_table_cells(wildcards):
+    """ablation_cells of the ablation table's dataset (check_ablation_protocol)."""
+    check_ablation_protocol(wildcards.dataset)
+    return ablation_cells(wildcards)
 
 
 def ablation_per_user(dataset):
     """Per-user tables of every ablation job of a dataset (ablation_stems)."""
-    return [f"results/{dataset}/per_user/{s}.parquet" for s in ablation_stems()]
+    return [f"results/{dataset}/per_user/{s}.parquet" for s in ablation_stems(dataset)]
 
 
 def custom_file(wildcards):
@@ -271,7 +314,9 @@ FIGURE_STAGES = {
 # The files of each figure input (registry SOURCES) for a list of datasets.
 FIGURE_SOURCES = {
     "metrics": lambda datasets: expand("results/{d}/metrics.csv", d=datasets),
-    "ablations": lambda datasets: expand("results/{d}/ablations.csv", d=datasets),
+    "ablations": lambda datasets: [
+        f"results/{d}/ablations.csv" for d in datasets if runs_ablations(d)
+    ],
     "ablation_per_user": lambda datasets: [
         path for d in datasets for path in ablation_per_user(d)
     ],
@@ -283,8 +328,12 @@ FIGURE_SOURCES = {
 
 
 def figure_scopes(figure):
-    """The <scope> folders of reports/ a registered figure is drawn into."""
-    return DATASETS if figure.scope == "dataset" else ["summary"]
+    """The <scope> folders of reports/ a registered figure is drawn into: summary, or every
+    dataset of the run (those the ablation grid runs on, for a figure of ablation results).
+    """
+    if figure.scope == "summary":
+        return ["summary"]
+    return ABLATION_DATASETS if "ablations" in figure.stages else DATASETS
 
 
 def figure_skipped_because(figure):
@@ -359,14 +408,22 @@ def report_targets():
     return targets
 
 
+def selection_metric(dataset):
+    """A dataset's selection metric: its protocol's `select` (config `metrics`)."""
+    return dataset_metric_settings(config, dataset)["select"]
+
+
 def findings_metric(wildcards):
-    """The metric a dataset's findings are stated in: its protocol's selection metric."""
-    protocol = protocol_of(dataset_entry(config, wildcards.dataset))
-    return config["metrics"][protocol]["select"]
+    """The metric a dataset's findings are stated in: its selection metric."""
+    return selection_metric(wildcards.dataset)
+
+
+def figure_metric(wildcards):
+    """The metric of a figure drawn for a dataset: its selection metric (None for summary)."""
+    return None if wildcards.scope == "summary" else selection_metric(wildcards.scope)
 
 
 def final_targets():
     targets = expand("results/{dataset}/metrics.csv", dataset=DATASETS)
-    if ABLATIONS["activate"]:
-        targets += expand("results/{dataset}/ablations.csv", dataset=DATASETS)
+    targets += expand("results/{dataset}/ablations.csv", dataset=ABLATION_DATASETS)
     return targets + report_targets()

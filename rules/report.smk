@@ -25,6 +25,8 @@ rule figure:
     params:
         code=code("figure"),
         caption=figure_caption,
+        # The selection metric of the scope's dataset (figures that take one, e.g. Figure 2).
+        metric=figure_metric,
     script:
         "../workflow_scripts/figure.py"
 

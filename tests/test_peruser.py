@@ -20,7 +20,7 @@ import yaml
 
 from islim import pipeline
 from islim.catalog import check_registered_names
-from islim.config import protocol_of, validate_config
+from islim.config import protocol_of, training_models, validate_config
 from islim.data.peruser import prepare_per_user, split_per_user, split_published
 from islim.data.split import PARTS, load_split, save_split, split_stats
 from islim.errors import ConfigError, DataFormatError, IntegrityError
@@ -306,8 +306,10 @@ def base_config() -> dict:
 
 @pytest.fixture
 def registry_protocols(monkeypatch):
-    """EASE and MF on both protocols, ItemKNN on ``weak`` only, whatever the registry says now."""
-    for name, protocols in (("ease", ("strong", "weak")), ("mf", ("strong", "weak")), ("itemknn", ("weak",))):
+    """EASE and MF on both protocols, ItemKNN on ``weak`` only, popularity and PLRec on ``strong``
+    only, whatever the registry says now."""
+    both, weak, strong = ("strong", "weak"), ("weak",), ("strong",)
+    for name, protocols in (("ease", both), ("mf", both), ("itemknn", weak), ("popularity", strong), ("plrec", strong)):
         monkeypatch.setitem(registry.MODELS, name, dataclasses.replace(registry.MODELS[name], protocols=protocols))
 
 
@@ -325,6 +327,19 @@ def test_a_model_without_the_datasets_protocol_is_refused_when_the_config_is_che
     config["datasets"]["toy"]["training"] = {"models": {"popularity": {"variants": {"baseline": {}}}}}
     with pytest.raises(ConfigError, match="dataset 'toy' is evaluated under the 'weak' protocol, which model 'popularity'"):
         check_registered_names(validate_config(config))
+
+
+def test_a_dataset_switches_off_a_model_of_the_global_section_by_mapping_it_to_null(base_config, registry_protocols):
+    config = copy.deepcopy(base_config)
+    config["run_datasets"] = ["toy"]
+    config["training"]["models"]["plrec"] = {"variants": {"baseline": {}}}
+    with pytest.raises(ConfigError, match="dataset 'toy' is evaluated under the 'weak' protocol, which model 'plrec'"):
+        check_registered_names(validate_config(config))
+    config["datasets"]["toy"]["training"] = {"models": {"plrec": None, "mf": {"variants": {"implicit_slim": {}}}}}
+    checked = validate_config(config)
+    check_registered_names(checked)
+    assert training_models(checked, "toy") == {"mf": {"variants": {"baseline": {}, "implicit_slim": {}}}}
+    assert set(training_models(checked, "ml-100k")) == {"mf", "plrec"}  # other datasets keep it
 
 
 @pytest.mark.parametrize(

@@ -272,6 +272,26 @@ def test_convergence_figure_pairs_variants_by_colour_and_draws_one_step_models_a
     assert all(type(formatter) is LogFormatter for formatter in formatters)  # seconds as "2", "30", not "2 x 10^0"
 
 
+def test_convergence_figure_shows_the_selection_metric_given_and_a_style_per_variant(tmp_path):
+    """Per-user hold-out curves (validation NDCG@20) of the graph models in three variants: the y
+    axis is the metric passed (as the workflow passes the dataset's), each variant its own line
+    style, none dotted like the one-step reference lines; a metric the curves lack is named."""
+    paths = []
+    for model in ("lightgcn", "ultragcn"):
+        for variant in ("baseline", "implicit_slim", "implicit_slim_items"):
+            paths.append(str(tmp_path / f"{model}-{variant}.csv"))
+            pd.DataFrame({"epoch": [0, 1], "wall_seconds": [1.0, 2.0], "train_loss": 0.5, "val_ndcg@20": [0.1, 0.2]}).to_csv(
+                paths[-1], index=False
+            )
+    figure = draw("convergence", {"curves": paths}, metric="ndcg@20")
+    assert figure.axes[0].get_ylabel() == "validation NDCG@20"
+    styles = {line.get_linestyle() for line in figure.axes[0].get_lines()}
+    assert len(styles) == 3 and ":" not in styles
+    assert legend_texts(figure)[-3:] == ["baseline", "implicit_slim", "implicit_slim_items"]
+    with pytest.raises(KeyError, match="no column 'val_ndcg@100'"):
+        draw("convergence", {"curves": paths})
+
+
 class SetUpClock:
     """``time.perf_counter`` that jumps by ``SET_UP`` seconds while a wrapped set-up step runs."""
 

@@ -9,5 +9,5 @@ from islim.plotting.style import save_figure
 
 with job(snakemake):
     figure = FIGURES[snakemake.wildcards.figure]
-    drawn = draw(figure, {name: getattr(snakemake.input, name) for name in figure.inputs})
+    drawn = draw(figure, {name: getattr(snakemake.input, name) for name in figure.inputs}, snakemake.params.metric)
     save_figure(drawn, Path(snakemake.output.png).with_suffix(""))

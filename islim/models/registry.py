@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 #: Evaluation protocols: ``strong`` = held-out users scored from fold-in rows (Liang et al., 2018);
 #: ``weak`` = per-user hold-out, every user's held-out items scored from its training state (He et al., 2020).
 PROTOCOLS = ("strong", "weak")
+#: The protocols of a model that scores a user from its fold-in rows alone (EASE, MF, popularity,
+#: ItemKNN): under ``weak`` the fold-in rows are the user's own known interactions
+#: (:meth:`islim.data.split.Split.held_out`), so the same scoring serves both.
+FOLD_IN_PROTOCOLS = PROTOCOLS
 
 
 @dataclass(frozen=True)
@@ -74,14 +78,16 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("ease", "EASE", "islim.models.ease:EASE", colour=9, marker="s", rule="ease"),
-        ModelSpec("mf", "MF", "islim.models.linear:MatrixFactorization", colour=7, marker="o", stochastic=True),
+        ModelSpec("ease", "EASE", "islim.models.ease:EASE", colour=9, marker="s", protocols=FOLD_IN_PROTOCOLS, rule="ease"),
+        ModelSpec(
+            "mf", "MF", "islim.models.linear:MatrixFactorization", colour=7, marker="o", protocols=FOLD_IN_PROTOCOLS, stochastic=True
+        ),
         ModelSpec("plrec", "PLRec", "islim.models.linear:PLRec", colour=11, marker="^", stochastic=True),
         ModelSpec("multvae", "Mult-VAE", "islim.models.deep.estimator:MultVAEModel", colour=0, marker="v", gpu=True, stochastic=True),
         ModelSpec("recvae", "RecVAE", "islim.models.deep.estimator:RecVAEModel", colour=1, marker="D", gpu=True, stochastic=True),
         ModelSpec("hvamp", "H+Vamp(Gated)", "islim.models.deep.estimator:HVampModel", colour=6, marker="P", gpu=True, stochastic=True),
-        ModelSpec("popularity", "Popularity", "islim.models.popularity:Popularity", colour=3, marker="X"),
-        ModelSpec("itemknn", "ItemKNN", "islim.models.itemknn:ItemKNN", colour=4, marker="*"),
+        ModelSpec("popularity", "Popularity", "islim.models.popularity:Popularity", colour=3, marker="X", protocols=FOLD_IN_PROTOCOLS),
+        ModelSpec("itemknn", "ItemKNN", "islim.models.itemknn:ItemKNN", colour=4, marker="*", protocols=FOLD_IN_PROTOCOLS),
         ModelSpec(
             "lightgcn",
             "LightGCN",

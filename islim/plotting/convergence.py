@@ -10,13 +10,15 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatter
 
-from islim.names import METRIC_NAMES, MODEL_NAMES
+from islim.names import MODEL_NAMES, metric_title
 from islim.plotting.dimension import draw_reference_lines
 from islim.plotting.style import PAGE, REFERENCE_MODELS, model_style, new_figure, styled
 
-#: Line style of a variant (the config's variant names); other variants take the remaining styles.
+#: Line style of a variant (the config's variant names); other variants (e.g. the graph models'
+#: ``implicit_slim_items``, MF's ``implicit_slim_users``) take the remaining styles: dash-dot, then
+#: dash-dot-dot. Dotted is left to the reference lines of the one-step models.
 VARIANT_STYLES = {"baseline": "-", "implicit_slim": "--"}
-OTHER_STYLES = (":", "-.")
+OTHER_STYLES = ("-.", (0, (3, 1, 1, 1, 1, 1)))
 
 
 def read_curves(paths: list[str | os.PathLike]) -> pd.DataFrame:
@@ -32,14 +34,14 @@ def read_curves(paths: list[str | os.PathLike]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def variant_styles(variants: list[str]) -> dict[str, str]:
+def variant_styles(variants: list[str]) -> dict[str, str | tuple]:
     """A line style per variant: :data:`VARIANT_STYLES` first, then the others in order."""
     others = iter(OTHER_STYLES * len(variants))
     return {variant: VARIANT_STYLES.get(variant) or next(others) for variant in variants}
 
 
 @styled
-def convergence_figure(curves: pd.DataFrame, column: str = "val_ndcg@100") -> Figure:
+def convergence_figure(curves: pd.DataFrame, metric: str = "ndcg@100") -> Figure:
     """Validation quality against epoch (left) and wall-clock seconds since ``fit`` began (right,
     log scale).
 
@@ -54,14 +56,18 @@ def convergence_figure(curves: pd.DataFrame, column: str = "val_ndcg@100") -> Fi
     ----------
     curves : pandas.DataFrame
         :func:`read_curves` output: ``model``, ``variant``, ``epoch``, ``wall_seconds`` (since
-        ``fit`` began) and ``column``.
-    column : str
-        The curve column on the y axis.
+        ``fit`` began) and ``val_<metric>``.
+    metric : str
+        The validation metric on the y axis: the dataset's selection metric (the workflow passes
+        its protocol's ``select``).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
+    column = f"val_{metric}"
+    if column not in curves.columns:
+        raise KeyError(f"the training curves have no column {column!r} (validation {metric}); they have {list(curves.columns)}")
     one_step = curves.groupby("model")["epoch"].transform("nunique") == 1
     reference = curves[curves["model"].isin(REFERENCE_MODELS) & one_step]
     trained = curves.drop(reference.index)
@@ -88,8 +94,7 @@ def convergence_figure(curves: pd.DataFrame, column: str = "val_ndcg@100") -> Fi
     axes[0][1].set_xscale("log")
     axes[0][1].xaxis.set_major_formatter(LogFormatter())  # plain numbers ("2", "30"), not 2 x 10^0
     axes[0][1].xaxis.set_minor_formatter(LogFormatter(minor_thresholds=(1, 0.4)))
-    metric = column.removeprefix("val_")
-    axes[0][0].set_ylabel(f"validation {METRIC_NAMES.get(metric, metric)}")
+    axes[0][0].set_ylabel(f"validation {metric_title(metric)}")
     legend = [Line2D([], [], color=model_style(m)["color"], marker=model_style(m)["marker"], label=MODEL_NAMES.get(m, m)) for m in models]
     legend += [Line2D([], [], color="black", linestyle=s, label=v) for v, s in styles.items()]
     figure.legend(handles=legend + list(handles.values()), loc="outside right center", frameon=False)

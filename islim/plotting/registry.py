@@ -95,6 +95,9 @@ class ReportFigure:
         See :data:`SCOPES`.
     needs : tuple of str
         Stages the figure needs beyond those of its inputs (rarely needed).
+    metric : bool
+        The figure function also takes ``metric``: the selection metric of the scope's dataset
+        (its protocol's ``select``, e.g. ``ndcg@100`` for held-out users, ``ndcg@20`` per-user).
     """
 
     name: str
@@ -103,6 +106,7 @@ class ReportFigure:
     label: str
     scope: Literal["dataset", "summary"] = "dataset"
     needs: tuple[str, ...] = ()
+    metric: bool = False
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or not self.name.isascii():
@@ -130,7 +134,7 @@ FIGURES: dict[str, ReportFigure] = {
     figure.name: figure
     for figure in (
         ReportFigure("dimension", "dimension.dimension_figure", ("ablations", "metrics"), "embedding dimension"),
-        ReportFigure("convergence", "convergence.convergence_figure", ("curves",), "convergence"),
+        ReportFigure("convergence", "convergence.convergence_figure", ("curves",), "convergence", metric=True),
         ReportFigure("ablation_grid", "ablation_grid.ablation_grid_figure", ("ablations", "ablation_per_user"), "ablation grid"),
         ReportFigure("scaling", "scaling.scaling_figure", ("scaling",), "cost scaling", scope="summary"),
     )
@@ -176,7 +180,9 @@ def read_source(name: str, paths: str | os.PathLike | Sequence[str | os.PathLike
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
-def draw(figure: ReportFigure | str, paths: Mapping[str, str | os.PathLike | Sequence[str | os.PathLike]]) -> Figure:
+def draw(
+    figure: ReportFigure | str, paths: Mapping[str, str | os.PathLike | Sequence[str | os.PathLike]], metric: str | None = None
+) -> Figure:
     """Draw ``figure`` (an entry or its name) from the files of each of its inputs.
 
     Parameters
@@ -186,6 +192,9 @@ def draw(figure: ReportFigure | str, paths: Mapping[str, str | os.PathLike | Seq
     paths : mapping
         For each name in ``figure.inputs``, its file or files (several for the curves, or for a
         summary figure reading a per-dataset source).
+    metric : str, optional
+        The selection metric passed to a figure that takes one (:attr:`ReportFigure.metric`);
+        ``None``: the figure function's default.
 
     Returns
     -------
@@ -195,4 +204,5 @@ def draw(figure: ReportFigure | str, paths: Mapping[str, str | os.PathLike | Seq
     missing = [name for name in figure.inputs if name not in paths]
     if missing:
         raise KeyError(f"figure {figure.name}: no files given for inputs {missing}")
-    return drawing_function(figure)(**{name: read_source(name, paths[name]) for name in figure.inputs})
+    options = {"metric": metric} if figure.metric and metric is not None else {}
+    return drawing_function(figure)(**{name: read_source(name, paths[name]) for name in figure.inputs}, **options)
