@@ -19,6 +19,10 @@ The seeded synthetic matrix of ML-20M's shape (:func:`islim.data.synthetic.gener
   ``products_floor_seconds_per_epoch`` = the replayed products' own time, extrapolated the same way
   (what these shapes cost on this BLAS; a GEMM with a small inner dimension runs below the square
   rate). ``ratio`` and ``ratio_to_products`` are the epoch time over each.
+* **CPU time.** The same with process CPU time (all threads) instead of wall-clock time:
+  ``cpu_seconds_per_epoch``, ``ratio_cpu`` (over FLOPs ÷ the square GEMM's rate per CPU second)
+  and ``ratio_to_products_cpu``. With ``--threads 1`` these hardly move with other processes'
+  load; with more threads they count time threads spend waiting for each other.
 
 Validation (scoring 10,000 fold-in users) is extrapolated from one 2,000-user batch and reported
 apart; it is not part of the floor. Results go to ``--out`` (default
@@ -75,10 +79,11 @@ def time_model(name: str, X: sp.csr_matrix, n_steps: int, n_rounds: int) -> dict
             with trainable_only(model, phase.parameters), DenseProducts() as recorder:
                 runner.step(phase, optimizer, next(batches[phase.name]), state)
             products[phase.name] = recorder
-        square_rates = []
+        square_rates = {"wall": [], "cpu": []}
         replay, steps = ({p.name: {"wall": [], "cpu": []} for p, _ in phases} for _ in range(2))
         for _ in range(n_rounds):
-            square_rates.append(square_gemm_rate())
+            for clock, rate in zip(("wall", "cpu"), square_gemm_rate()):
+                square_rates[clock].append(rate)
             for phase, optimizer in phases:
                 wall, cpu = time_products(products[phase.name].counts)
                 replay[phase.name]["wall"].append(wall)
@@ -96,7 +101,7 @@ def time_model(name: str, X: sp.csr_matrix, n_steps: int, n_rounds: int) -> dict
 
     seconds, products_floor = epoch_seconds(steps, "wall"), epoch_seconds(replay, "wall")
     flops = sum(per_epoch[n] * recorder.flops for n, recorder in products.items())
-    square_rate = statistics.median(square_rates)
+    square_rate, square_cpu_rate = (statistics.median(square_rates[clock]) for clock in ("wall", "cpu"))
     return {
         "seconds_per_epoch": seconds,
         "floor_seconds_per_epoch": flops / square_rate,
@@ -108,6 +113,7 @@ def time_model(name: str, X: sp.csr_matrix, n_steps: int, n_rounds: int) -> dict
         "products_gemm_gflops": flops / products_floor / 1e9,
         "cpu_seconds_per_epoch": epoch_seconds(steps, "cpu"),
         "ratio_to_products_cpu": epoch_seconds(steps, "cpu") / epoch_seconds(replay, "cpu"),
+        "ratio_cpu": epoch_seconds(steps, "cpu") / (flops / square_cpu_rate),
         "batch_size": params["batch_size"],
         "batches_per_pass": n_batches,
         "timed_steps_per_phase": n_rounds * n_steps,
@@ -153,7 +159,8 @@ def main() -> None:
     }
     print(f"synthetic matrix {X.shape}, nnz {X.nnz:,}; torch {torch.__version__}, {args.threads} threads")
     print(
-        f"{'model':8s} {'s/epoch':>9s} {'floor s':>9s} {'ratio':>6s} | {'products s':>10s} {'ratio':>6s} {'(CPU)':>6s} | {'TFLOP':>6s} {'GEMM GF/s':>9s} {'load':>5s}"
+        f"{'model':8s} {'s/epoch':>9s} {'floor s':>9s} {'ratio':>6s} {'(CPU)':>6s} | {'products s':>10s} {'ratio':>6s} {'(CPU)':>6s} | "
+        f"{'TFLOP':>6s} {'GEMM GF/s':>9s} {'load':>5s}"
     )
     results = {}
     for name in args.models:
@@ -162,7 +169,7 @@ def main() -> None:
         entry.update(machine, load_average=[load_before, os.getloadavg()[0]])
         results[name] = entry
         print(
-            f"{name:8s} {entry['seconds_per_epoch']:9.1f} {entry['floor_seconds_per_epoch']:9.1f} {entry['ratio']:6.2f} | "
+            f"{name:8s} {entry['seconds_per_epoch']:9.1f} {entry['floor_seconds_per_epoch']:9.1f} {entry['ratio']:6.2f} {entry['ratio_cpu']:6.2f} | "
             f"{entry['products_floor_seconds_per_epoch']:10.1f} {entry['ratio_to_products']:6.2f} {entry['ratio_to_products_cpu']:6.2f} | "
             f"{entry['epoch_tflop']:6.2f} {entry['square_gemm_gflops']:9.0f} {load_before:5.1f}",
             flush=True,

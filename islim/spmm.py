@@ -83,7 +83,7 @@ def sparse_dense_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | Non
     return out
 
 
-def column_ordered_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | None = None, block: int = 4096) -> np.ndarray:
+def column_ordered_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | None = None, block: int = 2048) -> np.ndarray:
     """``X @ dense`` computed column block by column block, for few rows and many columns.
 
     Parameters
@@ -93,7 +93,7 @@ def column_ordered_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | N
     dense : ndarray, shape (n, m)
     n_threads : int or None
         Worker threads (default :func:`islim.threads.compute_threads`).
-    block : int, default 4096
+    block : int, default 2048
         Columns of ``X`` (rows of ``dense``) per task.
 
     Returns

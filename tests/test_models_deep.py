@@ -139,7 +139,7 @@ def test_sparse_rows_operations_match_dense_numpy():
 @pytest.mark.parametrize("n_threads", [1, 3])
 def test_cpu_sparse_input_product_and_gradient_equal_dense_matmul(n_threads):
     """The column-ordered CPU product (and its Xᵀ G gradient) against a dense float64 reference."""
-    X = random_feedback(13, 9000, 0.004, seed=21)  # > one 4,096-item block of the forward product
+    X = random_feedback(13, 9000, 0.004, seed=21)  # several 2,048-item blocks of the forward product
     X.data = np.random.default_rng(4).uniform(0.5, 2.0, X.nnz)
     rows = SparseRows.from_csr(X, dtype=torch.float64).dropout(0.5, training=True)
     assert rows.columns is not None
