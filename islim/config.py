@@ -250,7 +250,8 @@ def _explain(error: jsonschema.ValidationError, validator, root: dict[str, Any])
 
 def _declared_keys(schema: dict[str, Any], instance: dict[str, Any], validator, root: dict[str, Any]) -> set[str]:
     """Property names a (sub)schema declares for ``instance``: its ``properties``, those of its
-    ``$ref`` and ``allOf`` parts, and of the ``then`` of every ``if`` the instance satisfies."""
+    ``$ref`` and ``allOf`` parts, and of the ``then`` of every ``if`` the instance satisfies (the
+    ``else`` of every other)."""
     keys = set(schema.get("properties", {}))
     parts = list(schema.get("allOf", []))
     if "$ref" in schema:
@@ -258,8 +259,8 @@ def _declared_keys(schema: dict[str, Any], instance: dict[str, Any], validator, 
         for name in schema["$ref"].removeprefix("#/").split("/"):
             node = node[name]
         parts.append(node)
-    if "if" in schema and validator.evolve(schema=schema["if"]).is_valid(instance):
-        parts.append(schema.get("then", {}))
+    if "if" in schema:
+        parts.append(schema.get("then" if validator.evolve(schema=schema["if"]).is_valid(instance) else "else", {}))
     for part in parts:
         keys |= _declared_keys(part, instance, validator, root)
     return keys

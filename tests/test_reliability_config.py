@@ -42,9 +42,11 @@ def open_mappings(node, path=""):
     """Paths of object schemas declaring ``properties`` without closing them to other keys (by
     ``additionalProperties: false``, ``unevaluatedProperties: false`` or an enum of property names).
 
-    Exempt (not what they contain): the ``preprocessing`` definition and the ``then`` branches of
-    ``dataset``, which the dataset schema closes with ``unevaluatedProperties: false``, the
-    ``if`` conditions, which describe no mapping, and the ablation axes, whose arm names are
+    Exempt (not what they contain): the ``preprocessing``, ``filters`` and ``strong_split``
+    definitions and the ``then`` branches of ``dataset`` (also those nested in a branch's
+    ``allOf``), which the dataset schema closes with ``unevaluatedProperties: false``, the ``if``
+    conditions, which describe no mapping, a protocol's metric settings, whose ``properties`` only
+    give defaults to the closed ``metric_settings`` they refer to, and the ablation axes, whose arm names are
     closed by the arms registry (:func:`islim.catalog.check_registered_names`, tested in
     tests/test_registries.py).
     """
@@ -55,8 +57,9 @@ def open_mappings(node, path=""):
             or "enum" in node.get("propertyNames", {})
         )
         exempt = (
-            path == "/$defs/preprocessing"
-            or re.fullmatch(r"/\$defs/dataset/allOf/\d+/(if|then)", path)
+            path in ("/$defs/preprocessing", "/$defs/filters", "/$defs/strong_split")
+            or re.fullmatch(r"/\$defs/dataset/allOf/\d+(/then/allOf/\d+)?/(if(/.*)?|then)", path)
+            or node.get("$ref") == "#/$defs/metric_settings"
             or re.fullmatch(r"/properties/ablations/properties/(neighbourhood|first_step|second_step)", path)
         )
         if "properties" in node and not closed and not exempt:
