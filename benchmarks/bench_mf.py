@@ -14,8 +14,9 @@ initialisation, ImplicitSLIM regulariser, ``--epochs`` ALS epochs, no validation
   issue 17 (``islim.models.ridge.sparse_dense_product`` replaced by scipy's product in the forked
   child; the results are identical).
 
-Both alternate ``--repeats`` times (medians reported); each run also reports the seconds spent in
-the item step (:func:`islim.models.ridge.item_statistics`). The baseline is
+First one item step alone (:func:`islim.models.ridge.item_statistics` with seeded embeddings) runs
+``--item-step-repeats`` times per path, then the fits ``--repeats`` times per path, the paths
+alternating (medians reported); each fit also reports its seconds in the item step. The baseline is
 ``implicit.cpu.als.AlternatingLeastSquares`` (conjugate-gradient ALS, ``--implicit-iterations``
 iterations, the library's defaults otherwise) on the same cached synthetic matrix and thread budget.
 Each run is a fresh forked child. Needs ``pip install implicit`` (the ``bench`` extra). Prints time,
@@ -44,10 +45,26 @@ def _scipy_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | None = No
     return np.asarray(sp.csr_matrix(X, dtype=dense.dtype) @ dense)
 
 
-def fit_islim(X: sp.csr_matrix, dim: int, epochs: int, path: str) -> dict:
-    """Fit MF + ImplicitSLIM along ``path`` (run in a forked child: it patches module attributes)."""
+def item_step_seconds(X: sp.csr_matrix, dim: int, path: str) -> float:
+    """Seconds of one item step's statistics (:func:`islim.models.ridge.item_statistics`, user encoder
+    included) along ``path``, for seeded item embeddings (run in a forked child)."""
+    _take(path)
+    Q = np.random.default_rng(0).standard_normal((X.shape[1], dim), dtype=np.float32)
+    encoder = ridge.user_ridge_encoder(Q, 1.0, ridge.item_means(X))
+    start = time.perf_counter()
+    ridge.item_statistics(X, encoder, dim)
+    return time.perf_counter() - start
+
+
+def _take(path: str) -> None:
+    """Make this (forked) process run the item step along ``path``."""
     if path == PATHS[1]:
         ridge.sparse_dense_product = _scipy_product
+
+
+def fit_islim(X: sp.csr_matrix, dim: int, epochs: int, path: str) -> dict:
+    """Fit MF + ImplicitSLIM along ``path`` (run in a forked child: it patches module attributes)."""
+    _take(path)
     item_step = [0.0]
     statistics_of = linear.item_statistics
 
@@ -79,11 +96,22 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--implicit-iterations", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2, help="fits per path")
+    parser.add_argument("--item-step-repeats", type=int, default=5, help="item steps alone per path (before the fits)")
     args = parser.parse_args()
     X = synthetic_matrix(*SHAPES[args.shape])
     print(f"shape {X.shape}, nnz {X.nnz:,}, d = {args.dim}; {blas_summary()}")
     print(f"load average before: {os.getloadavg()}")
+    steps = {path: [] for path in PATHS}
+    for _ in range(args.item_step_repeats):
+        for path in PATHS:
+            steps[path].append(measure(item_step_seconds, X, args.dim, path, threads=args.threads)["result"])
+    new_step, previous_step = (statistics.median(steps[path]) for path in PATHS)
+    for path in PATHS:
+        print(
+            f"one item step alone, {path:21s}: {statistics.median(steps[path]):6.2f} s; runs {', '.join(format(t, '.2f') for t in steps[path])}"
+        )
+    print(f"ratio previous / new, item step alone: {previous_step / new_step:.2f}x")
     runs = {path: [] for path in PATHS}
     for _ in range(args.repeats):
         for path in PATHS:
