@@ -265,7 +265,7 @@ def test_sigkill_mid_run_leaves_no_output_and_the_rerun_finishes_identically(tmp
     script = tmp_path / "train_tiny.py"
     script.write_text(SCRIPT, encoding="utf-8")
     killed, reference = tmp_path / "killed", tmp_path / "reference"
-    checkpoint = killed / "checkpoints" / "multvae-implicit_slim.0.ckpt.pt"
+    checkpoint = killed / "checkpoints" / "multvae-implicit_slim.p0.ckpt.pt"
     reference_run = start(script, reference, 0.0)
     victim = start(script, killed, 0.5)
     deadline = time.monotonic() + 90
