@@ -118,3 +118,17 @@ def test_threads_two_uses_both_cores(tmp_path):
     """The control: the same probe sees two busy threads when the job is given two."""
     counts = busy_thread_counts(2, tmp_path)
     assert all(count >= 2 for kernel, count in counts.items() if kernel != "implicit_slim"), counts
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_a_job_lets_openmp_threads_sleep_unless_the_environment_chose(preset, expected):
+    """limit_threads (every job, the CLI) sets OMP_WAIT_POLICY=PASSIVE before torch loads OpenMP,
+    and keeps a policy the user set."""
+    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    env["PYTHONPATH"] = str(REPO)
+    if preset is not None:
+        env["OMP_WAIT_POLICY"] = preset
+    code = "import os; from islim.threads import limit_threads; limit_threads(1); print(os.environ['OMP_WAIT_POLICY'])"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
