@@ -137,9 +137,9 @@ def test_tiny_run_trains_each_grid_point_and_seed_as_its_own_job(tiny_run, datas
         names = run_point_names(record["extra"]["grid"], seeds)
         points = {}
         for name in names:
-            stem = results / "points" / f"{model}-{variant}" / name
-            points[name] = json.loads(stem.with_suffix(".json").read_text())
-            assert stem.with_name(f"{name}.curve.csv").is_file() and stem.with_name(f"{name}.per_user.parquet").is_file()
+            folder = results / "points" / f"{model}-{variant}"
+            points[name] = json.loads((folder / f"{name}.json").read_text())
+            assert (folder / f"{name}.curve.csv").is_file() and (folder / f"{name}.per_user.parquet").is_file()
             assert (directory / "results" / "benchmarks" / "train_point" / dataset / f"{model}-{variant}" / f"{name}.tsv").is_file()
         searched = {
             json.dumps({k: v for k, v in entry.items() if not k.startswith("val_")}, sort_keys=True)
