@@ -9,10 +9,11 @@ islim's :class:`islim.models.linear.MatrixFactorization` with the paper's ML-20M
 initialisation, ImplicitSLIM regulariser, ``--epochs`` ALS epochs, no validation) runs two ways:
 
 * **new**: the item step's sparse products ``R Q`` (user encoder) and ``Rᵀ P`` split over the
-  threads (:func:`islim.spmm.sparse_dense_product`, as :mod:`islim.models.ridge` does now);
-* **previous**: the same fit with those two products done by scipy in the calling thread, as before
-  issue 17 (``islim.models.ridge.sparse_dense_product`` replaced by scipy's product in the forked
-  child; the results are identical).
+  threads (:func:`islim.spmm.sparse_dense_product`; ``Rᵀ P`` by row blocks of the CSR transpose),
+  as :mod:`islim.models.ridge` does now;
+* **previous**: the item step as before issue 17 (:func:`previous_item_statistics`: scipy's products
+  in the calling thread, ``Rᵀ P`` through the CSC view ``X_batch.T``), patched into the forked
+  child; the results are identical (checked).
 
 First one item step alone (:func:`islim.models.ridge.item_statistics` with seeded embeddings) runs
 ``--item-step-repeats`` times per path, then the fits ``--repeats`` times per path, the paths
@@ -31,6 +32,7 @@ import statistics
 import time
 
 import numpy as np
+import scipy.linalg.blas
 import scipy.sparse as sp
 
 from benchmarks.measure import SHAPES, blas_summary, measure, synthetic_matrix
@@ -41,25 +43,41 @@ PATHS = ("new (threaded)", "previous (one thread)")
 
 
 def _scipy_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | None = None) -> np.ndarray:
-    """The item step's products before issue 17: scipy's kernel in the calling thread."""
+    """The user encoder's ``R Q`` before issue 17: scipy's kernel in the calling thread."""
     return np.asarray(sp.csr_matrix(X, dtype=dense.dtype) @ dense)
 
 
-def item_step_seconds(X: sp.csr_matrix, dim: int, path: str) -> float:
-    """Seconds of one item step's statistics (:func:`islim.models.ridge.item_statistics`, user encoder
-    included) along ``path``, for seeded item embeddings (run in a forked child)."""
-    _take(path)
-    Q = np.random.default_rng(0).standard_normal((X.shape[1], dim), dtype=np.float32)
-    encoder = ridge.user_ridge_encoder(Q, 1.0, ridge.item_means(X))
-    start = time.perf_counter()
-    ridge.item_statistics(X, encoder, dim)
-    return time.perf_counter() - start
+def previous_item_statistics(
+    X: sp.csr_matrix, encoder: ridge.UserEncoder, d: int, batch_size: int = ridge.DEFAULT_BATCH_SIZE
+) -> ridge.ItemStatistics:
+    """:func:`islim.models.ridge.item_statistics` as it was before issue 17 (the baseline)."""
+    gram_upper, cross, total = np.zeros((d, d), order="F"), np.zeros((X.shape[1], d)), np.zeros(d)
+    for rows in ridge.user_batches(X.shape[0], batch_size):
+        X_batch = X[rows]
+        P = encoder(X_batch)
+        P64 = P.astype(np.float64, copy=False)
+        gram_upper = scipy.linalg.blas.dsyrk(1.0, P64, beta=1.0, c=gram_upper, trans=1, overwrite_c=True)
+        cross += X_batch.T @ P
+        total += P64.sum(axis=0)
+    return ridge.ItemStatistics(np.triu(gram_upper) + np.triu(gram_upper, 1).T, cross, total)
 
 
 def _take(path: str) -> None:
     """Make this (forked) process run the item step along ``path``."""
     if path == PATHS[1]:
         ridge.sparse_dense_product = _scipy_product
+        linear.item_statistics = previous_item_statistics
+
+
+def item_step_seconds(X: sp.csr_matrix, dim: int, path: str) -> dict:
+    """Seconds of one item step's statistics (user encoder included) along ``path`` for seeded item
+    embeddings, and a checksum of the result (run in a forked child)."""
+    _take(path)
+    Q = np.random.default_rng(0).standard_normal((X.shape[1], dim), dtype=np.float32)
+    encoder = ridge.user_ridge_encoder(Q, 1.0, ridge.item_means(X))
+    start = time.perf_counter()
+    stats = linear.item_statistics(X, encoder, dim)
+    return {"seconds": time.perf_counter() - start, "checksum": float(np.abs(stats.cross).sum())}
 
 
 def fit_islim(X: sp.csr_matrix, dim: int, epochs: int, path: str) -> dict:
@@ -106,11 +124,12 @@ def main() -> None:
     for _ in range(args.item_step_repeats):
         for path in PATHS:
             steps[path].append(measure(item_step_seconds, X, args.dim, path, threads=args.threads)["result"])
-    new_step, previous_step = (statistics.median(steps[path]) for path in PATHS)
+    checksums = {r["checksum"] for results in steps.values() for r in results}
+    assert len(checksums) <= 1, f"the two item steps disagree: {checksums}"
+    new_step, previous_step = (statistics.median(r["seconds"] for r in steps[path]) for path in PATHS)
     for path in PATHS:
-        print(
-            f"one item step alone, {path:21s}: {statistics.median(steps[path]):6.2f} s; runs {', '.join(format(t, '.2f') for t in steps[path])}"
-        )
+        seconds = [r["seconds"] for r in steps[path]]
+        print(f"one item step alone, {path:21s}: {statistics.median(seconds):6.2f} s; runs {', '.join(format(t, '.2f') for t in seconds)}")
     print(f"ratio previous / new, item step alone: {previous_step / new_step:.2f}x")
     runs = {path: [] for path in PATHS}
     for _ in range(args.repeats):
