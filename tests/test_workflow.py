@@ -192,7 +192,17 @@ def test_tiny_run_ablation_grid_is_complete_with_skips_explained(tiny_run):
     for dataset in ("synthetic-tiny", "ml-latest-small"):
         table = pd.read_csv(directory / "results" / dataset / "ablations.csv")
         cells = table.drop_duplicates(["arm", "d", "scorer"])
-        assert len(cells) == (2 * 3 * 2 + 2) * 2  # (grid + references) x scorers, none missing
+        # (grid + references) x scorers at d = 16, plus the dimension curve's arms at curve_dims' d = 8:
+        # both references and both paper cells (SLIM-LLE and ImplicitSLIM), none missing
+        assert len(cells[cells["d"] == 16]) == (2 * 3 * 2 + 2) * 2
+        curve = cells[cells["d"] == 8]
+        assert set(curve["arm"]) == {
+            "reference:random",
+            "reference:svd",
+            "ablation:all/ease/explicit",
+            "ablation:all/ease/implicit",
+        }
+        assert len(curve) == 4 * 2 and len(cells) == 28 + 8
         skipped = cells[cells["status"] == "skipped"]
         assert skipped["reason"].str.len().gt(0).all()
         assert {"ablation:all/identity/explicit", "ablation:knn/identity/explicit"} <= set(skipped["arm"])
