@@ -158,6 +158,27 @@ def test_save_and_load_split_round_trip(ml_small_split, tmp_path):
     assert split_stats(loaded) == split_stats(ml_small_split)
 
 
+def test_text_ids_round_trip_without_type_guessing(tmp_path):
+    """Ids that a CSV reader would turn into numbers or missing values ("007", "NA") come back as
+    written; all-integer ids come back as integers."""
+    frame = pd.DataFrame(
+        {
+            "user": np.repeat(["007", "NA", "7", "u4", "u5", "u6"], 6),
+            "item": np.tile(["01", "1", "null", "x", "y", "z"], 6),
+        }
+    )
+    split = make_split(frame, heldout_users=1, seed=0, min_heldout_interactions=1)
+    save_split(split, tmp_path)
+    loaded = load_split(tmp_path)
+    for group in GROUPS:
+        assert loaded.user_ids[group].tolist() == split.user_ids[group].tolist()
+    assert loaded.item_ids.tolist() == split.item_ids.tolist()
+    assert sorted(np.concatenate(list(loaded.user_ids.values())).tolist()) == ["007", "7", "NA", "u4", "u5", "u6"]
+    integers = pd.DataFrame({"user": np.repeat([10, 20, 30, 40], 6), "item": np.tile([5, 6, 7, 8, 9, 11], 4)})
+    save_split(make_split(integers, heldout_users=1, seed=0, min_heldout_interactions=1), tmp_path / "integers")
+    assert load_split(tmp_path / "integers").item_ids.dtype == np.int64
+
+
 def test_load_split_of_an_incomplete_directory_raises(ml_small_split, tmp_path):
     save_split(ml_small_split, tmp_path)
     (tmp_path / "test_te.npz").unlink()

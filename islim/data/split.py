@@ -312,17 +312,26 @@ def save_split(split: Split, directory: str | Path) -> None:
     write_json(directory / "stats.json", stats)
 
 
+def read_ids(text: pd.Series) -> np.ndarray:
+    """Original user or item ids read back as text: integers where every id is written as one
+    (``"7"``, ``"-3"``, no leading zeros), otherwise the strings as written (``"007"`` stays
+    ``"007"``, ``"NA"`` is an id, not a missing value), so ids round-trip through the CSV."""
+    if text.str.fullmatch(r"0|-?[1-9][0-9]{0,17}").all():
+        return text.astype(np.int64).to_numpy()
+    return text.to_numpy(dtype=object)
+
+
 def load_split(directory: str | Path) -> Split:
     """Read a split written by :func:`save_split`."""
     directory = Path(directory)
     try:
         matrices = {part: sp.load_npz(directory / f"{part}.npz").tocsr() for part in PARTS}
-        users = pd.read_csv(directory / "users.csv")
-        items = pd.read_csv(directory / "items.csv")["item_id"].to_numpy()
+        users = pd.read_csv(directory / "users.csv", dtype={"user_id": str}, keep_default_na=False)
+        items = read_ids(pd.read_csv(directory / "items.csv", dtype={"item_id": str}, keep_default_na=False)["item_id"])
         stats = pd.read_json(directory / "stats.json", typ="series")
     except FileNotFoundError as exc:
         raise DataFormatError(f"{directory}: incomplete split ({exc.filename} missing); run the preprocessing step again") from exc
-    user_ids = {group: users.loc[users["group"] == group, "user_id"].to_numpy() for group in ("train", "validation", "test")}
+    user_ids = {group: read_ids(users.loc[users["group"] == group, "user_id"]) for group in ("train", "validation", "test")}
     n_filtered = int(stats["interactions"]["filtered_before_vocabulary_cut"])
     protocol, dropped = stats.get("protocol", "strong"), int(stats.get("dropped_users", 0))
     return Split(
