@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -44,6 +46,8 @@ SLAB_CELL_BYTES = 22
 ENTRY_BYTES = 8
 #: Fold-in rows scored per sparse product (bounds its sparse intermediate).
 SCORE_BLOCK = 256
+
+T = TypeVar("T")
 
 
 def _check_params(k, shrink) -> None:
@@ -110,6 +114,52 @@ def top_k_mask(sim: np.ndarray, k: int) -> np.ndarray:
     return keep
 
 
+def map_item_slabs(
+    slab: Callable[[int, int], T],
+    n_items: int,
+    workspace_bytes: int,
+    cell_bytes: int,
+    what: str,
+    n_threads: int | None = None,
+    budget_bytes: int | None = None,
+) -> list[T]:
+    """``slab(start, stop)`` for consecutive slabs ``start:stop`` of ``n_items`` items, on a thread pool.
+
+    Each slab works on a dense ``(stop − start, n_items)`` block of ``cell_bytes`` per cell. The slabs
+    are as wide as the threads' blocks together allow within ``workspace_bytes`` (at least one item,
+    at most ``⌈n_items / n_threads⌉``), and the working set of all workers is checked against the
+    memory budget first.
+
+    Parameters
+    ----------
+    slab : callable
+        ``slab(start, stop)``, called once per slab from the worker threads.
+    n_items : int
+        Items to cover (``≥ 1``).
+    workspace_bytes : int
+        Bytes of the dense blocks of all threads together.
+    cell_bytes : int
+        Peak bytes per cell of one block.
+    what : str
+        Names the blocks in a :class:`~islim.errors.MemoryBudgetError`.
+    n_threads : int, optional
+        Worker threads (default :func:`islim.threads.compute_threads`).
+    budget_bytes : int, optional
+        Memory budget (default: available memory).
+
+    Returns
+    -------
+    list
+        The results of ``slab``, in item order.
+    """
+    n_threads = max(1, n_threads or compute_threads())
+    width = max(1, min(-(-n_items // n_threads), workspace_bytes // (n_threads * cell_bytes * n_items)))
+    workers = min(n_threads, -(-n_items // width))
+    ensure_fits(workers * cell_bytes * n_items * width, f"{what} ({workers} x {width:,} x {n_items:,} cells)", budget_bytes)
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda start: slab(start, min(start + width, n_items)), range(0, n_items, width)))
+
+
 def cosine_knn(X, k: int, shrink: float, n_threads: int | None = None, budget_bytes: int | None = None) -> sp.csr_matrix:
     """The sparse top-``k`` shrunk-cosine item–item matrix of the binary pattern of ``X``.
 
@@ -148,19 +198,10 @@ def cosine_knn(X, k: int, shrink: float, n_threads: int | None = None, budget_by
     k = min(int(k), max(n_items - 1, 0))
     if k == 0:  # a single item has no neighbours
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)
-    n_threads = max(1, n_threads or compute_threads())
-    width = max(1, min(-(-n_items // n_threads), WORKSPACE_BYTES // (n_threads * SLAB_CELL_BYTES * n_items)))
-    workers = min(n_threads, -(-n_items // width))
-    ensure_fits(
-        workers * SLAB_CELL_BYTES * n_items * width,
-        f"item-kNN similarity slabs ({workers} x {width:,} x {n_items:,} cells)",
-        budget_bytes,
-    )
 
-    def slab(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def slab(start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Columns ``start:stop`` of ``S``, as rows of a C-ordered ``(w, n_items)`` block (ranked along
         contiguous memory): entries per column, row indices, values."""
-        stop = min(start + width, n_items)
         sim = (Xt[start:stop] @ Xr).toarray()  # (w, n_items): x_jᵀ x_i for the slab's items j
         denominator = np.outer(norms[start:stop], norms)
         denominator += np.float32(shrink)
@@ -173,8 +214,9 @@ def cosine_knn(X, k: int, shrink: float, n_threads: int | None = None, budget_by
         columns, rows = np.nonzero(keep)  # by column of S, then neighbour index ascending
         return np.bincount(columns, minlength=stop - start), rows.astype(np.int32), sim[keep]
 
-    with ThreadPoolExecutor(workers) as pool:
-        pieces = list(pool.map(slab, range(0, n_items, width)))
+    pieces = map_item_slabs(
+        slab, n_items, WORKSPACE_BYTES, SLAB_CELL_BYTES, "item-kNN similarity slabs", n_threads=n_threads, budget_bytes=budget_bytes
+    )
     indptr = np.concatenate([[0], np.cumsum(np.concatenate([piece[0] for piece in pieces]))])
     indices = np.concatenate([piece[1] for piece in pieces])
     data = np.concatenate([piece[2] for piece in pieces]).astype(np.float32, copy=False)

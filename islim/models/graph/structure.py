@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from islim.errors import DataFormatError
-from islim.memory import ensure_fits
-from islim.models.itemknn import binary_columns, top_k_mask
-from islim.threads import compute_threads
+from islim.models.itemknn import binary_columns, map_item_slabs, top_k_mask
 
 #: Dense working set of the item–item slabs of :func:`item_neighbours`, all threads together (bytes).
 WORKSPACE_BYTES = 256 * 2**20
@@ -264,17 +261,10 @@ def item_neighbours(
     root_g = np.sqrt(g)
     column_scale = np.divide(1.0, root_g, out=np.zeros_like(g), where=g > 0).astype(np.float32)
     row_scale = np.divide(root_g, g - popularity, out=np.zeros_like(g), where=g - popularity > 0)
-    n_threads = max(1, n_threads or compute_threads())
-    width = max(1, min(-(-n_items // n_threads), WORKSPACE_BYTES // (n_threads * SLAB_CELL_BYTES * n_items)))
-    workers = min(n_threads, -(-n_items // width))
-    ensure_fits(
-        workers * SLAB_CELL_BYTES * n_items * width, f"UltraGCN item-item slabs ({workers} x {width:,} x {n_items:,} cells)", budget_bytes
-    )
     neighbours = np.repeat(np.arange(n_items, dtype=np.int64)[:, None], k, axis=1)
     weights = np.zeros((n_items, k), dtype=np.float32)
 
-    def slab(start: int) -> None:
-        stop = min(start + width, n_items)
+    def slab(start: int, stop: int) -> None:
         scores = (Xt[start:stop] @ Xc).toarray()  # (w, I): G_ij for the slab's items i
         scores *= column_scale  # G_ij / √g_j; the row factor √g_i / (g_i − G_ii) does not change the ranking
         local = np.arange(stop - start)
@@ -286,6 +276,7 @@ def item_neighbours(
             neighbours[start + row, : len(ranked)] = ranked
             weights[start + row, : len(ranked)] = scores[row, ranked] * row_scale[start + row]
 
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(slab, range(0, n_items, width)))
+    map_item_slabs(
+        slab, n_items, WORKSPACE_BYTES, SLAB_CELL_BYTES, "UltraGCN item-item slabs", n_threads=n_threads, budget_bytes=budget_bytes
+    )
     return neighbours, weights
