@@ -92,6 +92,33 @@ def _check_operand(V, n_items: int) -> None:
         raise DataFormatError(f"expected an (n_items={n_items}, k) matrix, got shape {tuple(V.shape)}")
 
 
+def torch_csr(M: sp.csr_matrix, device, dtype=None, index_dtype=np.int64):
+    """A scipy CSR matrix as a torch sparse CSR tensor of the same shape on ``device``.
+
+    Parameters
+    ----------
+    M : scipy.sparse.csr_matrix, shape (m, n)
+    device : torch.device or str
+    dtype : torch.dtype, optional
+        Value type (default ``torch.float32``).
+    index_dtype : numpy dtype, default int64
+        Type of the row pointers and column indices.
+    """
+    import torch
+
+    with warnings.catch_warnings():  # "sparse CSR support is in beta state"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.as_tensor(M.indptr.astype(index_dtype)),
+            torch.as_tensor(M.indices.astype(index_dtype)),
+            torch.as_tensor(M.data),
+            size=M.shape,
+            dtype=dtype or torch.float32,
+            device=device,
+            check_invariants=False,
+        )
+
+
 class SparseGram:
     """``XᵀX`` on numpy arrays (scipy kernels): user blocks × column chunks over a thread pool.
 
@@ -195,19 +222,7 @@ class TorchSparseGram:
         self._blocks = [(self._to_torch(block), self._to_torch(block_t)) for block, block_t in _user_blocks(X, int(block_size))]
 
     def _to_torch(self, M: sp.csr_matrix):
-        import torch
-
-        with warnings.catch_warnings():  # "sparse CSR support is in beta state"
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.sparse_csr_tensor(
-                torch.as_tensor(M.indptr.astype(np.int32)),
-                torch.as_tensor(M.indices.astype(np.int32)),
-                torch.as_tensor(M.data),
-                size=M.shape,
-                dtype=self.torch_dtype,
-                device=self.device,
-                check_invariants=False,
-            )
+        return torch_csr(M, self.device, self.torch_dtype, index_dtype=np.int32)
 
     def matmul(self, V):
         """``XᵀX V`` for a tensor ``V`` of shape (n_items, k); (n_items, k) tensor on ``device``."""

@@ -8,13 +8,13 @@ is sparse or per-node: no dense ``(U+I)²``, ``U × I`` or ``I × I`` array is f
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from islim.embeddings.gram_operator import torch_csr as torch_csr  # re-exported: the graph models' adjacency tensors
 from islim.errors import DataFormatError
 from islim.models.itemknn import binary_columns, map_item_slabs, top_k_mask
 
@@ -63,21 +63,6 @@ def normalized_adjacency(X: sp.csr_matrix) -> sp.csr_matrix:
     R = sp.csr_matrix(X, dtype=np.float64, copy=True)
     R.data = scale_user[np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))] * scale_item[R.indices]
     return sp.bmat([[None, R], [R.T, None]], format="csr", dtype=np.float32)
-
-
-def torch_csr(M: sp.csr_matrix, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """A scipy CSR matrix as a torch sparse CSR tensor on ``device`` (int64 indices)."""
-    with warnings.catch_warnings():  # "sparse CSR support is in beta state"
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(
-            torch.as_tensor(M.indptr.astype(np.int64)),
-            torch.as_tensor(M.indices.astype(np.int64)),
-            torch.as_tensor(M.data),
-            size=M.shape,
-            dtype=dtype,
-            device=device,
-            check_invariants=False,
-        )
 
 
 class _SymmetricProduct(torch.autograd.Function):
