@@ -537,6 +537,7 @@ def compare_runs(
     metrics: Sequence[str] | None = None,
     split: str = "test",
     n_resamples: int = N_RESAMPLES,
+    confidence: float = 0.95,
     seed: int = 0,
     method: str = "wilcoxon",
 ) -> pd.DataFrame:
@@ -550,13 +551,14 @@ def compare_runs(
         Score columns compared (e.g. ``["ndcg@100"]``); None: all of them (:func:`score_columns`).
     split : str, default "test"
         The split compared (test: validation chose the hyper-parameters).
-    n_resamples, seed, method
+    n_resamples, confidence, seed, method
         Of :func:`compare`.
 
     Returns
     -------
     pandas.DataFrame
-        :data:`COMPARISON_COLUMNS` and ``test`` (the paired test's name), one :func:`compare`
+        :data:`COMPARISON_COLUMNS`, ``test`` (the paired test's name) and ``confidence`` (the
+        bootstrap intervals' level), one :func:`compare`
         table per metric (each its own Holm family), metrics in the order given.
 
     Raises
@@ -574,7 +576,8 @@ def compare_runs(
         splits = ", ".join(map(str, per_user["split"].unique())) or "none"
         raise DataFormatError(f"per-user scores hold no {split!r} rows (splits present: {splits})")
     pairs = comparison_pairs(rows["run"])
-    tables = [compare(rows, pairs, metric, n_resamples=n_resamples, seed=seed, method=method) for metric in metrics]
+    tables = [compare(rows, pairs, metric, n_resamples=n_resamples, confidence=confidence, seed=seed, method=method) for metric in metrics]
     table = pd.concat(tables, ignore_index=True)
     table["test"] = describe_test(method)
+    table["confidence"] = confidence
     return table

@@ -166,6 +166,13 @@ class Scores:
         return flagged
 
 
+def ci_label(comparisons: pd.DataFrame) -> str:
+    """``"95 % CI"``: the level of the bootstrap intervals of a comparisons table (its
+    ``confidence`` column; 95 % for tables written without one)."""
+    levels = set(comparisons["confidence"]) if "confidence" in comparisons.columns and len(comparisons) else {0.95}
+    return " / ".join(f"{100 * level:g} %" for level in sorted(levels)) + " CI"
+
+
 def variant_findings(comparisons: pd.DataFrame, scores: Scores, metric: str, alpha: float) -> list[Block]:
     """Each non-baseline variant against its model's baseline on the test ``metric``."""
     rows = comparisons[comparisons["reference"] == comparisons["model"] + f"|{BASELINE_VARIANT}"]
@@ -207,7 +214,7 @@ def variant_findings(comparisons: pd.DataFrame, scores: Scores, metric: str, alp
         "variant",
         f"`{BASELINE_VARIANT}`",
         "variant's score",
-        "Δ [95 % CI]",
+        f"Δ [{ci_label(comparisons)}]",
         "adjusted p",
         "verdict",
         "seed s.d. (baseline / variant)",
@@ -284,7 +291,7 @@ def popularity_findings(comparisons: pd.DataFrame, scores: Scores, metric: str, 
                 scores.seed_sd(run, metric),
             ]
         )
-    header = ["run", f"test {name}", "popularity", "Δ vs popularity [95 % CI]", "adjusted p", "verdict", "seed s.d."]
+    header = ["run", f"test {name}", "popularity", f"Δ vs popularity [{ci_label(comparisons)}]", "adjusted p", "verdict", "seed s.d."]
     text = f"Significantly below popularity: {', '.join(below)}." if below else "No run is significantly below popularity."
     return blocks + [Paragraph(text), Table(header, table, (False, True, True, True, True, False, True))]
 
@@ -315,7 +322,7 @@ def method_text(comparisons: pd.DataFrame, scores: Scores, metric: str, alpha: f
     return (
         f"Test split ({scores.n_users()} users; validation chose every hyper-parameter). Scores are mean ± standard error over "
         f"users{seeds}. Δ is the mean per-user difference "
-        f"(run minus reference) with its 95 % CI from a seeded paired bootstrap over users; p is two-sided, from the {tests}, "
+        f"(run minus reference) with its {ci_label(comparisons)} from a seeded paired bootstrap over users; p is two-sided, from the {tests}, "
         f"Holm-adjusted over the {family} comparisons of this dataset on {metric_title(metric)}; "
         f"significant means adjusted p ≤ {alpha:g} (the CIs are not adjusted for the number of comparisons)."
     )

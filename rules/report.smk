@@ -91,6 +91,7 @@ rule findings:
         runtime=5,
     params:
         metric=findings_metric,
+        alpha=config["comparisons"]["alpha"],
         code=code("findings"),
     script:
         "../workflow_scripts/findings.py"

@@ -24,6 +24,7 @@ rule comparisons:
         mem_mb=2048,
         runtime=60,
     params:
+        settings=config["comparisons"],
         code=code("comparisons"),
     script:
         "../workflow_scripts/comparisons.py"

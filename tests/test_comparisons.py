@@ -422,12 +422,26 @@ def test_compare_runs_compares_test_users_only_one_holm_family_per_metric():
     assert len(pairs) == 6
     for metric, rows in table.groupby("metric", sort=False):
         expected = compare(test, pairs, metric, n_resamples=500, seed=2)
-        pd.testing.assert_frame_equal(rows.drop(columns="test").reset_index(drop=True), expected)
+        pd.testing.assert_frame_equal(rows.drop(columns=["test", "confidence"]).reset_index(drop=True), expected)
     assert list(table["metric"]) == ["ndcg@100"] * 6 + ["recall@20"] * 6
     assert set(table["test"]) == {"Wilcoxon signed-rank test (scipy.stats.wilcoxon, zero_method=wilcox)"}
     # EASE is the test scores + 0.1 for every user: the validation rows (+ 0.3) are not used.
     ease = table[(table["model"] == "ease") & (table["metric"] == "ndcg@100")].iloc[0]
     assert ease["delta"] == pytest.approx(0.1 + 0.5 * test.loc[test["run"] == "mf|baseline", "ndcg@100"].mean())
+
+
+def test_compare_runs_passes_the_confidence_level_and_test_through():
+    frame = dataset_frame()
+    wide = compare_runs(frame, ["ndcg@100"], n_resamples=500, confidence=0.99, seed=2, method="t")
+    narrow = compare_runs(frame, ["ndcg@100"], n_resamples=500, confidence=0.5, seed=2, method="t")
+    test = frame[frame["split"] == "test"]
+    expected = compare(test, comparison_pairs(test["run"]), "ndcg@100", n_resamples=500, confidence=0.99, seed=2, method="t")
+    pd.testing.assert_frame_equal(wide.drop(columns=["test", "confidence"]), expected)
+    assert set(wide["confidence"]) == {0.99} and set(narrow["confidence"]) == {0.5}
+    assert set(wide["test"]) == {"paired t-test (scipy.stats.ttest_rel)"}
+    spread = (wide["ci_high"] - wide["ci_low"]) - (narrow["ci_high"] - narrow["ci_low"])
+    varies = wide["ci_high"] - wide["ci_low"] > 1e-9  # not the pair whose difference is the same for every user
+    assert varies.sum() == 5 and (spread[varies] > 0).all()
 
 
 def test_compare_runs_refuses_a_missing_split_or_no_metric():

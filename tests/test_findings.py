@@ -238,3 +238,14 @@ def test_findings_document_shape_and_files(tmp_path):
     page = (tmp_path / "findings.html").read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and "<title>Findings: toy</title>" in page
     assert "<td>MF</td><td><code>implicit_slim</code></td>" in page
+
+
+def test_findings_name_the_intervals_level_and_alpha_they_were_given():
+    default = markdown()
+    assert "Δ [95 % CI]" in default and "with its 95 % CI from a seeded paired bootstrap" in default
+    comparisons = constructed_comparisons().assign(confidence=0.9)
+    text = to_markdown(findings("toy", comparisons, constructed_metrics(), constructed_curves(), alpha=0.001))
+    assert "Δ [90 % CI]" in text and "Δ vs popularity [90 % CI]" in text and "95 %" not in text
+    assert "adjusted p ≤ 0.001" in text
+    # MF's adjusted p = 0.0010 is still significant at 0.001; PLRec's (< 0.0001) too; Mult-VAE's is not
+    assert "- MF: `implicit_slim` improves the test score" in text

@@ -1,5 +1,5 @@
-"""Snakemake adapter: the written findings of a dataset (Markdown and HTML) from its numbers, at
-islim.findings.ALPHA."""
+"""Snakemake adapter: the written findings of a dataset (Markdown and HTML) from its numbers, at the
+config's `comparisons.alpha`."""
 
 import pandas as pd
 
@@ -11,5 +11,7 @@ with job(snakemake):
     curves = {run_of_file(path): pd.read_csv(path) for path in snakemake.input.curves}
     comparisons = pd.read_csv(snakemake.input.comparisons)
     metrics = pd.read_csv(snakemake.input.metrics)
-    blocks = findings(snakemake.wildcards.dataset, comparisons, metrics, curves, metric=snakemake.params.metric)
+    blocks = findings(
+        snakemake.wildcards.dataset, comparisons, metrics, curves, metric=snakemake.params.metric, alpha=snakemake.params.alpha
+    )
     write_findings(blocks, snakemake.output.md, snakemake.output.html)
