@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 import numpy as np
 import scipy.sparse as sp
 
-from benchmarks.measure import SHAPES, blas_summary, measure, synthetic_matrix
+from benchmarks.measure import SHAPES, blas_summary, measure, measure_paths, median_summary, synthetic_matrix
 from islim.evaluate import evaluate
 from islim.metrics import Ranked, parse_metric
 from islim.spmm import column_tiled_product, sparse_dense_product
@@ -102,18 +101,11 @@ def main() -> None:
     del X
     print(f"{args.users:,} held-out users x {B.shape[0]:,} items, fold-in nnz {fold_in.nnz:,}, target nnz {target.nnz:,}; {blas_summary()}")
     print(f"load average before: {os.getloadavg()}")
-    runs = {path: [] for path in PATHS}
-    for _ in range(args.repeats):
-        for path in PATHS:
-            runs[path].append(measure(islim_evaluation, B, fold_in, target, args.batch, path, threads=args.threads))
+    runs = measure_paths(islim_evaluation, B, fold_in, target, args.batch, paths=PATHS, repeats=args.repeats, threads=args.threads)
     base = measure(textbook_evaluation, B, fold_in, target, threads=args.threads)
     summary = {}
     for path, results in runs.items():
-        summary[path] = {
-            "seconds": statistics.median(r["seconds"] for r in results),
-            "scoring": statistics.median(r["result"]["scoring_seconds"] for r in results),
-            "memory": statistics.median(r["extra_peak_mb"] for r in results),
-        }
+        summary[path] = median_summary(results, "scoring")
         print(
             f"islim evaluate, {path:22s} (batch {args.batch}): {summary[path]['seconds']:7.2f} s "
             f"(scoring {summary[path]['scoring']:6.2f} s)  {summary[path]['memory']:8.0f} MiB extra; "

@@ -35,7 +35,7 @@ import numpy as np
 import scipy.linalg.blas
 import scipy.sparse as sp
 
-from benchmarks.measure import SHAPES, blas_summary, measure, synthetic_matrix
+from benchmarks.measure import SHAPES, blas_summary, measure, measure_paths, median_summary, synthetic_matrix
 from islim.models import linear, ridge
 from islim.models.linear import MatrixFactorization
 
@@ -120,10 +120,8 @@ def main() -> None:
     X = synthetic_matrix(*SHAPES[args.shape])
     print(f"shape {X.shape}, nnz {X.nnz:,}, d = {args.dim}; {blas_summary()}")
     print(f"load average before: {os.getloadavg()}")
-    steps = {path: [] for path in PATHS}
-    for _ in range(args.item_step_repeats):
-        for path in PATHS:
-            steps[path].append(measure(item_step_seconds, X, args.dim, path, threads=args.threads)["result"])
+    step_runs = measure_paths(item_step_seconds, X, args.dim, paths=PATHS, repeats=args.item_step_repeats, threads=args.threads)
+    steps = {path: [r["result"] for r in results] for path, results in step_runs.items()}
     checksums = {r["checksum"] for results in steps.values() for r in results}
     assert len(checksums) <= 1, f"the two item steps disagree: {checksums}"
     new_step, previous_step = (statistics.median(r["seconds"] for r in steps[path]) for path in PATHS)
@@ -131,17 +129,10 @@ def main() -> None:
         seconds = [r["seconds"] for r in steps[path]]
         print(f"one item step alone, {path:21s}: {statistics.median(seconds):6.2f} s; runs {', '.join(format(t, '.2f') for t in seconds)}")
     print(f"ratio previous / new, item step alone: {previous_step / new_step:.2f}x")
-    runs = {path: [] for path in PATHS}
-    for _ in range(args.repeats):
-        for path in PATHS:
-            runs[path].append(measure(fit_islim, X, args.dim, args.epochs, path, threads=args.threads))
+    runs = measure_paths(fit_islim, X, args.dim, args.epochs, paths=PATHS, repeats=args.repeats, threads=args.threads)
     summary = {}
     for path, results in runs.items():
-        summary[path] = {
-            "seconds": statistics.median(r["seconds"] for r in results),
-            "item_step": statistics.median(r["result"]["item_step_seconds"] for r in results),
-            "memory": statistics.median(r["extra_peak_mb"] for r in results),
-        }
+        summary[path] = median_summary(results, "item_step")
         print(
             f"islim MF + ImplicitSLIM, {args.epochs} epochs, {path:21s}: {summary[path]['seconds']:8.2f} s "
             f"(item step {summary[path]['item_step']:6.2f} s)  {summary[path]['memory']:7.0f} MiB extra; "

@@ -7,7 +7,10 @@ Benchmarks report ratios against a baseline run in the same invocation; nothing 
 from __future__ import annotations
 
 import os
+import statistics
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import scipy.sparse as sp
 
@@ -36,6 +39,29 @@ def synthetic_matrix(n_users: int, n_items: int, n_interactions: int, seed: int 
 
 #: Time and peak memory of one call in a fresh forked child (shared with the workflow's scaling measurement).
 measure = measure_call
+
+
+def measure_paths(function: Callable, *args: Any, paths: Iterable[str], repeats: int, threads: int) -> dict[str, list[dict[str, Any]]]:
+    """:func:`measure` of ``function(*args, path)`` for every path, ``repeats`` times over.
+
+    The paths take turns within each repeat, so a drift of the machine's load falls on all of them
+    alike. Returns each path's :func:`measure` results, in repeat order.
+    """
+    runs: dict[str, list[dict[str, Any]]] = {path: [] for path in paths}
+    for _ in range(repeats):
+        for path in runs:
+            runs[path].append(measure(function, *args, path, threads=threads))
+    return runs
+
+
+def median_summary(results: list[dict[str, Any]], stage: str) -> dict[str, float]:
+    """Medians over the :func:`measure` results of one path: ``seconds`` (wall), ``<stage>`` (the
+    seconds the call itself reports as ``<stage>_seconds``) and ``memory`` (extra peak MiB)."""
+    return {
+        "seconds": statistics.median(r["seconds"] for r in results),
+        stage: statistics.median(r["result"][f"{stage}_seconds"] for r in results),
+        "memory": statistics.median(r["extra_peak_mb"] for r in results),
+    }
 
 
 def blas_summary() -> str:
