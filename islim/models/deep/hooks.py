@@ -23,7 +23,7 @@ from __future__ import annotations
 import typing
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import scipy.sparse as sp
 import torch
@@ -35,8 +35,50 @@ from islim.numerics import require_finite
 MODES = ("none", "replace", "regularize")
 
 
+class ImplicitSLIMSettings:
+    """Validation, construction from a mapping and ``as_dict`` of an ``implicit_slim`` dataclass:
+    what :class:`ImplicitSLIMConfig` (deep models) and
+    :class:`~islim.models.graph.implicit.GraphImplicitSLIM` (graph models) share.
+
+    A subclass is a frozen dataclass with the fields ``step``, ``lam``, ``alpha``, ``threshold``
+    and ``reg_weight`` (and any of its own), and names its switch field and that field's allowed
+    values in ``SWITCH`` (e.g. ``("mode", MODES)``). On construction every field is checked against
+    its annotation, then the switch, then ``step ≥ 1``, then ``lam > 0, alpha > 0, threshold ≥ 0,
+    reg_weight ≥ 0``; the first failure raises :class:`ConfigError`.
+    """
+
+    SWITCH: ClassVar[tuple[str, tuple[str, ...]]]
+
+    def __post_init__(self):
+        defaults = {item.name: item.default for item in fields(self)}
+        check_types("implicit_slim", typing.get_type_hints(type(self)), self.as_dict(), defaults)
+        name, allowed = self.SWITCH
+        if getattr(self, name) not in allowed:
+            raise ConfigError(f"implicit_slim.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.step < 1:
+            raise ConfigError(f"implicit_slim.step must be an integer >= 1, got {self.step!r}")
+        if not (self.lam > 0 and self.alpha > 0 and self.threshold >= 0 and self.reg_weight >= 0):
+            raise ConfigError(
+                f"implicit_slim needs lam > 0, alpha > 0, threshold >= 0, reg_weight >= 0; got lam={self.lam!r}, "
+                f"alpha={self.alpha!r}, threshold={self.threshold!r}, reg_weight={self.reg_weight!r}"
+            )
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None):
+        """Build from a (possibly partial) mapping over the defaults; unknown keys raise :class:`ConfigError`."""
+        values = dict(values or {})
+        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"unknown implicit_slim keys {unknown}; allowed: {sorted(cls.__dataclass_fields__)}")
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings by field name, in field order."""
+        return asdict(self)
+
+
 @dataclass(frozen=True)
-class ImplicitSLIMConfig:
+class ImplicitSLIMConfig(ImplicitSLIMSettings):
     """The ``implicit_slim`` configuration mapping.
 
     Attributes
@@ -65,30 +107,7 @@ class ImplicitSLIMConfig:
     reg_weight: float = 1.0
     reset_optimizer_state: bool = False
 
-    def __post_init__(self):
-        defaults = {item.name: item.default for item in fields(self)}
-        check_types("implicit_slim", typing.get_type_hints(type(self)), self.as_dict(), defaults)
-        if self.mode not in MODES:
-            raise ConfigError(f"implicit_slim.mode must be one of {MODES}, got {self.mode!r}")
-        if not (isinstance(self.step, int) and self.step >= 1):
-            raise ConfigError(f"implicit_slim.step must be an integer >= 1, got {self.step!r}")
-        if not (self.lam > 0 and self.alpha > 0 and self.threshold >= 0 and self.reg_weight >= 0):
-            raise ConfigError(
-                f"implicit_slim needs lam > 0, alpha > 0, threshold >= 0, reg_weight >= 0; got lam={self.lam!r}, "
-                f"alpha={self.alpha!r}, threshold={self.threshold!r}, reg_weight={self.reg_weight!r}"
-            )
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None) -> ImplicitSLIMConfig:
-        """Build from a (possibly partial) mapping; unknown keys raise :class:`ConfigError`."""
-        values = dict(values or {})
-        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ConfigError(f"unknown implicit_slim keys {unknown}; allowed: {sorted(cls.__dataclass_fields__)}")
-        return cls(**values)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    SWITCH = ("mode", MODES)
 
 
 class ImplicitSLIMHook:

@@ -30,23 +30,22 @@ user-side contribution measured on its own by comparison), ``sides="none"`` (``b
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import scipy.sparse as sp
 import torch
 
 from islim.errors import ConfigError
-from islim.models.deep.base import check_types
+from islim.models.deep.hooks import ImplicitSLIMSettings
 from islim.numerics import require_finite
 
 SIDES = ("none", "both", "items")
 
 
 @dataclass(frozen=True)
-class GraphImplicitSLIM:
+class GraphImplicitSLIM(ImplicitSLIMSettings):
     """The ``implicit_slim`` mapping of a graph recommender.
 
     Attributes
@@ -74,35 +73,18 @@ class GraphImplicitSLIM:
     threshold: float = 0.0
     reg_weight: float = 0.01
 
-    def __post_init__(self):
-        defaults = {item.name: item.default for item in fields(self)}
-        check_types("implicit_slim", typing.get_type_hints(type(self)), asdict(self), defaults)
-        if self.sides not in SIDES:
-            raise ConfigError(f"implicit_slim.sides must be one of {SIDES}, got {self.sides!r}")
-        if self.step < 1:
-            raise ConfigError(f"implicit_slim.step must be an integer >= 1, got {self.step!r}")
-        if not (self.lam > 0 and self.alpha > 0 and self.threshold >= 0 and self.reg_weight >= 0):
-            raise ConfigError(
-                f"implicit_slim needs lam > 0, alpha > 0, threshold >= 0, reg_weight >= 0; got lam={self.lam!r}, "
-                f"alpha={self.alpha!r}, threshold={self.threshold!r}, reg_weight={self.reg_weight!r}"
-            )
+    SWITCH = ("sides", SIDES)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> GraphImplicitSLIM:
-        """Build from a (possibly partial) mapping over the defaults; unknown keys raise :class:`ConfigError`."""
+        """Build from a (possibly partial) mapping over the defaults; anything but a mapping or
+        ``None``, and unknown keys, raise :class:`ConfigError`."""
         if values is not None and not isinstance(values, Mapping):
             raise ConfigError(
                 f"setting 'implicit_slim' must be a mapping of ImplicitSLIM settings, got {values!r}; "
                 f"write e.g. `implicit_slim: {{sides: both, step: 10}}` (keys: {sorted(cls.__dataclass_fields__)})"
             )
-        values = dict(values or {})
-        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ConfigError(f"unknown implicit_slim keys {unknown}; allowed: {sorted(cls.__dataclass_fields__)}")
-        return cls(**values)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return super().from_mapping(values)
 
     def side_names(self) -> tuple[str, ...]:
         """The embedding tables ImplicitSLIM acts on: ``("user", "item")``, ``("item",)`` or ``()``."""
