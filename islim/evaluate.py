@@ -117,6 +117,10 @@ class UserMetrics(NamedTuple):
     per_user: dict[str, np.ndarray]
     set_level: dict[str, float]
 
+    def summary(self, metrics: Sequence[Metric] = REPORTED_METRICS) -> dict[str, float]:
+        """:func:`summarize` of the per-user metrics, then the set-level ones (:func:`evaluate`'s result)."""
+        return summarize(self.per_user, metrics) | self.set_level
+
 
 def evaluate_users(
     score_batch: ScoreFunction,
@@ -244,8 +248,14 @@ def evaluate(
     metric, ``<name>`` and ``<name>_se`` (by default ``recall@20``, ``recall@20_se``, ``recall@50``,
     ``recall@50_se``, ``ndcg@100``, ``ndcg@100_se``); for each set-level metric ``<name>`` only.
     """
-    per_user, set_level = evaluate_users(score_batch, fold_in, target, batch_size, user_ids, metrics, popularity)
-    return summarize(per_user, metrics) | set_level
+    return evaluate_users(score_batch, fold_in, target, batch_size, user_ids, metrics, popularity).summary(metrics)
+
+
+def _held_out(split: Split, group: str) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray | None, np.ndarray]:
+    """What scoring the ``group`` users of ``split`` under its protocol needs:
+    :meth:`~islim.data.split.Split.held_out`'s ``(fold_in, target, user_ids)`` and the training
+    popularity of the items, shape ``(n_items,)``."""
+    return (*split.held_out(group), train_popularity(split.train))
 
 
 def evaluate_split_users(
@@ -257,24 +267,23 @@ def evaluate_split_users(
     users' training rows for models that score known users (:meth:`~islim.data.split.Split.held_out`:
     per-user hold-out only) and the training popularity of the items (for ``arp``).
     """
-    fold_in, target, user_ids = split.held_out(group)
-    return evaluate_users(score_batch, fold_in, target, batch_size, user_ids, metrics, train_popularity(split.train))
+    fold_in, target, user_ids, popularity = _held_out(split, group)
+    return evaluate_users(score_batch, fold_in, target, batch_size, user_ids, metrics, popularity)
 
 
 def evaluate_split(
     score_batch: ScoreFunction, split: Split, group: str, metrics: Sequence[Metric] = REPORTED_METRICS, batch_size: int = 2000
 ) -> dict[str, float]:
     """:func:`evaluate` on the ``"validation"`` or ``"test"`` users of ``split`` (see :func:`evaluate_split_users`)."""
-    per_user, set_level = evaluate_split_users(score_batch, split, group, metrics, batch_size)
-    return summarize(per_user, metrics) | set_level
+    return evaluate_split_users(score_batch, split, group, metrics, batch_size).summary(metrics)
 
 
 def split_validator(
     split: Split, metrics: Sequence[Metric] = REPORTED_METRICS, batch_size: int = 2000
 ) -> Callable[[object], dict[str, float]]:
     """:func:`holdout_validator` of the validation users of ``split``, under its protocol (see :func:`evaluate_split_users`)."""
-    fold_in, target, user_ids = split.held_out("validation")
-    return holdout_validator(fold_in, target, batch_size, user_ids, metrics, train_popularity(split.train))
+    fold_in, target, user_ids, popularity = _held_out(split, "validation")
+    return holdout_validator(fold_in, target, batch_size, user_ids, metrics, popularity)
 
 
 def holdout_validator(
