@@ -251,6 +251,17 @@ class EpochHistory:
         self.rows: list[dict[str, float]] = list(rows or [])
         self._start = (time.perf_counter() if started is None else started) - elapsed
 
+    @classmethod
+    def resuming(
+        cls, validate: Validator | None, monitor: str, resumed: Mapping[str, Any] | None, started: float | None = None
+    ) -> EpochHistory:
+        """The history of a ``fit`` that may continue a checkpoint: ``resumed`` is the progress the
+        checkpoint saved (its ``rows`` and ``elapsed`` seconds are carried on), or ``None`` for a
+        fresh start."""
+        if not resumed:
+            return cls(validate, monitor, started=started)
+        return cls(validate, monitor, resumed["rows"], resumed["elapsed"], started=started)
+
     def elapsed(self) -> float:
         """Seconds since training began (including the time of resumed sessions)."""
         return time.perf_counter() - self._start

@@ -182,9 +182,7 @@ class TorchRecommender(Recommender):
             if checkpoint is not None:
                 store = Checkpoint(Path(checkpoint), run_fingerprint(self.network.__name__, params, [X]), stateful, rng, device)
             resumed = store.resume() if store else None
-            history = EpochHistory(
-                validate, monitor, resumed["rows"] if resumed else None, resumed["elapsed"] if resumed else 0.0, started=started
-            )
+            history = EpochHistory.resuming(validate, monitor, resumed, started)
             if resumed:
                 state.epoch, state.step = resumed["epoch"], resumed["step"]
                 log.info("%s: resuming from %s after epoch %d", self.network.__name__, checkpoint, state.epoch)

@@ -237,9 +237,7 @@ class GraphRecommender(Recommender):
                 fingerprint = run_fingerprint(f"{type(self).__name__}@{code_digest(inspect.getfile(type(self)))}", self.get_params(), [X])
                 store = Checkpoint(Path(checkpoint), fingerprint, stateful, rng, device)
             resumed = store.resume() if store else None
-            history = EpochHistory(
-                validate, monitor, resumed["rows"] if resumed else None, resumed["elapsed"] if resumed else 0.0, started=started
-            )
+            history = EpochHistory.resuming(validate, monitor, resumed, started)
             if resumed:
                 log.info("%s: resuming from %s after epoch %d", type(self).__name__, checkpoint, resumed["epoch"])
             self.network_ = network
