@@ -8,14 +8,17 @@ A cell's embeddings become the item factors of a linear model and are scored the
 * ``plrec`` — the embeddings are PLRec's encoder ``W``: ``P = R Diag(ω) W`` with training
   popularity weights, and the decoder ``Q`` is the ridge item step on the training users.
 
-Every hyper-parameter the arm reads (λ, α, τ, k, …) and every scorer weight is chosen on
-validation NDCG@100 from a small grid; test metrics are reported for that choice, and the
-per-user scores of that choice (validation and test users) are kept for paired tests
-(:class:`CellResult`, written to ``results/<dataset>/per_user/<cell>.parquet``). A stochastic
-reference arm (``random``) runs once per seed and :func:`seed_mean` averages the runs. Extraction
-time and peak memory (numpy/scipy allocations traced by ``tracemalloc``) are recorded for the
-selected hyper-parameters. A grid point that fails numerically or over the memory budget is
-recorded in the records' ``extra.failed`` with the reason and skipped. A cell that cannot run (an
+Every hyper-parameter the arm reads (λ, α, τ, k, …) and every scorer weight is chosen from a
+small grid on the dataset's selection metric on validation (``select`` of its metric settings,
+:func:`islim.evaluate.dataset_metric_settings`; NDCG@100 by default); the settings' metrics
+(:func:`islim.evaluate.settings_metrics`) are reported for that choice on validation and test,
+and the per-user scores of that choice (validation and test users; set-level metrics such as
+``coverage@K`` are in the records only) are kept for paired tests (:class:`CellResult`, written
+to ``results/<dataset>/per_user/<cell>.parquet``). A stochastic reference arm (``random``) runs
+once per seed and :func:`seed_mean` averages the runs. Extraction time and peak memory
+(numpy/scipy allocations traced by ``tracemalloc``) are recorded for the selected
+hyper-parameters. A grid point that fails numerically or over the memory budget is recorded in the
+records' ``extra.failed`` with the reason and skipped. A cell that cannot run (an
 undefined combination, or every grid point failing: dense work over the memory budget, embeddings
 with NaN or infinite entries) yields records with ``status: skipped`` and the reason.
 """
@@ -38,9 +41,9 @@ from islim.data.split import Split
 from islim.embeddings import arm_embeddings, reference_embeddings, validate_arm
 from islim.embeddings.registry import AXES, arms_of, cell_name, check_arm_params, reference_name
 from islim.errors import GRID_POINT_ERRORS, ConfigError, DataFormatError, GridSearchError, MemoryBudgetError, NumericalError
-from islim.evaluate import REPORTED_METRICS, per_user_metrics, summarize
+from islim.evaluate import PROTOCOL_DEFAULTS, UserMetrics, evaluate_split_users, settings_metrics, summarize
 from islim.fileio import write_csv, write_parquet
-from islim.metrics import metric_names
+from islim.metrics import Metric, metric_names
 from islim.models.ridge import item_statistics, plrec_encoder, plrec_item_weights, solve_item_step, user_ridge_encoder
 from islim.numerics import require_finite
 from islim.records import make_record, mean_over_seeds, per_user_table, read_records, seed_spread, split_summaries, write_records
@@ -63,7 +66,7 @@ class CellResult(NamedTuple):
         One run record per scorer (``extra.status`` ``ok`` or ``skipped``).
     per_user : pandas.DataFrame
         The per-user scores of every ``ok`` scorer's selected grid point: columns
-        :data:`PER_USER_KEYS` and one per reported metric, one row per scorer × split ×
+        :data:`PER_USER_KEYS` and one per reported per-user metric, one row per scorer × split ×
         evaluated user.
     """
 
@@ -71,17 +74,35 @@ class CellResult(NamedTuple):
     per_user: pd.DataFrame
 
 
-def cell_table(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate per-scorer per-user tables (an empty table with the columns when there are none)."""
+def cell_table(frames: Sequence[pd.DataFrame], names: Sequence[str]) -> pd.DataFrame:
+    """Concatenate per-scorer per-user tables; when there are none, an empty table with the columns
+    :data:`PER_USER_KEYS` and ``names`` (the per-user metrics, :func:`per_user_names`)."""
     if not frames:
-        names = [name for name, _, _ in REPORTED_METRICS]
         return pd.DataFrame({column: pd.Series(dtype=float if column in names else str) for column in [*PER_USER_KEYS, *names]})
     return pd.concat(frames, ignore_index=True)
 
 
+def per_user_names(metrics: Sequence[Metric]) -> list[str]:
+    """The names of the per-user metrics among ``metrics`` (the metric columns of a per-user table;
+    set-level metrics such as ``coverage@K`` have none)."""
+    return [metric.name for metric in metrics if metric.per_user]
+
+
+def _metric_settings(metric_settings: Mapping[str, Any] | None) -> tuple[tuple[Metric, ...], str]:
+    """The metrics and the selection metric of ``metric_settings``
+    (:func:`islim.evaluate.dataset_metric_settings`; ``None``: the strong protocol's defaults)."""
+    settings = metric_settings or PROTOCOL_DEFAULTS["strong"]
+    return settings_metrics(settings), settings["select"]
+
+
+def _summary(evaluated: UserMetrics, metrics: Sequence[Metric]) -> dict[str, float]:
+    """Mean and standard error of each per-user metric, ``n_users``, and each set-level metric."""
+    return summarize(evaluated.per_user, metrics) | evaluated.set_level
+
+
 def _scorer_table(scorer: str, split: Split, users: Mapping[str, Mapping[str, np.ndarray]]) -> pd.DataFrame:
     """One scorer's per-user table (:func:`islim.records.per_user_table` of each split in
-    ``users``, :func:`islim.evaluate.per_user_metrics` output by split name) with its ``scorer``."""
+    ``users``, :attr:`islim.evaluate.UserMetrics.per_user` by split name) with its ``scorer``."""
     table = pd.concat([per_user_table(name, values, split.user_ids[name]) for name, values in users.items()], ignore_index=True)
     table.insert(0, "scorer", scorer)
     return table
@@ -135,7 +156,8 @@ def run_cell(
     arm_params: Mapping[str, list],
     scorer_grids: Mapping[str, Mapping[str, list]],
     batch_size: int = 2000,
-) -> list[dict[str, Any]]:
+    metric_settings: Mapping[str, Any] | None = None,
+) -> CellResult:
     """Search one cell's grid and return one run record per scorer.
 
     Parameters
@@ -154,12 +176,18 @@ def run_cell(
         ``{scorer: {param: [values]}}``.
     batch_size : int, default 2000
         Users per evaluation batch.
+    metric_settings : mapping, optional
+        The dataset's metric settings (:func:`islim.evaluate.dataset_metric_settings`): the
+        metrics evaluated (:func:`islim.evaluate.settings_metrics`) and ``select``, the validation
+        metric (higher is better) that picks each scorer's grid point. ``None``: the strong
+        protocol's defaults (Recall@20, Recall@50, NDCG@100; selection on NDCG@100).
 
     Returns
     -------
     CellResult
-        One run record per scorer; ``extra.failed`` lists the grid points (arm and scorer
-        parameters) that failed, each with its ``reason``. A scorer none of whose points ran gets
+        One run record per scorer (metrics per split: mean and standard error of each per-user
+        metric, and each set-level metric); ``extra.failed`` lists the grid points (arm and
+        scorer parameters) that failed, each with its ``reason``. A scorer none of whose points ran gets
         a ``skipped`` record saying why (and no per-user rows).
 
     Raises
@@ -173,6 +201,7 @@ def run_cell(
     its embeddings or scoring them fails numerically or over the memory budget
     (:data:`islim.errors.GRID_POINT_ERRORS`); an arm point that fails fails for every scorer.
     """
+    metrics, monitor = _metric_settings(metric_settings)
     best: dict[str, tuple] = {}
     arm_failed: list[dict[str, Any]] = []
     scorer_failed: dict[str, list[dict[str, Any]]] = {scorer: [] for scorer in scorer_grids}
@@ -190,19 +219,19 @@ def run_cell(
             for scorer_params in grid_points(grid):
                 try:
                     score = scorer_functions(scorer, embeddings, split.train, scorer_params)
-                    validation_users = per_user_metrics(score, split.validation_tr, split.validation_te, batch_size)
-                    validation = summarize(validation_users)
+                    validation_users = evaluate_split_users(score, split, "validation", metrics, batch_size)
+                    validation = _summary(validation_users, metrics)
                     test_users = None
-                    if scorer not in best or validation["ndcg@100"] > best[scorer][0]["ndcg@100"]:
-                        test_users = per_user_metrics(score, split.test_tr, split.test_te, batch_size)
+                    if scorer not in best or validation[monitor] > best[scorer][0][monitor]:
+                        test_users = evaluate_split_users(score, split, "test", metrics, batch_size)
                 except GRID_POINT_ERRORS as exc:
                     log.warning("%s %s %s %s failed and is skipped: %s", model_name, params, scorer, scorer_params, exc)
                     scorer_failed[scorer].append({**params, **scorer_params, "reason": str(exc)})
                     continue
-                log.info("%s %s %s %s: validation ndcg@100=%.4f", model_name, params, scorer, scorer_params, validation["ndcg@100"])
+                log.info("%s %s %s %s: validation %s=%.4f", model_name, params, scorer, scorer_params, monitor, validation[monitor])
                 if test_users is not None:
-                    users = {"validation": validation_users, "test": test_users}
-                    best[scorer] = (validation, summarize(test_users), params, scorer_params, seconds, peak, users)
+                    users = {"validation": validation_users.per_user, "test": test_users.per_user}
+                    best[scorer] = (validation, _summary(test_users, metrics), params, scorer_params, seconds, peak, users)
     if not best:
         every = arm_failed + [{"scorer": scorer, **entry} for scorer, entries in scorer_failed.items() for entry in entries]
         raise GridSearchError.every_point(model_name, every)
@@ -230,7 +259,7 @@ def run_cell(
         records.append(
             make_record(dataset, model_name, {**params, **scorer_params}, {"validation": validation, "test": test}, seconds, extra=extra)
         )
-    return CellResult(records, cell_table(frames))
+    return CellResult(records, cell_table(frames, per_user_names(metrics)))
 
 
 def skipped_records(dataset: str, model_name: str, scorers, reason: str) -> list[dict[str, Any]]:
@@ -250,14 +279,16 @@ def ablation_cell(
     seed: int = 0,
     batch_size: int = 2000,
     budget_bytes: int | None = None,
+    metric_settings: Mapping[str, Any] | None = None,
 ) -> CellResult:
     """Records and per-user scores of the grid cell ``arm`` (neighbourhood, first_step,
-    second_step) at dimension ``d`` (:func:`run_cell`).
+    second_step) at dimension ``d`` (:func:`run_cell`; ``metric_settings``: the metrics evaluated
+    and the selection metric, see there).
 
     ``arm = {"reference": "random" | "svd"}`` runs that reference arm instead (``axis_grids`` unused).
     """
     if "reference" in arm:
-        return reference_cell(dataset, split, arm["reference"], d, scorer_grids, seed, batch_size)
+        return reference_cell(dataset, split, arm["reference"], d, scorer_grids, seed, batch_size, metric_settings)
     name = cell_name(arm["neighbourhood"], arm["first_step"], arm["second_step"])
     start = time.perf_counter()
     try:
@@ -272,10 +303,11 @@ def ablation_cell(
                 split.train, d, arm["neighbourhood"], arm["first_step"], arm["second_step"], params, seed=seed, budget_bytes=budget_bytes
             )
 
-        result = run_cell(dataset, split, name, extract, grid, scorer_grids, batch_size)
+        result = run_cell(dataset, split, name, extract, grid, scorer_grids, batch_size, metric_settings)
     except (MemoryBudgetError, ConfigError, NumericalError, GridSearchError) as exc:
         log.warning("%s d=%d skipped: %s", name, d, exc)
-        result = CellResult(skipped_records(dataset, name, scorer_grids, str(exc)), cell_table([]))
+        names = per_user_names(_metric_settings(metric_settings)[0])
+        result = CellResult(skipped_records(dataset, name, scorer_grids, str(exc)), cell_table([], names))
     return CellResult(_label(result.records, d, dict(arm), time.perf_counter() - start), result.per_user)
 
 
@@ -289,8 +321,19 @@ def _label(records: list[dict[str, Any]], d: int, arm: dict[str, str], wall_seco
     return records
 
 
-def reference_cell(dataset: str, split: Split, reference: str, d: int, scorer_grids, seed: int = 0, batch_size: int = 2000) -> CellResult:
-    """Records and per-user scores of a reference arm (``random`` or ``svd`` embeddings) at dimension ``d``."""
+def reference_cell(
+    dataset: str,
+    split: Split,
+    reference: str,
+    d: int,
+    scorer_grids,
+    seed: int = 0,
+    batch_size: int = 2000,
+    metric_settings: Mapping[str, Any] | None = None,
+) -> CellResult:
+    """Records and per-user scores of a reference arm (``random`` or ``svd`` embeddings) at
+    dimension ``d`` (:func:`run_cell`; ``metric_settings``: the metrics evaluated and the selection
+    metric, see there)."""
     start = time.perf_counter()
     result = run_cell(
         dataset,
@@ -300,6 +343,7 @@ def reference_cell(dataset: str, split: Split, reference: str, d: int, scorer_gr
         {},
         scorer_grids,
         batch_size,
+        metric_settings,
     )
     arm = {"neighbourhood": "-", "first_step": reference, "second_step": "-"}
     return CellResult(_label(result.records, d, arm, time.perf_counter() - start), result.per_user)
@@ -311,7 +355,8 @@ def seed_mean(results: Sequence[CellResult], seeds: Sequence[int]) -> CellResult
     Per scorer, each user's scores are averaged over the seeds whose run is ``ok``
     (:func:`islim.records.mean_over_seeds`); the record's metrics are the mean and standard error
     over users of these averages (the mean equals the mean of the seeds' means,
-    :func:`islim.records.split_summaries`), plus ``<metric>_seed_sd``, the standard deviation over
+    :func:`islim.records.split_summaries`), the mean over the seeds of each set-level metric (no
+    per-user column, e.g. ``coverage@K``), plus ``<metric>_seed_sd``, the standard deviation over
     the seeds of their means (:func:`islim.records.seed_spread`, from two seeds), and
     ``extra.seeds`` lists the seeds averaged. Parameters chosen alike by every seed are kept,
     others list the seeds' choices.
@@ -354,7 +399,8 @@ def seed_mean(results: Sequence[CellResult], seeds: Sequence[int]) -> CellResult
         record, table = _seed_average(first["extra"]["scorer"], ok)
         records.append(record)
         frames.append(table)
-    return CellResult(records, cell_table(frames))
+    names = [column for column in results[0].per_user.columns if column not in PER_USER_KEYS]
+    return CellResult(records, cell_table(frames, names))
 
 
 def _seed_average(scorer: str, ok: list[tuple[int, dict[str, Any], pd.DataFrame]]) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -367,6 +413,9 @@ def _seed_average(scorer: str, ok: list[tuple[int, dict[str, Any], pd.DataFrame]
         raise DataFormatError(f"scorer {scorer}: {exc}") from None
     records = [record for _, record, _ in ok]
     metrics = split_summaries(averaged)
+    for split_name, values in metrics.items():
+        set_level = [name for name in metric_names(records[0]["metrics"][split_name]) if name not in values]
+        values.update({name: float(np.mean([r["metrics"][split_name][name] for r in records])) for name in set_level})
     if len(records) > 1:
         for split_name, spread in seed_spread([r["metrics"] for r in records]).items():
             metrics[split_name].update(spread)

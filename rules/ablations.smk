@@ -1,4 +1,5 @@
 from islim.embeddings.registry import stochastic_arms
+from islim.evaluate import dataset_metric_settings
 
 # Reference arms run once (deterministic) or once per top-level `seeds`, then averaged (stochastic:
 # the arms registry's `stochastic` flag).
@@ -29,6 +30,8 @@ rule ablation_cell:
         scorers=ABLATIONS["scorers"],
         seed=ABLATIONS["seed"],
         batch_size=config["eval_batch_size"],
+        # The dataset's metrics and selection metric (config `metrics`), as every run's.
+        metrics=lambda wildcards: dataset_metric_settings(config, wildcards.dataset),
         code=code("ablation_cell"),
     script:
         "../workflow_scripts/ablation_cell.py"
@@ -59,6 +62,8 @@ rule ablation_reference:
         scorers=ABLATIONS["scorers"],
         seed=ABLATIONS["seed"],
         batch_size=config["eval_batch_size"],
+        # The dataset's metrics and selection metric (config `metrics`), as every run's.
+        metrics=lambda wildcards: dataset_metric_settings(config, wildcards.dataset),
         code=code("ablation_cell"),
     script:
         "../workflow_scripts/ablation_cell.py"
@@ -91,6 +96,8 @@ rule ablation_reference_seed:
         scorers=ABLATIONS["scorers"],
         seed=lambda wildcards: int(wildcards.seed),
         batch_size=config["eval_batch_size"],
+        # The dataset's metrics and selection metric (config `metrics`), as every run's.
+        metrics=lambda wildcards: dataset_metric_settings(config, wildcards.dataset),
         code=code("ablation_cell"),
     script:
         "../workflow_scripts/ablation_cell.py"

@@ -22,9 +22,13 @@ from islim.config import grid_points
 from islim.data.split import make_split
 from islim.data.synthetic import generate
 from islim.errors import ConfigError, DataFormatError
-from islim.evaluate import evaluate, per_user_metrics
+from islim.evaluate import evaluate, evaluate_split, metric_settings, per_user_metrics, settings_metrics
+from islim.metrics import metric_list, metric_names
 
 SCORERS = {"mf": {"r_p": [1.0, 10.0]}, "plrec": {"power": [1.0], "r_q": [10.0]}}
+#: Non-default metric settings of the strong protocol: a set-level metric among the names, and a
+#: selection metric that is not among them (evaluated all the same, last).
+SETTINGS = {"names": ["recall@20", "coverage@10"], "cutoffs": [], "select": "ndcg@50", "recall": "liang2018"}
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +93,81 @@ def test_run_cell_keeps_the_grid_point_with_the_best_validation_ndcg(split):
         assert rows["user"].tolist() == split.user_ids[name][expected["user"]].astype(str).tolist()  # original ids, as in runs' tables
         np.testing.assert_allclose(rows["ndcg@100"], expected["ndcg@100"], rtol=1e-6)
         assert rows["ndcg@100"].mean() == pytest.approx(record["metrics"][name]["ndcg@100"], rel=1e-9)
+
+
+def test_run_cell_evaluates_and_selects_on_the_configured_metrics(split):
+    rng = np.random.default_rng(1)  # four embeddings of which NDCG@50 and NDCG@100 prefer different ones
+    candidates = {seed: rng.standard_normal((split.n_items, 4)) for seed in range(4)}
+    metrics = settings_metrics(SETTINGS)
+    scorers = {"mf": {"r_p": [1.0]}}
+    records, per_user = run_cell(
+        "toy", split, "toy-arm", lambda p: candidates[p["seed"]], {"seed": list(candidates)}, scorers, 2000, SETTINGS
+    )
+    validation = {}
+    for seed, E in candidates.items():
+        score = scorer_functions("mf", E.astype(np.float32), split.train, {"r_p": 1.0})
+        validation[seed] = evaluate_split(score, split, "validation", metric_list(["ndcg@50", "ndcg@100"]))
+    by_ndcg50 = max(validation, key=lambda seed: validation[seed]["ndcg@50"])
+    assert by_ndcg50 != max(validation, key=lambda seed: validation[seed]["ndcg@100"])  # the case tells the two apart
+    (record,) = records
+    assert record["params"]["seed"] == by_ndcg50
+    best = scorer_functions("mf", candidates[by_ndcg50].astype(np.float32), split.train, {"r_p": 1.0})
+    for name in ("validation", "test"):
+        expected = evaluate_split(best, split, name, metrics)
+        # exactly the configured metrics (the selection metric last), coverage without _se
+        assert list(record["metrics"][name]) == ["recall@20", "recall@20_se", "ndcg@50", "ndcg@50_se", "coverage@10"]
+        assert record["n_users"][name] == expected.pop("n_users")
+        assert record["metrics"][name] == pytest.approx(expected, rel=1e-6)
+    assert list(per_user.columns) == ["scorer", "split", "user", "recall@20", "ndcg@50"]  # set-level metrics in the records only
+    table = ablation_table(_labelled(records))
+    assert set(table["metric"]) == {"recall@20", "ndcg@50", "coverage@10"}
+    assert table.loc[table["metric"] == "coverage@10", "se"].isna().all()
+
+
+def _labelled(records: list[dict]) -> list[dict]:
+    """``run_cell`` records with what ``ablation_cell`` adds and :func:`ablation_table` reads."""
+    return [{**record, "params": {**record["params"], "d": 4}} for record in records]
+
+
+def test_default_metric_settings_are_the_strong_protocols(split):
+    arm = {"neighbourhood": "knn", "first_step": "ease", "second_step": "implicit"}
+    axes = {
+        "neighbourhood": {"knn": {"k": [10, 30]}},
+        "first_step": {"ease": {"lam": [10.0]}},
+        "second_step": {"implicit": {"alpha": [1.0]}},
+    }
+    default = ablation_cell("toy", split, arm, 4, axes, SCORERS)
+    configured = ablation_cell("toy", split, arm, 4, axes, SCORERS, metric_settings=metric_settings({}, "strong"))
+    for a, b in zip(default.records, configured.records, strict=True):
+        assert a["params"] == b["params"] and a["metrics"] == b["metrics"]
+        assert list(a["metrics"]["test"]) == [
+            f"{name}{suffix}" for name in ("recall@20", "recall@50", "ndcg@100") for suffix in ("", "_se")
+        ]
+    pd.testing.assert_frame_equal(default.per_user, configured.per_user)
+
+
+def test_skipped_cells_and_reference_arms_follow_the_configured_metrics(split):
+    skipped = ablation_cell(
+        "toy",
+        split,
+        {"neighbourhood": "all", "first_step": "identity", "second_step": "explicit"},
+        4,
+        {},
+        SCORERS,
+        metric_settings=SETTINGS,
+    )
+    assert skipped.per_user.empty and list(skipped.per_user.columns) == ["scorer", "split", "user", "recall@20", "ndcg@50"]
+    runs = [ablation_cell("toy", split, {"reference": "random"}, 4, {}, SCORERS, seed=seed, metric_settings=SETTINGS) for seed in (0, 1)]
+    assert list(runs[0].per_user.columns) == ["scorer", "split", "user", "recall@20", "ndcg@50"]
+    mean = seed_mean(runs, [0, 1])
+    for position, record in enumerate(mean.records):
+        coverage = [run.records[position]["metrics"]["test"]["coverage@10"] for run in runs]
+        assert record["metrics"]["test"]["coverage@10"] == pytest.approx(np.mean(coverage))  # set-level: the seeds' mean
+        assert record["metrics"]["test"]["coverage@10_seed_sd"] == pytest.approx(np.std(coverage, ddof=1))
+        assert set(metric_names(record["metrics"]["test"])) == {"recall@20", "ndcg@50", "coverage@10"}
+    assert list(mean.per_user.columns) == ["scorer", "split", "user", "recall@20", "ndcg@50"]
+    all_failed = seed_mean([CellResult(skipped.records, skipped.per_user)] * 2, [0, 1])
+    assert list(all_failed.per_user.columns) == ["scorer", "split", "user", "recall@20", "ndcg@50"]
 
 
 def test_undefined_and_oversized_cells_are_skipped_with_the_reason(split):

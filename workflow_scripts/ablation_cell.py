@@ -18,5 +18,6 @@ with job(snakemake):
         snakemake.params.scorers,
         seed=snakemake.params.seed,
         batch_size=snakemake.params.batch_size,
+        metric_settings=snakemake.params.metrics,
     )
     write_cell(result, snakemake.output.records, snakemake.output.per_user)
