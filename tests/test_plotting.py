@@ -513,6 +513,25 @@ def test_draw_reads_each_input_from_its_files_as_the_workflow_passes_them(tmp_pa
         draw("dimension", {"ablations": str(tmp_path / "ablations.csv")})
 
 
+def test_the_ablation_figures_draw_the_selection_metric_given(tmp_path, ablations, metrics, ablation_per_user):
+    """As the workflow passes a dataset's selection metric (here NDCG@50, configured instead of
+    NDCG@100), the dimension and grid figures draw it: the tables hold no other metric."""
+    ablations.replace({"metric": {"ndcg@100": "ndcg@50"}}).to_csv(tmp_path / "ablations.csv", index=False)
+    metrics.replace({"metric": {"ndcg@100": "ndcg@50"}}).to_csv(tmp_path / "metrics.csv", index=False)
+    cells = []
+    for (arm, d), rows in ablation_per_user[ablation_per_user["arm"].str.startswith("ablation:")].groupby(["arm", "d"]):
+        cells.append(str(tmp_path / f"{arm.removeprefix('ablation:').replace('/', '.')}.d{d}.parquet"))
+        rows.drop(columns=["arm", "d"]).rename(columns={"ndcg@100": "ndcg@50"}).to_parquet(cells[-1], index=False)
+    assert FIGURES["dimension"].metric and FIGURES["ablation_grid"].metric
+    grid = draw("ablation_grid", {"ablations": str(tmp_path / "ablations.csv"), "ablation_per_user": cells}, metric="ndcg@50")
+    assert [ax.get_title() for ax in panel_axes(grid)[0][:2]] == ["test ndcg@50, MF", "test ndcg@50, PLRec"]
+    assert "0.350*" in {t.get_text() for t in grid.axes[4].texts}  # the per-user test on the metric given
+    sources = {"ablations": str(tmp_path / "ablations.csv"), "metrics": [str(tmp_path / "metrics.csv")]}
+    dimension = draw("dimension", sources, metric="ndcg@50")
+    assert {ax.get_ylabel() for ax in dimension.axes if ax.get_ylabel()} == {"test ndcg@50"}
+    assert legend_texts(dimension) == legend_texts(dimension_figure(ablations, metrics))
+
+
 def test_a_per_dataset_source_of_a_summary_figure_is_the_concatenation_over_datasets(tmp_path, metrics):
     metrics.to_csv(tmp_path / "a.csv", index=False)
     metrics.assign(dataset="msd").to_csv(tmp_path / "b.csv", index=False)

@@ -133,9 +133,11 @@ class ReportFigure:
 FIGURES: dict[str, ReportFigure] = {
     figure.name: figure
     for figure in (
-        ReportFigure("dimension", "dimension.dimension_figure", ("ablations", "metrics"), "embedding dimension"),
+        ReportFigure("dimension", "dimension.dimension_figure", ("ablations", "metrics"), "embedding dimension", metric=True),
         ReportFigure("convergence", "convergence.convergence_figure", ("curves",), "convergence", metric=True),
-        ReportFigure("ablation_grid", "ablation_grid.ablation_grid_figure", ("ablations", "ablation_per_user"), "ablation grid"),
+        ReportFigure(
+            "ablation_grid", "ablation_grid.ablation_grid_figure", ("ablations", "ablation_per_user"), "ablation grid", metric=True
+        ),
         ReportFigure("scaling", "scaling.scaling_figure", ("scaling",), "cost scaling", scope="summary"),
     )
 }
