@@ -197,6 +197,8 @@ def _ablate(config: dict[str, Any], name: str, args: argparse.Namespace, process
     from islim.config import ablation_cell_grids
     from islim.data.split import load_split
     from islim.embeddings.registry import stochastic_arms
+    from islim.evaluate import dataset_metric_settings
+    from islim.names import metric_title
 
     ablations = config["ablations"]
     if bool(args.reference) == bool(args.arm) or (args.arm and len(args.arm) != 3):
@@ -209,18 +211,34 @@ def _ablate(config: dict[str, Any], name: str, args: argparse.Namespace, process
         arm = dict(zip(("neighbourhood", "first_step", "second_step"), args.arm))
         grids, stem = ablation_cell_grids(ablations, arm), ".".join(args.arm)
     seeds = config["seeds"] if args.reference in stochastic_arms("reference") else [ablations["seed"]]
+    metric_settings = dataset_metric_settings(config, name)  # the protocol's metrics, as rules ablation_cell and ablation_reference
+    select = metric_settings["select"]
     split = load_split(processed_dir)
     for d in args.dims or ablations["dims"]:
         runs = [
-            ablation_cell(name, split, arm, d, grids, ablations["scorers"], seed=seed, batch_size=config["eval_batch_size"])
+            ablation_cell(
+                name,
+                split,
+                arm,
+                d,
+                grids,
+                ablations["scorers"],
+                seed=seed,
+                batch_size=config["eval_batch_size"],
+                metric_settings=metric_settings,
+            )
             for seed in seeds
         ]
         result = seed_mean(runs, seeds) if len(runs) > 1 else runs[0]
         records_path, per_user_path = results / "ablations" / f"{stem}.d{d}.json", results / "per_user" / f"{stem}.d{d}.parquet"
         write_cell(result, records_path, per_user_path)
         for record in result.records:
-            status = record["extra"].get("skipped") or f"test ndcg@100 {record['metrics']['test']['ndcg@100']:.4f}"
-            print(f"{record['model']} d={d} {record['extra']['scorer']}: {status}")
+            extra = record["extra"]
+            if extra["status"] == "ok":
+                outcome = f"test {metric_title(select)} {record['metrics']['test'][select]:.4f}"
+            else:
+                outcome = f"{extra['status']}: {extra['reason']}"
+            print(f"{record['model']} d={d} {extra['scorer']}: {outcome}")
         print(f"written {records_path}")
 
 
@@ -245,16 +263,18 @@ def source_files(name: str, results_dir: Path, datasets: list[str]) -> list[Path
 def _report(config: dict[str, Any], args: argparse.Namespace) -> None:
     import pandas as pd
 
+    from islim.evaluate import dataset_metric_settings
     from islim.plotting.registry import FIGURES, draw
     from islim.plotting.style import save_figure
     from islim.results_table import results_table, write_results_table
 
     scope = args.scope
     if scope == "summary":
-        datasets = list(config["run_datasets"])
+        datasets, metric = list(config["run_datasets"]), None
     else:
         dataset_entry(config, scope)
-        datasets = [scope]
+        # The dataset's selection metric, for the figures that take one (as rule figure's figure_metric).
+        datasets, metric = [scope], dataset_metric_settings(config, scope)["select"]
     out = args.reports_dir / scope
     for figure in FIGURES.values():
         if (figure.scope == "summary") != (scope == "summary"):
@@ -263,7 +283,7 @@ def _report(config: dict[str, Any], args: argparse.Namespace) -> None:
         if missing := [name for name, files in inputs.items() if not files]:
             print(f"skipped the {figure.label} figure: no {', '.join(missing)} results under {args.results_dir} for {', '.join(datasets)}")
             continue
-        save_figure(draw(figure, inputs), out / figure.name)
+        save_figure(draw(figure, inputs, metric), out / figure.name)
         print(f"written {out / figure.name}.png and .pdf")
     metrics = source_files("metrics", args.results_dir, datasets)
     if len(metrics) < len(datasets):

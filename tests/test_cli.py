@@ -16,6 +16,8 @@ import yaml
 from islim import ablations, training
 from islim.cli import build_parser, main
 from islim.config import load_config
+from islim.evaluate import dataset_metric_settings
+from islim.plotting import registry
 from islim.records import read_records
 from tests.workflow_helpers import CONFIGS, REPO
 
@@ -177,7 +179,35 @@ def test_ablate_wants_three_axes_or_a_reference(prepared, capsys, arm):
     assert "give either the cell's three axes" in capsys.readouterr().err
 
 
-def test_aggregate_then_report_write_the_tables_and_the_figures_their_results_allow(prepared, capsys):
+def test_ablate_evaluates_the_configured_metrics_and_prints_why_a_cell_was_skipped(prepared, tmp_path, capsys):
+    """As rules ablation_cell/ablation_reference: the protocol's metric settings of the config; the
+    summary shows the selection metric, and the reason of a cell that cannot run."""
+    workdir, _ = prepared
+    override = tmp_path / "metrics.yaml"
+    strong = {"names": ["recall@20"], "cutoffs": [10], "select": "ndcg@50"}
+    override.write_text(yaml.safe_dump({"metrics": {"strong": strong}}), encoding="utf-8")
+    common = ["--config", str(REPO / "config.yaml"), "--configfile", str(workdir / "tiny.yaml"), "--configfile", str(override)]
+    common += ["--data-dir", str(workdir / "data"), "--results-dir", str(tmp_path / "results")]
+    capsys.readouterr()
+    assert main(["ablate", *common, DATASET, "all", "ease", "implicit", "--d", "8"]) == 0
+    folder = tmp_path / "results" / DATASET / "ablations"
+    records = read_records(folder / "all.ease.implicit.d8.json")
+    assert {record["extra"]["status"] for record in records} == {"ok"}
+    printed = capsys.readouterr().out
+    for record in records:
+        test = record["metrics"]["test"]
+        assert {"recall@20", "recall@10", "ndcg@10", "hitrate@10", "ndcg@50"} <= set(test) and "ndcg@100" not in test
+        assert f"{record['model']} d=8 {record['extra']['scorer']}: test NDCG@50 {test['ndcg@50']:.4f}" in printed
+    assert main(["ablate", *common, DATASET, "all", "identity", "explicit", "--d", "8"]) == 0
+    records = read_records(folder / "all.identity.explicit.d8.json")
+    assert {record["extra"]["status"] for record in records} == {"skipped"}
+    printed = capsys.readouterr().out
+    for record in records:
+        assert f"{record['model']} d=8 {record['extra']['scorer']}: skipped: {record['extra']['reason']}" in printed
+    assert "first_step='identity' with second_step='explicit' is undefined" in printed
+
+
+def test_aggregate_then_report_write_the_tables_and_the_figures_their_results_allow(prepared, monkeypatch, capsys):
     workdir, _ = prepared
     assert islim(workdir, "ease", DATASET) == 0
     assert islim(workdir, "train", DATASET, "mf", "implicit_slim") == 0
@@ -188,8 +218,12 @@ def test_aggregate_then_report_write_the_tables_and_the_figures_their_results_al
     assert {"ease", "mf", "ablation:all/ease/implicit"} <= set(metrics["model"])
     assert set(pd.read_csv(results / "ablations.csv")["d"]) >= {8}
     capsys.readouterr()
+    draws = spy(monkeypatch, registry, "draw")
     assert islim(workdir, "report", DATASET) == 0
     printed = capsys.readouterr().out
+    # The dataset's selection metric, as rule figure's figure_metric (the figures without one ignore it).
+    select = dataset_metric_settings(load_config(REPO / "config.yaml", [workdir / "tiny.yaml"]), DATASET)["select"]
+    assert draws and {call[0][2] for call in draws} == {select}
     reports = workdir / "reports" / DATASET
     table = pd.read_csv(reports / "results.csv")
     assert {"ease", "mf"} <= set(table["model"]) and table["published"].isna().all()
