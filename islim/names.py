@@ -6,14 +6,10 @@ shown as the config spells them. Metric names (``family@K``) are shown with thei
 """
 
 from islim.errors import ConfigError
-from islim.evaluate import REPORTED_METRICS
 from islim.metrics import FAMILIES, METRIC_NAME, parse_metric
 from islim.models.registry import MODELS, PUBLISHED_ONLY
 
 MODEL_NAMES = {**{name: spec.display_name for name, spec in MODELS.items()}, **PUBLISHED_ONLY}
-
-#: Display names of the default metrics (:func:`metric_title` names any metric).
-METRIC_NAMES = {metric.name: metric.title for metric in REPORTED_METRICS}
 
 
 def metric_title(name: str) -> str:

@@ -515,7 +515,8 @@ def test_draw_reads_each_input_from_its_files_as_the_workflow_passes_them(tmp_pa
 
 def test_the_ablation_figures_draw_the_selection_metric_given(tmp_path, ablations, metrics, ablation_per_user):
     """As the workflow passes a dataset's selection metric (here NDCG@50, configured instead of
-    NDCG@100), the dimension and grid figures draw it: the tables hold no other metric."""
+    NDCG@100), the dimension and grid figures draw it (the tables hold no other metric) and label it
+    by its display name, as the default metrics."""
     ablations.replace({"metric": {"ndcg@100": "ndcg@50"}}).to_csv(tmp_path / "ablations.csv", index=False)
     metrics.replace({"metric": {"ndcg@100": "ndcg@50"}}).to_csv(tmp_path / "metrics.csv", index=False)
     cells = []
@@ -524,11 +525,11 @@ def test_the_ablation_figures_draw_the_selection_metric_given(tmp_path, ablation
         rows.drop(columns=["arm", "d"]).rename(columns={"ndcg@100": "ndcg@50"}).to_parquet(cells[-1], index=False)
     assert FIGURES["dimension"].metric and FIGURES["ablation_grid"].metric
     grid = draw("ablation_grid", {"ablations": str(tmp_path / "ablations.csv"), "ablation_per_user": cells}, metric="ndcg@50")
-    assert [ax.get_title() for ax in panel_axes(grid)[0][:2]] == ["test ndcg@50, MF", "test ndcg@50, PLRec"]
+    assert [ax.get_title() for ax in panel_axes(grid)[0][:2]] == ["test NDCG@50, MF", "test NDCG@50, PLRec"]
     assert "0.350*" in {t.get_text() for t in grid.axes[4].texts}  # the per-user test on the metric given
     sources = {"ablations": str(tmp_path / "ablations.csv"), "metrics": [str(tmp_path / "metrics.csv")]}
     dimension = draw("dimension", sources, metric="ndcg@50")
-    assert {ax.get_ylabel() for ax in dimension.axes if ax.get_ylabel()} == {"test ndcg@50"}
+    assert {ax.get_ylabel() for ax in dimension.axes if ax.get_ylabel()} == {"test NDCG@50"}
     assert legend_texts(dimension) == legend_texts(dimension_figure(ablations, metrics))
 
 

@@ -17,7 +17,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from islim.comparisons import compare
 from islim.embeddings.registry import PAPER_CELLS, cell_name, reference_name
-from islim.names import METRIC_NAMES, MODEL_NAMES
+from islim.names import MODEL_NAMES, metric_title
 from islim.plotting.dimension import metric_rows
 from islim.plotting.style import NEUTRAL, PAGE, new_figure, styled
 
@@ -131,7 +131,7 @@ def panels(cells: pd.DataFrame, metric: str, scores: pd.DataFrame | None = None,
     """
     ok = cells[cells["status"] == "ok"]
     quality = metric_rows(ok, metric)
-    name = METRIC_NAMES.get(metric, metric)
+    name = metric_title(metric)
     result = []
     for scorer, rows in quality.groupby("scorer", sort=False):
         marked = significant_cells(scores, rows["d"].iloc[0], scorer, metric, alpha) if scores is not None else set()

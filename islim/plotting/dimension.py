@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from islim.embeddings.registry import STYLED_ARMS
-from islim.names import METRIC_NAMES, MODEL_NAMES
+from islim.names import MODEL_NAMES, metric_title
 from islim.plotting.style import COLUMN, NEUTRAL, PAGE, REFERENCE_MODELS, arm_style, model_style, new_figure, styled
 
 
@@ -98,6 +98,6 @@ def dimension_figure(ablations: pd.DataFrame, metrics: pd.DataFrame, metric: str
         ax.minorticks_off()
         ax.set_title(MODEL_NAMES.get(scorer, scorer))
         ax.set_xlabel("embedding dimension d")
-        ax.set_ylabel(f"test {METRIC_NAMES.get(metric, metric)}")
+        ax.set_ylabel(f"test {metric_title(metric)}")
     figure.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=4, frameon=False)
     return figure
