@@ -1,7 +1,7 @@
 """The dense products of a torch computation and the time a GEMM needs for them.
 
 :class:`DenseProducts` records every dense matrix product (``aten.mm``, ``addmm``, ``bmm``,
-``baddbmm``) that a block of torch code runs, forward and backward, as ``(m, k, n)`` with the
+``baddbmm``, with their ``out=`` and in-place forms) that a block of torch code runs, forward and backward, as ``(m, k, n)`` with the
 operands' layouts; products with a sparse operand (the sparse input layers) are not dense products
 and are left out. :func:`time_products` replays them on random operands of the same shapes and
 layouts, and :func:`square_gemm_rate` measures the rate of one large square float32 GEMM: with the
@@ -20,8 +20,22 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 aten = torch.ops.aten
-#: Product op → positions of its two matrix operands in the call's arguments.
-_OPERANDS = {aten.mm.default: (0, 1), aten.addmm.default: (1, 2), aten.bmm.default: (0, 1), aten.baddbmm.default: (1, 2)}
+#: Product op → positions of its two matrix operands in the call's arguments: the functional
+#: forms, their ``out=`` forms (``torch.mm(a, b, out=c)``) and the in-place accumulations
+#: (``c.addmm_(a, b)``), all of which the models' blocked output layer uses.
+_OPERANDS = {
+    aten.mm.default: (0, 1),
+    aten.mm.out: (0, 1),
+    aten.bmm.default: (0, 1),
+    aten.bmm.out: (0, 1),
+    aten.addmm.default: (1, 2),
+    aten.addmm.out: (1, 2),
+    aten.addmm_.default: (1, 2),
+    aten.baddbmm.default: (1, 2),
+    aten.baddbmm.out: (1, 2),
+    aten.baddbmm_.default: (1, 2),
+}
+_ACCUMULATING = {op for op, positions in _OPERANDS.items() if positions == (1, 2)}
 
 
 @dataclass(frozen=True)
@@ -91,7 +105,7 @@ class DenseProducts(TorchDispatchMode):
                         b.shape[-1],
                         _is_transposed(a),
                         _is_transposed(b),
-                        func in (aten.addmm.default, aten.baddbmm.default),
+                        func in _ACCUMULATING,
                         a.dtype,
                     )
                 ] += 1

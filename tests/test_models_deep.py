@@ -32,9 +32,10 @@ from islim.models.deep import (
     RecVAEModel,
     SparseRows,
     TrainState,
+    layers,
 )
 from islim.models.deep.allocation import reuse_freed_memory
-from islim.models.deep.layers import ItemOutputLinear
+from islim.models.deep.layers import ItemOutputLinear, log_likelihood
 from islim.models.deep.trainer import resolve_params, score_batch
 from islim.models.registry import model_spec
 from islim.training import CURVE_COLUMNS
@@ -175,6 +176,30 @@ def test_item_output_layer_equals_nn_linear():
     assert all(torch.equal(layer.state_dict()[k], reference.state_dict()[k]) for k in reference.state_dict())
     h = torch.randn(4, 6)
     torch.testing.assert_close(layer(h), reference(h), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("block_bytes", [2**21, 8 * 7 * 5])
+@pytest.mark.parametrize("trainable", ["all", "input", "layer"])
+def test_blocked_multinomial_equals_log_softmax_route(monkeypatch, block_bytes, trainable):
+    """ItemOutputLinear.multinomial_log_likelihood (item blocks, here one block or blocks of 5
+    items) gives the log-likelihood and the gradients of log_likelihood(layer(h), x) for whatever
+    subset of h and the layer's parameters is trainable (RecVAE's phases train either side)."""
+    monkeypatch.setattr(layers, "ITEM_BLOCK_BYTES", block_bytes)
+    X = random_feedback(7, 23, 0.3, seed=5)
+    X.data[:] = np.random.default_rng(1).integers(1, 4, X.nnz)  # counts, not only ones
+    torch.manual_seed(4)
+    layer = ItemOutputLinear(6, 23).double()
+    x = SparseRows.from_csr(X, dtype=torch.float64)
+    h = torch.randn(7, 6, dtype=torch.float64, requires_grad=trainable in ("all", "input"))
+    layer.requires_grad_(trainable in ("all", "layer"))
+    upstream = torch.randn(7, dtype=torch.float64)
+    results = []
+    for compute in (lambda: layer.multinomial_log_likelihood(h, x), lambda: log_likelihood(layer(h), x)):
+        ll = compute()
+        leaves = [t for t in (h, layer.weight, layer.bias) if t.requires_grad]
+        results.append((ll, *torch.autograd.grad(ll, leaves, upstream)))
+    for fused, reference in zip(*results):
+        torch.testing.assert_close(fused, reference, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc")

@@ -183,8 +183,17 @@ class HVamp(DeepRecommender):
 
     def p_x(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         """``(b, n_items)`` decoder logits."""
-        h = torch.cat((self.p_x_from_z1(z1), self.p_x_from_z2(z2)), dim=1)
-        return self.p_x_output(self.p_x_joint(h))
+        return self.p_x_output(self.p_x_hidden(z1, z2))
+
+    def p_x_hidden(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        """``(b, hidden_dim)`` input of the decoder's output layer."""
+        return self.p_x_joint(torch.cat((self.p_x_from_z1(z1), self.p_x_from_z2(z2)), dim=1))
+
+    def log_p_x(self, z1: torch.Tensor, z2: torch.Tensor, x: Rows) -> torch.Tensor:
+        """``log p(x|z₁,z₂)`` per user, ``(b,)``, under the configured likelihood."""
+        if self.likelihood == "multinomial":
+            return self.p_x_output.multinomial_log_likelihood(self.p_x_hidden(z1, z2), x)
+        return log_likelihood(self.p_x(z1, z2), x, self.likelihood)
 
     def log_p_z2(self, z2: torch.Tensor, dropout: float) -> torch.Tensor:
         """VampPrior ``log (1/K) Σ_k q(z₂ | u_k)`` per user, ``(b,)``; O(K·I·H + b·K·z₂)."""
@@ -212,7 +221,7 @@ class HVamp(DeepRecommender):
         z1_mu, z1_logvar = self.q_z1(x_normalized.dropout(dropout, self.training), z2)
         z1 = reparameterize(z1_mu, z1_logvar, sample=self.training)
         prior_mu, prior_logvar = self.p_z1(z2)
-        nll = -log_likelihood(self.p_x(z1, z2), x, self.likelihood)
+        nll = -self.log_p_x(z1, z2, x)
         kl = (
             log_normal(z1, z1_mu, z1_logvar).sum(dim=-1)
             + log_normal(z2, z2_mu, z2_logvar).sum(dim=-1)

@@ -199,10 +199,88 @@ class ItemOutputLinear(nn.Linear):
     which costs 25 % of the product when ``in_features`` is small (80 ms instead of 64 ms for
     500 × 200 × 20,108 on one core, measured; equal at 600). Same parameters, state-dict keys and
     initialisation as ``nn.Linear``.
+
+    In training, :meth:`multinomial_log_likelihood` computes the layer and the multinomial
+    log-likelihood together, block of items by block of items (see :class:`_BlockedMultinomial`).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.mm(x, self.weight.t()).add_(self.bias)
+
+    def multinomial_log_likelihood(self, h: torch.Tensor, x: Rows) -> torch.Tensor:
+        """``log_likelihood(self(h), x, "multinomial")``, ``(b,)``: by item blocks for CPU sparse
+        batches (:class:`_BlockedMultinomial`), else through the logits."""
+        if isinstance(x, SparseRows) and x.columns is not None and h.device.type == "cpu" and not x.values.requires_grad:
+            return _BlockedMultinomial.apply(h, self.weight, self.bias, x)
+        return log_likelihood(self(h), x)
+
+
+#: Bytes of one item block of the transposed logits in :class:`_BlockedMultinomial` (fits in L2).
+ITEM_BLOCK_BYTES = 2**21
+
+
+class _BlockedMultinomial(torch.autograd.Function):
+    """``ll_u = Σ_j x_uj l_uj − |x_u| · logsumexp_j l_uj`` for ``l = h Wᵀ + b`` and its gradients
+    ``∂ll_u/∂l_uj = x_uj − |x_u| softmax(l_u)_j``, the ``(b, I)`` logits computed and used by blocks
+    of items.
+
+    The logits are held transposed (``(I, b)``, item blocks are contiguous rows) and each block of
+    about 2 MiB is produced by one GEMM (``W_block hᵀ``) and then read while it is in cache: the
+    bias, the block's ``logsumexp`` per user (combined over blocks at the end), and in the backward
+    pass ``softmax`` times the upstream weights plus the sparse ``x`` term, followed by the block's
+    two gradient GEMMs (``∂W_block = G_block h``, ``∂h += G_blockᵀ W_block``). Compared with the
+    logits → ``log_softmax`` → gather route (a zero-filled ``(b, I)`` gradient, ``log_softmax``'s
+    backward, the bias-gradient pass, each over 40 MB at ML-20M shape), the only passes over
+    memory are the GEMMs' own, and the blocked GEMMs run faster than MKL's one ``500 × 600 ×
+    20,108`` call with the wide output (measured: 74 ms instead of 103 ms on 2 threads). Equal to
+    the unblocked formula up to float rounding (the sums run in another order).
+    """
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, x: SparseRows) -> torch.Tensor:
+        n_items, n_users = weight.shape[0], h.shape[0]
+        block = max(1, ITEM_BLOCK_BYTES // (h.element_size() * n_users))
+        logits_t = h.new_empty(n_items, n_users)
+        block_lse = []
+        for start in range(0, n_items, block):
+            part = logits_t[start : start + block]
+            torch.mm(weight[start : start + block], h.t(), out=part)
+            part.add_(bias[start : start + block, None])
+            block_lse.append(torch.logsumexp(part, dim=0))
+        lse = torch.logsumexp(torch.stack(block_lse), dim=0)
+        sums = x.row_sums()
+        picked = logits_t.view(-1)[x.cols * n_users + x.rows]
+        ctx.save_for_backward(h, weight, logits_t, lse, sums)
+        ctx.x, ctx.block = x, block
+        return x._per_row_sum(picked * x.values) - sums * lse
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        h, weight, logits_t, lse, sums = ctx.saved_tensors
+        x, block = ctx.x, ctx.block
+        n_items, n_users = logits_t.shape
+        columns = x.columns
+        entry_rows = torch.from_numpy(columns.rows.astype(np.int64, copy=False))
+        entry_cols = torch.from_numpy(np.repeat(np.arange(n_items, dtype=np.int64), np.diff(columns.indptr)))
+        entry_grads = x.values[torch.from_numpy(columns.order)] * grad[entry_rows]
+        softmax_weight = -(grad * sums)
+        need_h, need_weight, need_bias = ctx.needs_input_grad[:3]
+        grad_h = torch.zeros_like(h) if need_h else None
+        grad_weight = torch.empty_like(weight) if need_weight else None
+        grad_bias = weight.new_empty(n_items) if need_bias else None
+        for start in range(0, n_items, block):
+            stop = min(start + block, n_items)
+            part = torch.sub(logits_t[start:stop], lse).exp_().mul_(softmax_weight)
+            first, last = int(columns.indptr[start]), int(columns.indptr[stop])
+            flat = (entry_cols[first:last] - start) * n_users + entry_rows[first:last]
+            part.view(-1).index_add_(0, flat, entry_grads[first:last])
+            if need_weight:
+                torch.mm(part, h, out=grad_weight[start:stop])
+            if need_bias:
+                torch.sum(part, dim=1, out=grad_bias[start:stop])
+            if need_h:
+                grad_h.addmm_(part.t(), weight[start:stop])
+        return grad_h, grad_weight, grad_bias, None
 
 
 class Dense(nn.Module):

@@ -24,7 +24,7 @@ from torch import nn
 
 from islim.errors import ConfigError
 from islim.models.deep.base import DeepRecommender, LossTerms, Phase, TrainState, check_positive, check_probability
-from islim.models.deep.layers import ItemInputLinear, ItemOutputLinear, Rows, kl_to_standard_normal, log_likelihood, reparameterize
+from islim.models.deep.layers import ItemInputLinear, ItemOutputLinear, Rows, kl_to_standard_normal, reparameterize
 
 
 class MultVAE(DeepRecommender):
@@ -107,8 +107,8 @@ class MultVAE(DeepRecommender):
 
     def loss(self, x: Rows, state: TrainState, dropout: float) -> LossTerms:
         mu, logvar = self.encode(x.l2_normalized().dropout(dropout, self.training))
-        logits = self.decode(reparameterize(mu, logvar, sample=self.training))
-        nll = -log_likelihood(logits, x).mean()
+        hidden = torch.tanh(self.decoder_hidden(reparameterize(mu, logvar, sample=self.training)))
+        nll = -self.decoder_output.multinomial_log_likelihood(hidden, x).mean()
         kl = kl_to_standard_normal(mu, logvar).mean()
         beta = self.beta(state.step)
         total = nll + beta * kl

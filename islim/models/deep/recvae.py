@@ -31,7 +31,7 @@ from torch import nn
 
 from islim.errors import ConfigError
 from islim.models.deep.base import DeepRecommender, LossTerms, Phase, TrainState, check_positive, check_probability
-from islim.models.deep.layers import ItemInputLinear, ItemOutputLinear, Rows, log_likelihood, log_normal, reparameterize, swish
+from islim.models.deep.layers import ItemInputLinear, ItemOutputLinear, Rows, log_normal, reparameterize, swish
 
 #: Dense layers in the encoder (fixed by the architecture).
 N_ENCODER_LAYERS = 5
@@ -163,7 +163,7 @@ class RecVAE(DeepRecommender):
         x_normalized = x.l2_normalized()
         mu, logvar = self.encoder(x_normalized.dropout(dropout, self.training))
         z = reparameterize(mu, logvar, sample=self.training)
-        nll = -log_likelihood(self.decoder(z), x)
+        nll = -self.decoder.multinomial_log_likelihood(z, x)
         kl = (log_normal(z, mu, logvar) - self.prior.log_prob(x_normalized, z)).sum(dim=-1)
         weights = self.kl_weights(x)
         total = (nll + weights * kl).mean()

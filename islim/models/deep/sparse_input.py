@@ -8,8 +8,11 @@ the fastest order:
 
 * forward ``X W`` in column (item) order, :func:`islim.spmm.column_ordered_product`: each row of
   ``W`` is read once per item block while the ``(b, h)`` output stays in cache;
-* backward ``Xᵀ G`` by item row blocks, :func:`islim.spmm.sparse_dense_product`: every row of the
-  ``(I, h)`` gradient is written once, items no user of the batch has included (as zeros).
+* backward ``Xᵀ G`` as torch's CSR × dense product (MKL's sparse BLAS, threaded) on ``Xᵀ`` in CSR
+  form: every row of the ``(I, h)`` gradient is written once, items no user of the batch has
+  included (as zeros). Same values as the row-block product of
+  :func:`islim.spmm.sparse_dense_product` it replaces (each row sums its entries in the same order;
+  equal bit for bit, measured), in 8.6 ms instead of 16–19 ms at ML-20M shape on 2 threads.
 
 Measured at ML-20M shape (500 users, 37 k non-zeros, h = 600), CPU time: the forward product
 9 ms instead of 16–20 ms on one core; forward and backward of the layer, batch conversion included,
@@ -20,13 +23,14 @@ on the thread count torch uses (``torch.get_num_threads()``). ``X``'s entries in
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from islim.spmm import column_ordered_product, sparse_dense_product
+from islim.spmm import column_ordered_product
 
 
 class ColumnOrder(NamedTuple):
@@ -58,18 +62,26 @@ class _ItemProduct(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, weight: torch.Tensor, values: torch.Tensor, columns: ColumnOrder, n_rows: int) -> torch.Tensor:
-        n_threads = torch.get_num_threads()
-        by_column = values.detach()[torch.from_numpy(columns.order)].numpy()
-        transposed = sp.csr_matrix((by_column, columns.rows, columns.indptr), shape=(weight.shape[0], n_rows))
-        ctx.transposed, ctx.n_threads = transposed, n_threads
-        return torch.from_numpy(column_ordered_product(transposed.T, weight.detach().numpy(), n_threads))
+        by_column = values.detach()[torch.from_numpy(columns.order)]
+        transposed = sp.csr_matrix((by_column.numpy(), columns.rows, columns.indptr), shape=(weight.shape[0], n_rows))
+        ctx.columns, ctx.by_column = columns, by_column
+        return torch.from_numpy(column_ordered_product(transposed.T, weight.detach().numpy(), torch.get_num_threads()))
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         if not ctx.needs_input_grad[0]:
             return None, None, None, None
-        weight_grad = sparse_dense_product(ctx.transposed, grad.detach().contiguous().numpy(), ctx.n_threads)
-        return torch.from_numpy(weight_grad), None, None, None
+        columns = ctx.columns
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+            transposed = torch.sparse_csr_tensor(
+                torch.from_numpy(columns.indptr.astype(np.int64, copy=False)),
+                torch.from_numpy(columns.rows.astype(np.int64, copy=False)),
+                ctx.by_column,
+                (len(columns.indptr) - 1, grad.shape[0]),
+                check_invariants=False,
+            )
+        return transposed @ grad.detach(), None, None, None
 
 
 def item_product(values: torch.Tensor, columns: ColumnOrder, n_rows: int, weight: torch.Tensor) -> torch.Tensor:
