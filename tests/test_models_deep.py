@@ -294,6 +294,21 @@ def test_recvae_composite_prior_and_kl_weight_match_scipy():
     assert model.loss(rows, TrainState(), dropout=0.5).total.item() == pytest.approx(expected_total, rel=1e-10)
 
 
+def test_log_normal_pairs_equals_broadcast_sum_in_float32():
+    """The expanded mixture densities (float64 inside) equal the float64 broadcast sum of
+    log_normal for float32 inputs, also where z ≈ μ and the variances are tiny (e^-12), where the
+    expanded terms cancel."""
+    generator = torch.Generator().manual_seed(8)
+    mu = torch.randn(5, 16, generator=generator) * 10
+    logvar = torch.full((5, 16), -12.0)
+    logvar[:2] = torch.rand(2, 16, generator=generator) * 8 - 4
+    z = torch.cat((mu[:3] + 1e-3 * torch.randn(3, 16, generator=generator), torch.randn(4, 16, generator=generator)))
+    expected = layers.log_normal(z.double()[:, None], mu.double()[None], logvar.double()[None]).sum(-1)
+    pairs = layers.log_normal_pairs(z, mu, logvar)
+    assert pairs.dtype == torch.float32
+    torch.testing.assert_close(pairs.double(), expected, rtol=1e-6, atol=1e-3)
+
+
 def test_hvamp_vamp_prior_matches_explicit_mixture():
     model = tiny_model("hvamp", 10).double()
     model.eval()

@@ -36,7 +36,7 @@ Design choices, all configurable or documented:
 
 Cost per batch: the sparse input layers ``O(nnz·H)``; the prior pushes all ``K`` dense pseudo-inputs
 through ``q(z₂|·)``: ``O(K·I·H)`` (two maps if gated) — on ML-20M with K = 1000 this is the dominant
-term (≈ 2.4e10 flops forward); ``O(b·K·z₂)`` memory for the mixture.
+term (≈ 2.4e10 flops forward); ``O(b·K)`` memory for the mixture.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ from islim.models.deep.layers import (
     Rows,
     log_likelihood,
     log_normal,
+    log_normal_pairs,
     reparameterize,
 )
 
@@ -196,10 +197,11 @@ class HVamp(DeepRecommender):
         return log_likelihood(self.p_x(z1, z2), x, self.likelihood)
 
     def log_p_z2(self, z2: torch.Tensor, dropout: float) -> torch.Tensor:
-        """VampPrior ``log (1/K) Σ_k q(z₂ | u_k)`` per user, ``(b,)``; O(K·I·H + b·K·z₂)."""
+        """VampPrior ``log (1/K) Σ_k q(z₂ | u_k)`` per user, ``(b,)``; O(K·I·H + b·K·z₂), the mixture
+        by two ``(b × z₂)(z₂ × K)`` products (:func:`~islim.models.deep.layers.log_normal_pairs`)."""
         pseudo = DenseRows(F.hardtanh(self.pseudo_inputs, 0.0, 1.0)).dropout(dropout, self.training)
         means, logvars = self.q_z2(pseudo)
-        per_component = log_normal(z2.unsqueeze(1), means.unsqueeze(0), logvars.unsqueeze(0)).sum(dim=-1)
+        per_component = log_normal_pairs(z2, means, logvars)
         return torch.logsumexp(per_component, dim=1) - math.log(self.pseudo_inputs.shape[0])
 
     def beta(self, epoch: int) -> float:

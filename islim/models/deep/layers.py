@@ -320,6 +320,25 @@ def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch
     return -0.5 * (LOG_2PI + logvar + (z - mu).square() * torch.exp(-logvar))
 
 
+def log_normal_pairs(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """``Σ_d log N(z_bd; μ_kd, exp(logvar_kd))`` for every row ``b`` of ``z`` (``(B, D)``) and every
+    Gaussian ``k`` of ``mu``, ``logvar`` (``(K, D)``); ``(B, K)``.
+
+    The square expanded, ``−½ [D log 2π + Σ_d lv_kd + Σ_d μ_kd² e^{−lv_kd} + Σ_d z_bd² e^{−lv_kd}
+    − 2 Σ_d z_bd μ_kd e^{−lv_kd}]``: two ``(B × D)(D × K)`` products instead of the ``(B, K, D)``
+    broadcast tensors of :func:`log_normal` (H+Vamp's VampPrior at ML-20M shape: 200 × 1,000 × 200,
+    about ten 160 MB passes forward and backward, a quarter of its training step). Computed in
+    float64 and returned in ``z``'s dtype: the expanded terms cancel (``z ≈ μ`` with ``e^{−lv}`` up to
+    ``e^{12}``), which float64 leaves at ~1e-8 absolute where float32 would lose whole units.
+    """
+    dtype = z.dtype
+    z, mu, logvar = z.double(), mu.double(), logvar.double()
+    precision = torch.exp(-logvar)
+    per_gaussian = LOG_2PI * mu.shape[-1] + logvar.sum(dim=-1) + (mu.square() * precision).sum(dim=-1)
+    quadratic = z.square() @ precision.t() - 2.0 * (z @ (mu * precision).t())
+    return (-0.5 * (quadratic + per_gaussian)).to(dtype)
+
+
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """Closed-form ``KL(N(μ, diag e^logvar) ‖ N(0, I))`` per row, summed over the last dimension."""
     return 0.5 * (torch.exp(logvar) + mu.square() - 1.0 - logvar).sum(dim=-1)
