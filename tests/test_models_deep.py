@@ -205,18 +205,25 @@ def test_blocked_multinomial_equals_log_softmax_route(monkeypatch, block_bytes, 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc")
 def test_freed_memory_is_reused_inside_training_steps_only():
     """A freed 64 MiB tensor comes back without page faults inside reuse_freed_memory (glibc would
-    unmap and map it again, faulting every page), and outside it glibc's behaviour returns."""
+    unmap and map it again, faulting every page), and on leaving the block the kept memory is given
+    back, so the next allocation faults its pages in again.
 
-    def faults_of_second_allocation() -> int:
-        torch.ones(16 * 2**20)  # allocated, touched and freed
+    Measured as a training loop sees it, in steady state: the median over repeated allocations.
+    A single allocation can still fault once inside the block, when a small allocation made in
+    between (by Python itself) was carved from the start of the freed block, so the next 64 MiB
+    no longer fits in it and the heap grows once; from then on two such blocks alternate."""
+
+    def faults_of_allocation() -> int:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        torch.ones(16 * 2**20)
+        torch.ones(16 * 2**20)  # allocated, touched and freed
         return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
     pages = 64 * 2**20 // resource.getpagesize()
     with reuse_freed_memory():
-        assert faults_of_second_allocation() < pages // 100
-    assert faults_of_second_allocation() > pages // 2
+        inside = [faults_of_allocation() for _ in range(7)]
+    outside = faults_of_allocation()
+    assert np.median(inside[1:]) < pages // 100, inside
+    assert outside > pages // 2  # the heap kept inside was given back on exit (malloc_trim)
 
 
 # ---------------------------------------------------------------------------------------------
