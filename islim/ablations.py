@@ -41,12 +41,12 @@ from islim.data.split import Split
 from islim.embeddings import arm_embeddings, reference_embeddings, validate_arm
 from islim.embeddings.registry import AXES, arms_of, cell_name, check_arm_params, reference_name
 from islim.errors import GRID_POINT_ERRORS, ConfigError, DataFormatError, GridSearchError, MemoryBudgetError, NumericalError
-from islim.evaluate import PROTOCOL_DEFAULTS, UserMetrics, evaluate_split_users, settings_metrics, summarize
+from islim.evaluate import PROTOCOL_DEFAULTS, evaluate_split_users, settings_metrics
 from islim.fileio import write_csv, write_parquet
 from islim.metrics import Metric, metric_names
 from islim.models.ridge import item_statistics, plrec_encoder, plrec_item_weights, solve_item_step, user_ridge_encoder
 from islim.numerics import require_finite
-from islim.records import make_record, mean_over_seeds, per_user_table, read_records, seed_spread, split_summaries, write_records
+from islim.records import make_record, mean_over_seeds, per_user_table, read_records, seed_summaries, write_records
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +93,6 @@ def _metric_settings(metric_settings: Mapping[str, Any] | None) -> tuple[tuple[M
     (:func:`islim.evaluate.dataset_metric_settings`; ``None``: the strong protocol's defaults)."""
     settings = metric_settings or PROTOCOL_DEFAULTS["strong"]
     return settings_metrics(settings), settings["select"]
-
-
-def _summary(evaluated: UserMetrics, metrics: Sequence[Metric]) -> dict[str, float]:
-    """Mean and standard error of each per-user metric, ``n_users``, and each set-level metric."""
-    return summarize(evaluated.per_user, metrics) | evaluated.set_level
 
 
 def _scorer_table(scorer: str, split: Split, users: Mapping[str, Mapping[str, np.ndarray]]) -> pd.DataFrame:
@@ -220,7 +215,7 @@ def run_cell(
                 try:
                     score = scorer_functions(scorer, embeddings, split.train, scorer_params)
                     validation_users = evaluate_split_users(score, split, "validation", metrics, batch_size)
-                    validation = _summary(validation_users, metrics)
+                    validation = validation_users.summary(metrics)
                     test_users = None
                     if scorer not in best or validation[monitor] > best[scorer][0][monitor]:
                         test_users = evaluate_split_users(score, split, "test", metrics, batch_size)
@@ -231,7 +226,7 @@ def run_cell(
                 log.info("%s %s %s %s: validation %s=%.4f", model_name, params, scorer, scorer_params, monitor, validation[monitor])
                 if test_users is not None:
                     users = {"validation": validation_users.per_user, "test": test_users.per_user}
-                    best[scorer] = (validation, _summary(test_users, metrics), params, scorer_params, seconds, peak, users)
+                    best[scorer] = (validation, test_users.summary(metrics), params, scorer_params, seconds, peak, users)
     if not best:
         every = arm_failed + [{"scorer": scorer, **entry} for scorer, entries in scorer_failed.items() for entry in entries]
         raise GridSearchError.every_point(model_name, every)
@@ -412,13 +407,7 @@ def _seed_average(scorer: str, ok: list[tuple[int, dict[str, Any], pd.DataFrame]
     except DataFormatError as exc:
         raise DataFormatError(f"scorer {scorer}: {exc}") from None
     records = [record for _, record, _ in ok]
-    metrics = split_summaries(averaged)
-    for split_name, values in metrics.items():
-        set_level = [name for name in metric_names(records[0]["metrics"][split_name]) if name not in values]
-        values.update({name: float(np.mean([r["metrics"][split_name][name] for r in records])) for name in set_level})
-    if len(records) > 1:
-        for split_name, spread in seed_spread([r["metrics"] for r in records]).items():
-            metrics[split_name].update(spread)
+    metrics = seed_summaries(averaged, [r["metrics"] for r in records])
     params = {}
     for name in records[0]["params"]:
         values = [r["params"].get(name) for r in records]

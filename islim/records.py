@@ -207,6 +207,33 @@ def seed_spread(runs: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, 
     return spread
 
 
+def seed_summaries(averaged: pd.DataFrame, runs: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, float]]:
+    """The metrics of a run averaged over its seeds.
+
+    Parameters
+    ----------
+    averaged : pandas.DataFrame
+        The seeds' per-user tables averaged (:func:`mean_over_seeds`).
+    runs : sequence of mapping
+        The ``metrics`` of each seed's record (``{split: {metric: mean, ...}}``), at least one.
+
+    Returns
+    -------
+    dict
+        Per split: :func:`split_summaries` of ``averaged`` (mean, standard error over users and
+        ``n_users`` of each per-user metric), the mean over the seeds of each set-level metric (no
+        per-user column, e.g. ``coverage@K``), and with two seeds or more :func:`seed_spread`.
+    """
+    metrics = split_summaries(averaged)
+    for split, values in metrics.items():
+        set_level = [name for name in metric_names(runs[0][split]) if name not in values]
+        values.update({name: float(np.mean([run[split][name] for run in runs])) for name in set_level})
+    if len(runs) > 1:
+        for split, spread in seed_spread(runs).items():
+            metrics[split].update(spread)
+    return metrics
+
+
 def without_timing(record: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``record`` without :data:`TIMING_FIELDS`, at any depth (for comparing runs)."""
     if isinstance(record, dict):

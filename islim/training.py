@@ -64,7 +64,7 @@ from islim.data.split import Split
 from islim.errors import GRID_POINT_ERRORS, ConfigError, GridSearchError, NumericalError
 from islim.evaluate import REPORTED_METRICS, evaluate_split_users, split_validator
 from islim.fileio import write_csv, write_parquet
-from islim.metrics import Metric, metric_names
+from islim.metrics import Metric
 from islim.models.base import DEFAULT_MONITOR, Recommender
 from islim.models.registry import model_spec
 from islim.records import (
@@ -73,7 +73,7 @@ from islim.records import (
     mean_over_seeds,
     per_user_table,
     read_record,
-    seed_spread,
+    seed_summaries,
     split_summaries,
     write_record,
 )
@@ -421,14 +421,7 @@ def seed_average(kept: Sequence[PointResult]) -> tuple[pd.DataFrame, dict[str, d
         (:func:`islim.records.seed_spread`).
     """
     per_user = mean_over_seeds([result.per_user for result in kept])
-    metrics = split_summaries(per_user)
-    for split, values in metrics.items():
-        set_level = [name for name in metric_names(kept[0].record["metrics"][split]) if name not in values]
-        values.update({name: float(np.mean([result.record["metrics"][split][name] for result in kept])) for name in set_level})
-    if len(kept) > 1:
-        for split, spread in seed_spread([result.record["metrics"] for result in kept]).items():
-            metrics[split].update(spread)
-    return per_user, metrics
+    return per_user, seed_summaries(per_user, [result.record["metrics"] for result in kept])
 
 
 def mean_curve(curves: Sequence[pd.DataFrame]) -> pd.DataFrame:
