@@ -301,6 +301,40 @@ def test_recvae_composite_prior_and_kl_weight_match_scipy():
     assert model.loss(rows, TrainState(), dropout=0.5).total.item() == pytest.approx(expected_total, rel=1e-10)
 
 
+def test_recvae_decoder_steps_reuse_the_live_posterior_for_the_prior_bit_for_bit(monkeypatch):
+    X = random_feedback(30, 25, 0.3, seed=8)
+    model, optimizers = _trained_recvae(X)  # ends with update_prior: the copy holds the encoder
+    rows = SparseRows.from_csr(X)
+    assert model.prior.holds(model.encoder)
+    calls = []
+    model.prior.encoder_old.register_forward_hook(lambda *args: calls.append(args))
+    decoder = model.training_phases()[1]
+    torch.manual_seed(5)
+    reused = model.loss(rows, TrainState(), decoder.dropout)
+    assert calls == []  # the frozen copy did not run
+    monkeypatch.setattr(model.prior, "holds", lambda encoder: False)
+    torch.manual_seed(5)
+    recomputed = model.loss(rows, TrainState(), decoder.dropout)
+    assert len(calls) == 1
+    assert torch.equal(reused.total, recomputed.total) and torch.equal(reused.kl, recomputed.kl)
+    monkeypatch.undo()
+
+    # any in-place change of either encoder ends the reuse: an encoder step, ImplicitSLIM's copy_, a state load
+    encoder_phase = model.training_phases()[0]
+    optimizers[0].zero_grad()
+    model.loss(rows, TrainState(), encoder_phase.dropout).total.backward()
+    optimizers[0].step()
+    assert not model.prior.holds(model.encoder)
+    model.update_prior()
+    with torch.no_grad():
+        model.encoder.fc1.weight.copy_(model.encoder.fc1.weight * 0.5)
+    assert not model.prior.holds(model.encoder)
+    model.update_prior()
+    model.prior.encoder_old.load_state_dict(model.encoder.state_dict())
+    assert not model.prior.holds(model.encoder)
+    assert not tiny_model("recvae", 25).prior.holds(model.encoder)
+
+
 def test_log_normal_pairs_equals_broadcast_sum_in_float32():
     """The expanded mixture densities (float64 inside) equal the float64 broadcast sum of
     log_normal for float32 inputs, also where z ≈ μ and the variances are tiny (e^-12), where the

@@ -17,6 +17,12 @@ Differences from Mult-VAE, all as in the reference code:
   dropout 0.5), refreshes ``q_old``, then ``n_dec_epochs`` passes updating only the decoder (no
   dropout); separate Adam optimisers.
 
+In the decoder passes ``q_old`` holds the live encoder's weights and both read the same rows (no
+dropout), so the prior reuses the live encoder's ``(μ, log σ²)`` instead of running the copy again
+(the same values bit for bit; :meth:`CompositePrior.holds` checks the weights are untouched since the
+refresh by their in-place version counters). This saves a sparse input product and the residual
+layers in every decoder step (the KL term is still computed: it is part of the reported loss).
+
 Cost per batch: ``O(nnz·h)`` for the sparse input layer, ``O(b·h²)`` for the residual layers (twice:
 the prior's encoder copy), ``O(b·I·latent)`` for the decoder.
 """
@@ -58,6 +64,11 @@ class RecVAEEncoder(nn.Module):
         return self.fc_mu(h), self.fc_logvar(h)
 
 
+def _versions(module: nn.Module) -> tuple[int, ...]:
+    """The in-place version counters of ``module``'s parameters (each in-place change bumps one)."""
+    return tuple(p._version for p in module.parameters())
+
+
 class CompositePrior(nn.Module):
     """Per-dimension mixture ``w₁ N(0,1) + w₂ q_old(z|x) + w₃ N(0, e^{uniform_logvar})``.
 
@@ -70,15 +81,33 @@ class CompositePrior(nn.Module):
         self.encoder_old.requires_grad_(False)
         self.log_weights = [math.log(w) for w in mixture_weights]
         self.uniform_logvar = float(uniform_logvar)
+        #: ``(encoder, its versions, the copy's versions)`` at the last :meth:`refresh`.
+        self._refreshed_from: tuple[RecVAEEncoder, tuple[int, ...], tuple[int, ...]] | None = None
 
     def refresh(self, encoder: RecVAEEncoder) -> None:
         """Copy ``encoder``'s parameters into the frozen copy."""
         self.encoder_old.load_state_dict(encoder.state_dict())
+        self._refreshed_from = (encoder, _versions(encoder), _versions(self.encoder_old))
 
-    def log_prob(self, x_normalized: Rows, z: torch.Tensor) -> torch.Tensor:
-        """``log p(z)`` per user and dimension, ``(b, latent_dim)``; differentiable in ``z`` only."""
-        with torch.no_grad():
-            post_mu, post_logvar = self.encoder_old(x_normalized)
+    def holds(self, encoder: RecVAEEncoder) -> bool:
+        """Whether the frozen copy still equals ``encoder``: it was refreshed from it and neither has
+        been changed in place since (optimiser steps, ``copy_``, ``load_state_dict`` all count)."""
+        if self._refreshed_from is None:
+            return False
+        source, versions, own_versions = self._refreshed_from
+        return source is encoder and _versions(encoder) == versions and _versions(self.encoder_old) == own_versions
+
+    def log_prob(self, x_normalized: Rows, z: torch.Tensor, posterior: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``log p(z)`` per user and dimension, ``(b, latent_dim)``; differentiable in ``z`` only.
+
+        ``posterior``: ``q_old``'s ``(μ, log σ²)`` on ``x_normalized`` when the caller has them (the
+        live encoder's output while :meth:`holds` it); computed by the frozen copy otherwise.
+        """
+        if posterior is not None:
+            post_mu, post_logvar = (t.detach() for t in posterior)
+        else:
+            with torch.no_grad():
+                post_mu, post_logvar = self.encoder_old(x_normalized)
         zero = torch.zeros((), device=z.device, dtype=z.dtype)
         components = torch.stack(
             (
@@ -161,10 +190,13 @@ class RecVAE(DeepRecommender):
 
     def loss(self, x: Rows, state: TrainState, dropout: float) -> LossTerms:
         x_normalized = x.l2_normalized()
-        mu, logvar = self.encoder(x_normalized.dropout(dropout, self.training))
+        x_in = x_normalized.dropout(dropout, self.training)
+        mu, logvar = self.encoder(x_in)
         z = reparameterize(mu, logvar, sample=self.training)
         nll = -self.decoder.multinomial_log_likelihood(z, x)
-        kl = (log_normal(z, mu, logvar) - self.prior.log_prob(x_normalized, z)).sum(dim=-1)
+        same_posterior = x_in is x_normalized and self.prior.holds(self.encoder)
+        log_prior = self.prior.log_prob(x_normalized, z, (mu, logvar) if same_posterior else None)
+        kl = (log_normal(z, mu, logvar) - log_prior).sum(dim=-1)
         weights = self.kl_weights(x)
         total = (nll + weights * kl).mean()
         mean_weight = weights.mean().detach() if torch.is_tensor(weights) else weights
