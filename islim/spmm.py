@@ -19,30 +19,18 @@ own product does (:func:`column_ordered_product` up to its block partial sums).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
-
 import numpy as np
 import scipy.sparse as sp
 
 from islim.memory import dense_bytes, ensure_fits
-from islim.threads import compute_threads
+from islim.threads import thread_map
 
-T = TypeVar("T")
+#: Fewest column blocks :func:`column_ordered_product` splits a matrix into (a function of the shape
+#: only, so that its sums do not depend on the thread count).
+MIN_BLOCKS = 8
 
 #: Bytes of one ``(n_rows, tile)`` output block of :func:`column_tiled_product` (fits a core's L2 cache).
 TILE_BYTES = 1 << 20
-
-
-def _map(task: Callable[[int], T], starts: range, n_threads: int | None) -> list[T]:
-    """``[task(s) for s in starts]`` on ``n_threads`` threads (default :func:`islim.threads.compute_threads`),
-    in the calling thread when that is one."""
-    n_threads = max(1, min(len(starts), n_threads or compute_threads()))
-    if n_threads == 1:
-        return [task(start) for start in starts]
-    with ThreadPoolExecutor(n_threads) as pool:
-        return list(pool.map(task, starts))
 
 
 def _product_output(n_rows: int, dense: np.ndarray) -> np.ndarray:
@@ -79,7 +67,7 @@ def sparse_dense_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | Non
     def fill(start: int) -> None:
         out[start : start + block] = X[start : start + block] @ dense
 
-    _map(fill, range(0, X.shape[0], block), n_threads)
+    thread_map(fill, range(0, X.shape[0], block), n_threads)
     return out
 
 
@@ -94,7 +82,8 @@ def column_ordered_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | N
     n_threads : int or None
         Worker threads (default :func:`islim.threads.compute_threads`).
     block : int, default 2048
-        Columns of ``X`` (rows of ``dense``) per task.
+        Columns of ``X`` (rows of ``dense``) per task at most; fewer when that gives less than
+        :data:`MIN_BLOCKS` tasks (so a matrix of a few thousand columns still runs on every thread).
 
     Returns
     -------
@@ -105,12 +94,13 @@ def column_ordered_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | N
     X = sp.csc_matrix(X, dtype=dense.dtype)
     if X.shape[1] == 0:
         return np.zeros((X.shape[0], dense.shape[1]), dtype=dense.dtype)
-    starts = range(0, X.shape[1], block)
+    width = min(block, -(-X.shape[1] // MIN_BLOCKS))
+    starts = range(0, X.shape[1], width)
 
     def part(start: int) -> np.ndarray:
-        return X[:, start : start + block] @ dense[start : start + block]
+        return X[:, start : start + width] @ dense[start : start + width]
 
-    parts = _map(part, starts, n_threads)
+    parts = thread_map(part, starts, n_threads)
     out = parts[0]  # a fresh C-ordered array
     for partial in parts[1:]:
         out += partial
@@ -149,5 +139,5 @@ def column_tiled_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | Non
     def fill(start: int) -> None:
         out[:, start : start + width] = X @ np.ascontiguousarray(dense[:, start : start + width])
 
-    _map(fill, range(0, out.shape[1], width), n_threads)
+    thread_map(fill, range(0, out.shape[1], width), n_threads)
     return out

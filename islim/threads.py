@@ -17,8 +17,13 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from threadpoolctl import threadpool_info, threadpool_limits
+
+T = TypeVar("T")
 
 _ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -52,6 +57,16 @@ def compute_threads() -> int:
     if from_env.isdigit() and int(from_env) > 0:
         return int(from_env)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def thread_map(task: Callable[[int], T], starts: Sequence[int], n_threads: int | None = None) -> list[T]:
+    """``[task(s) for s in starts]`` on ``n_threads`` threads (default :func:`compute_threads`), in the
+    calling thread when that is one. For tasks that release the GIL (numpy, scipy and torch kernels)."""
+    n_threads = max(1, min(len(starts), n_threads or compute_threads()))
+    if n_threads == 1:
+        return [task(start) for start in starts]
+    with ThreadPoolExecutor(n_threads) as pool:
+        return list(pool.map(task, starts))
 
 
 def set_torch_threads(n_threads: int) -> None:
