@@ -24,7 +24,10 @@ Design choices, all configurable or documented:
 * ``likelihood``: ``"multinomial"`` (default, as Mult-VAE and RecVAE) or ``"bernoulli"`` (the reference
   README's Netflix command passes ``--input_type binary``; the paper builds on Mult-VAE).
 * Pseudo-inputs go through ``q(z₂|·)`` without L2 normalisation but with the input dropout in training,
-  exactly as the reference code does (its dropout is a layer of the ``q(z₂|·)`` network).
+  exactly as the reference code does (its dropout is a layer of the ``q(z₂|·)`` network). On the CPU
+  their clamp and dropout mask are computed in threaded chunks with numpy's PCG64 streams
+  (:mod:`~islim.models.deep.clamped_dropout`; torch's serial generator made them a quarter of the
+  training step).
 * The ``β`` warm-up of the reference restarts early-stopping patience during warm-up; here patience
   simply counts epochs without improvement.
 * ImplicitSLIM targets: the value branches ``W`` of the two input layers (``q(z₂|x)`` and ``q(z₁|x,·)``)
@@ -49,6 +52,7 @@ from torch.nn import functional as F
 
 from islim.errors import ConfigError
 from islim.models.deep.base import DeepRecommender, LossTerms, Phase, TrainState, check_positive, check_probability
+from islim.models.deep.clamped_dropout import clamped_dropout
 from islim.models.deep.layers import (
     LIKELIHOODS,
     Dense,
@@ -199,7 +203,7 @@ class HVamp(DeepRecommender):
     def log_p_z2(self, z2: torch.Tensor, dropout: float) -> torch.Tensor:
         """VampPrior ``log (1/K) Σ_k q(z₂ | u_k)`` per user, ``(b,)``; O(K·I·H + b·K·z₂), the mixture
         by two ``(b × z₂)(z₂ × K)`` products (:func:`~islim.models.deep.layers.log_normal_pairs`)."""
-        pseudo = DenseRows(F.hardtanh(self.pseudo_inputs, 0.0, 1.0)).dropout(dropout, self.training)
+        pseudo = DenseRows(clamped_dropout(self.pseudo_inputs, dropout, self.training))
         means, logvars = self.q_z2(pseudo)
         per_component = log_normal_pairs(z2, means, logvars)
         return torch.logsumexp(per_component, dim=1) - math.log(self.pseudo_inputs.shape[0])
