@@ -14,7 +14,8 @@ The seeded synthetic matrix of ML-20M's shape (:func:`islim.data.synthetic.gener
   ``--steps`` timed training steps of every phase. Interleaving puts the floor and the steps under
   the same load on a shared machine; medians over rounds and steps are reported. The epoch time is
   extrapolated from the steps, so the run covers ``rounds · steps`` of the 274 batches per phase
-  (all of the same shape, 500 users; H+Vamp: 684 of 200).
+  (all of the same shape, 500 users; H+Vamp: 684 of 200). Each phase's ``on_end`` runs after its
+  steps, untimed, as in an epoch (RecVAE's decoder steps then see a freshly refreshed prior).
 * **Floor.** ``floor_seconds_per_epoch`` = epoch FLOPs ÷ the square GEMM rate;
   ``products_floor_seconds_per_epoch`` = the replayed products' own time, extrapolated the same way
   (what these shapes cost on this BLAS; a GEMM with a small inner dimension runs below the square
@@ -79,6 +80,7 @@ def time_model(name: str, X: sp.csr_matrix, n_steps: int, n_rounds: int) -> dict
             with trainable_only(model, phase.parameters), DenseProducts() as recorder:
                 runner.step(phase, optimizer, next(batches[phase.name]), state)
             products[phase.name] = recorder
+            _end_phase(phase)
         square_rates = {"wall": [], "cpu": []}
         replay, steps = ({p.name: {"wall": [], "cpu": []} for p, _ in phases} for _ in range(2))
         for _ in range(n_rounds):
@@ -94,6 +96,7 @@ def time_model(name: str, X: sp.csr_matrix, n_steps: int, n_rounds: int) -> dict
                         runner.step(phase, optimizer, next(batches[phase.name]), state)
                         steps[phase.name]["wall"].append(time.perf_counter() - start)
                         steps[phase.name]["cpu"].append(time.process_time() - cpu_start)
+                _end_phase(phase)
     per_epoch = {p.name: p.n_passes * n_batches for p, _ in phases}
 
     def epoch_seconds(times: dict, clock: str) -> float:
@@ -130,6 +133,13 @@ def time_model(name: str, X: sp.csr_matrix, n_steps: int, n_rounds: int) -> dict
         },
         "validation_seconds_10k_users": _validation_seconds(model, X),
     }
+
+
+def _end_phase(phase) -> None:
+    """What :meth:`EpochRunner.run` does after a phase's passes (RecVAE refreshes its prior, so its
+    decoder steps run as in training), untimed."""
+    if phase.on_end is not None:
+        phase.on_end()
 
 
 def _validation_seconds(model, X: sp.csr_matrix) -> float:
