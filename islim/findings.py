@@ -316,7 +316,8 @@ def method_text(comparisons: pd.DataFrame, scores: Scores, metric: str, alpha: f
     seeds = (
         f", per-user scores averaged over the {n_seeds} seeds of the stochastic models (seed s.d.: spread of the score over seeds)"
         if n_seeds > 1
-        else ""
+        else ", one training seed per run: the tests count the users as the only source of chance, so a verdict does not "
+        "cover how much a model's score moves with its training seed (list two or more `seeds` in the config to measure that)"
     )
     tests = " / ".join(sorted(set(comparisons["test"]))) if "test" in comparisons.columns and len(comparisons) else "a paired test"
     return (

@@ -159,8 +159,15 @@ def test_findings_state_improves_hurts_and_no_difference_with_delta_ci_and_adjus
     assert "| MF | `implicit_slim` | 0.3600 ± 0.0200 | 0.3800 ± 0.0200 | +0.0200 [+0.0100, +0.0300] | 0.0010 | improves | — / — |" in text
     assert "| Mult-VAE | `implicit_slim` | 0.4000 ± 0.0200 | 0.4040 ± 0.0200 | +0.0040 [-0.0020, +0.0110] | 0.3156 |" in text
     assert "| no significant difference | 0.0030 / 0.0030 |" in text
-    assert "averaged over the 2 seeds of the stochastic models" in text
+    assert "averaged over the 2 seeds of the stochastic models" in text and "one training seed" not in text
     assert "-0.5000" not in text  # the recall row
+
+
+def test_findings_say_that_one_seed_leaves_seed_variation_out():
+    metrics = constructed_metrics().assign(n_seeds=1, seed_sd=float("nan"))
+    text = markdown(metrics=metrics)
+    assert "users, one training seed per run: the tests count the users as the only source of chance" in text
+    assert "averaged over the" not in text
 
 
 def test_findings_convergence_speed_up_and_never_reached():
