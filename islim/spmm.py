@@ -4,17 +4,16 @@ scipy's CSR × dense kernel is single-threaded and memory-bound (every non-zero 
 row), but it releases the GIL, so blocks of the sparse operand run in parallel on a thread pool:
 
 * :func:`sparse_dense_product` splits the rows; each output row is written once, no zero-filled
-  output is needed. The MF item step's ``R Q`` and ``Rᵀ P`` and the deep models' weight gradient
-  ``Xᵀ G`` are computed so.
-* :func:`column_ordered_product` visits the non-zeros column by column: every dense row is read once
-  per block while the small ``(n_rows, k)`` output stays in cache, about twice as fast as row order
-  for a batch of 500 users × 20,108 items (measured); the deep models' sparse input layer uses it.
-* :func:`column_tiled_product` does the same for a dense operand too wide for that (EASE's
+  output is needed. The MF item step's ``R Q`` and ``Rᵀ P`` are computed so.
+* :func:`row_split_product` visits each part's non-zeros column by column: every dense row is read
+  once per part while the small ``(rows, k)`` output stays in cache, faster than row order for a
+  batch of 500 users × 20,108 items (measured); the deep models' sparse input layer uses it.
+* :func:`column_tiled_product` is for a dense operand too wide for that (EASE's
   ``n_items × n_items`` weights, scored this way): column tiles of the dense operand, each read
   once per batch while the batch's ``(n_rows, tile)`` output block stays in cache.
 
 All three add each output entry's terms in the order of the sparse operand's columns, as scipy's
-own product does (:func:`column_ordered_product` up to its block partial sums).
+own product does, so their results do not depend on the thread count.
 """
 
 from __future__ import annotations
@@ -23,11 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from islim.memory import dense_bytes, ensure_fits
-from islim.threads import thread_map
-
-#: Fewest column blocks :func:`column_ordered_product` splits a matrix into (a function of the shape
-#: only, so that its sums do not depend on the thread count).
-MIN_BLOCKS = 8
+from islim.threads import compute_threads, thread_map
 
 #: Bytes of one ``(n_rows, tile)`` output block of :func:`column_tiled_product` (fits a core's L2 cache).
 TILE_BYTES = 1 << 20
@@ -71,39 +66,37 @@ def sparse_dense_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | Non
     return out
 
 
-def column_ordered_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | None = None, block: int = 2048) -> np.ndarray:
-    """``X @ dense`` computed column block by column block, for few rows and many columns.
+def row_split_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | None = None) -> np.ndarray:
+    """``X @ dense`` for few rows and many columns: one part of ``X``'s rows per thread, each part
+    converted to CSC and multiplied column by column.
+
+    Column order reads every dense row once per part while the part's ``(rows, m)`` output stays in
+    cache. Measured at ML-20M shape (500 users × 20,108 items, 40 k non-zeros, ``m`` = 600, 2
+    threads, inside the training allocator): 8.5 ms, against 14.8 ms for the column-block product it
+    replaced (ten ``(500, 600)`` partial outputs and their sum) and 12 ms for scipy's row order.
 
     Parameters
     ----------
     X : scipy sparse matrix, shape (n_rows, n)
-        Converted to CSC of ``dense``'s dtype (no copy if it already is one).
     dense : ndarray, shape (n, m)
     n_threads : int or None
-        Worker threads (default :func:`islim.threads.compute_threads`).
-    block : int, default 2048
-        Columns of ``X`` (rows of ``dense``) per task at most; fewer when that gives less than
-        :data:`MIN_BLOCKS` tasks (so a matrix of a few thousand columns still runs on every thread).
+        Parts and worker threads (default :func:`islim.threads.compute_threads`).
 
     Returns
     -------
-    ndarray, shape (n_rows, m)
-        ``Σ_blocks X[:, block] @ dense[block]``, the partial products added in block order, so the
-        result does not depend on the number of threads. Memory: one ``(n_rows, m)`` array per block.
+    ndarray, shape (n_rows, m), ``dense``'s dtype
+        Each row sums its terms in column order whatever the split: equal bit for bit to scipy's
+        ``X.tocsc() @ dense``, for any thread count. Memory: the output and a CSC copy of ``X``.
     """
-    X = sp.csc_matrix(X, dtype=dense.dtype)
-    if X.shape[1] == 0:
-        return np.zeros((X.shape[0], dense.shape[1]), dtype=dense.dtype)
-    width = min(block, -(-X.shape[1] // MIN_BLOCKS))
-    starts = range(0, X.shape[1], width)
+    X = sp.csr_matrix(X, dtype=dense.dtype)
+    out = np.empty((X.shape[0], dense.shape[1]), dtype=dense.dtype)
+    n_parts = max(1, min(X.shape[0], n_threads or compute_threads()))
+    step = -(-X.shape[0] // n_parts) if X.shape[0] else 1
 
-    def part(start: int) -> np.ndarray:
-        return X[:, start : start + width] @ dense[start : start + width]
+    def part(start: int) -> None:
+        out[start : start + step] = X[start : start + step].tocsc() @ dense
 
-    parts = thread_map(part, starts, n_threads)
-    out = parts[0]  # a fresh C-ordered array
-    for partial in parts[1:]:
-        out += partial
+    thread_map(part, range(0, X.shape[0], step), n_parts)
     return out
 
 

@@ -13,7 +13,7 @@ from islim.errors import IslimError, MemoryBudgetError
 from islim.gram import dense_gram
 from islim.linalg import ease_from_gram, mirror_upper_triangle, spd_inverse_inplace
 from islim.models.ease import EASE
-from islim.spmm import column_ordered_product, column_tiled_product, sparse_dense_product
+from islim.spmm import column_tiled_product, row_split_product, sparse_dense_product
 from tests.matrices import random_binary
 
 #: float32 EASE weights agree with float64 within this fraction of the largest |B_ij|.
@@ -176,13 +176,16 @@ def test_column_tiled_product_equals_the_row_order_product_bit_for_bit(n_threads
     np.testing.assert_allclose(product, X.toarray().astype(np.float64) @ dense, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("block", [1, 7, 4096])
-def test_column_ordered_product_matches_dense_and_ignores_the_thread_count(block):
-    X = random_binary(9, 50, 0.3, seed=14)
-    dense = np.random.default_rng(7).standard_normal((50, 5))
-    products = [column_ordered_product(X, dense, n_threads=n, block=block) for n in (1, 2, 3)]
-    np.testing.assert_allclose(products[0], X.toarray() @ dense, rtol=1e-12, atol=1e-12)
-    assert all(np.array_equal(p, products[0]) for p in products[1:])  # fixed blocks, fixed order of the sum
+@pytest.mark.parametrize("n_rows", [0, 1, 9])
+def test_row_split_product_is_scipys_column_order_product_for_any_thread_count(n_rows):
+    X = random_binary(max(n_rows, 1), 50, 0.3, seed=14)[:n_rows]
+    X.data = np.random.default_rng(8).uniform(0.5, 2.0, X.nnz)
+    dense = np.random.default_rng(7).standard_normal((50, 5)).astype(np.float32)
+    products = [row_split_product(X, dense, n_threads=n) for n in (1, 2, 3, 16)]
+    assert products[0].shape == (n_rows, 5) and products[0].dtype == np.float32
+    np.testing.assert_allclose(products[0], X.toarray() @ dense, rtol=1e-5, atol=1e-5)
+    reference = X.astype(np.float32).tocsc() @ dense
+    assert all(np.array_equal(p, reference) for p in products)  # each row sums in column order, whatever the split
 
 
 def test_ease_scores_are_the_fold_in_rows_times_the_weights():
