@@ -225,55 +225,68 @@ class _BlockedMultinomial(torch.autograd.Function):
     of items.
 
     The logits are held transposed (``(I, b)``, item blocks are contiguous rows) and each block of
-    about 2 MiB is produced by one GEMM (``W_block hᵀ``) and then read while it is in cache: the
-    bias, the block's ``logsumexp`` per user (combined over blocks at the end), and in the backward
-    pass ``softmax`` times the upstream weights plus the sparse ``x`` term, followed by the block's
-    two gradient GEMMs (``∂W_block = G_block h``, ``∂h += G_blockᵀ W_block``). Compared with the
-    logits → ``log_softmax`` → gather route (a zero-filled ``(b, I)`` gradient, ``log_softmax``'s
-    backward, the bias-gradient pass, each over 40 MB at ML-20M shape), the only passes over
-    memory are the GEMMs' own, and the blocked GEMMs run faster than MKL's one ``500 × 600 ×
-    20,108`` call with the wide output (measured: 74 ms instead of 103 ms on 2 threads). Equal to
-    the unblocked formula up to float rounding (the sums run in another order).
+    about 2 MiB is produced by one GEMM (``W_block hᵀ``) and then worked on while it is in cache: the
+    bias, the logits of the user's own items (``x_uj l_uj``), the block's maximum per user ``m``, and
+    ``e = exp(l − m)`` in place, whose sums give the block's ``logsumexp`` (combined over blocks at the
+    end). The backward pass needs no exponential: ``softmax = e · exp(m − lse)``, times the upstream
+    weights, plus the sparse ``x`` term, then the block's two gradient GEMMs (``∂W_block = G_block h``,
+    ``∂h += G_blockᵀ W_block``). Compared with the logits → ``log_softmax`` → gather route (a
+    zero-filled ``(b, I)`` gradient, ``log_softmax``'s backward, the bias-gradient pass, each over
+    40 MB at ML-20M shape), the only passes over memory are the GEMMs' own, and the blocked GEMMs
+    run faster than MKL's one ``500 × 600 × 20,108`` call with the wide output (measured: 74 ms
+    instead of 103 ms on 2 threads). Equal to the unblocked formula up to float rounding (the sums
+    run in another order; the softmax is rounded twice).
     """
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, x: SparseRows) -> torch.Tensor:
         n_items, n_users = weight.shape[0], h.shape[0]
         block = max(1, ITEM_BLOCK_BYTES // (h.element_size() * n_users))
-        logits_t = h.new_empty(n_items, n_users)
-        block_lse = []
+        columns = x.columns
+        entry_rows = torch.from_numpy(columns.rows.astype(np.int64, copy=False))
+        entry_values = x.values[torch.from_numpy(columns.order)]
+        item_of_entry = torch.from_numpy(np.repeat(np.arange(n_items, dtype=np.int64), np.diff(columns.indptr)))
+        flat = (item_of_entry * n_users).add_(entry_rows)  # entry positions in the (I, b) layout
+        exps_t = h.new_empty(n_items, n_users)
+        picked = h.new_empty(len(entry_rows))
+        maxima, sums = [], []
         for start in range(0, n_items, block):
-            part = logits_t[start : start + block]
-            torch.mm(weight[start : start + block], h.t(), out=part)
-            part.add_(bias[start : start + block, None])
-            block_lse.append(torch.logsumexp(part, dim=0))
-        lse = torch.logsumexp(torch.stack(block_lse), dim=0)
-        sums = x.row_sums()
-        picked = logits_t.view(-1)[x.cols * n_users + x.rows]
-        ctx.save_for_backward(h, weight, logits_t, lse, sums)
-        ctx.x, ctx.block = x, block
-        return x._per_row_sum(picked * x.values) - sums * lse
+            stop = min(start + block, n_items)
+            part = exps_t[start:stop]
+            torch.mm(weight[start:stop], h.t(), out=part)
+            part.add_(bias[start:stop, None])
+            first, last = int(columns.indptr[start]), int(columns.indptr[stop])
+            torch.take(part, flat[first:last] - start * n_users, out=picked[first:last])
+            maximum = part.amax(dim=0)
+            maxima.append(maximum)
+            sums.append(part.sub_(maximum).exp_().sum(dim=0))
+        maxima, sums = torch.stack(maxima), torch.stack(sums)
+        top = maxima.amax(dim=0)
+        lse = top + (sums * (maxima - top).exp_()).sum(dim=0).log_()
+        row_sums = x.row_sums()
+        ctx.save_for_backward(h, weight, exps_t, maxima, lse, row_sums, entry_values, entry_rows, flat)
+        ctx.indptr, ctx.block = columns.indptr, block
+        own_items = h.new_zeros(n_users).index_add_(0, entry_rows, picked.mul_(entry_values))  # Σ_j x_uj l_uj
+        return own_items - row_sums * lse
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        h, weight, logits_t, lse, sums = ctx.saved_tensors
-        x, block = ctx.x, ctx.block
-        n_items, n_users = logits_t.shape
-        columns = x.columns
-        entry_rows = torch.from_numpy(columns.rows.astype(np.int64, copy=False))
-        entry_cols = torch.from_numpy(np.repeat(np.arange(n_items, dtype=np.int64), np.diff(columns.indptr)))
-        entry_grads = x.values[torch.from_numpy(columns.order)] * grad[entry_rows]
-        softmax_weight = -(grad * sums)
+        h, weight, exps_t, maxima, lse, row_sums, entry_values, entry_rows, flat = ctx.saved_tensors
+        indptr, block = ctx.indptr, ctx.block
+        n_items, n_users = exps_t.shape
+        entry_grads = entry_values * grad[entry_rows]
+        softmax_weight = -(grad * row_sums)
         need_h, need_weight, need_bias = ctx.needs_input_grad[:3]
         grad_h = torch.zeros_like(h) if need_h else None
         grad_weight = torch.empty_like(weight) if need_weight else None
         grad_bias = weight.new_empty(n_items) if need_bias else None
-        for start in range(0, n_items, block):
+        buffer = exps_t.new_empty(min(block, n_items), n_users)
+        for index, start in enumerate(range(0, n_items, block)):
             stop = min(start + block, n_items)
-            part = torch.sub(logits_t[start:stop], lse).exp_().mul_(softmax_weight)
-            first, last = int(columns.indptr[start]), int(columns.indptr[stop])
-            flat = (entry_cols[first:last] - start) * n_users + entry_rows[first:last]
-            part.view(-1).index_add_(0, flat, entry_grads[first:last])
+            scale = (maxima[index] - lse).exp_().mul_(softmax_weight)  # (b,): exp(m − lse) · upstream
+            part = torch.mul(exps_t[start:stop], scale, out=buffer[: stop - start])
+            first, last = int(indptr[start]), int(indptr[stop])
+            part.view(-1).index_add_(0, flat[first:last] - start * n_users, entry_grads[first:last])
             if need_weight:
                 torch.mm(part, h, out=grad_weight[start:stop])
             if need_bias:
@@ -306,8 +319,9 @@ class Dense(nn.Module):
 
 
 def swish(x: torch.Tensor) -> torch.Tensor:
-    """``x · σ(x)`` (RecVAE's activation)."""
-    return x * torch.sigmoid(x)
+    """``x · σ(x)`` (RecVAE's activation), by torch's fused SiLU kernel (forward and backward in one
+    pass each; 0.29 ms instead of 0.50 ms for a 500 × 600 batch, same values up to rounding)."""
+    return F.silu(x)
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, sample: bool) -> torch.Tensor:
