@@ -9,15 +9,15 @@ the fastest order:
 * forward ``X W`` by :func:`islim.spmm.row_split_product`: one part of the batch's rows per thread,
   each visited column (item) by column, so each row of ``W`` is read once per part while the part's
   output stays in cache;
-* backward ``Xᵀ G`` as torch's CSR × dense product (MKL's sparse BLAS, threaded) on ``Xᵀ`` in CSR
-  form: every row of the ``(I, h)`` gradient is written once, items no user of the batch has
-  included (as zeros). Same values as the row-block product of
-  :func:`islim.spmm.sparse_dense_product` it replaces (each row sums its entries in the same order;
-  equal bit for bit, measured), in 8.6 ms instead of 16–19 ms at ML-20M shape on 2 threads.
+* backward ``Xᵀ G`` as torch's CSR × dense product (MKL's sparse BLAS, threaded, written straight
+  into its output by ``addmm`` with ``beta = 0``) on ``Xᵀ`` in CSR form: every row of the ``(I, h)``
+  gradient is written once, items no user of the batch has included (as zeros). Same values as
+  scipy's row-ordered product (each row sums its entries in the same order; equal bit for bit,
+  measured).
 
 Measured at ML-20M shape (500 users, 40 k non-zeros, h = 600, 2 threads, inside the training
 allocator): the forward product 8.5 ms (14.8 ms by the column blocks it replaced, 12 ms in row
-order), the backward 7 ms. Both run on the thread count torch uses (``torch.get_num_threads()``).
+order); the backward, for a 200-user batch, 3.3 ms (8 ms by ``Xᵀ @ G``). Both run on the thread count torch uses (``torch.get_num_threads()``).
 ``X``'s entries in column order (:class:`ColumnOrder`) come from the CSR batch once per batch.
 """
 
@@ -85,7 +85,10 @@ class _ItemProduct(torch.autograd.Function):
                 (len(columns.indptr) - 1, grad.shape[0]),
                 check_invariants=False,
             )
-        return transposed @ grad.detach(), None, None, None
+        # addmm with beta = 0 into an uninitialised output: MKL writes the product in place (3.3 ms for
+        # 200 users at ML-20M shape); `transposed @ grad` zero-fills an output and copies through temporaries (8 ms).
+        out = grad.new_empty(transposed.shape[0], grad.shape[1])
+        return torch.addmm(out, transposed, grad.detach(), beta=0.0, out=out), None, None, None
 
 
 def item_product(values: torch.Tensor, columns: ColumnOrder, n_rows: int, weight: torch.Tensor) -> torch.Tensor:
