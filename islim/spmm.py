@@ -89,7 +89,7 @@ def row_split_product(X: sp.spmatrix, dense: np.ndarray, n_threads: int | None =
         ``X.tocsc() @ dense``, for any thread count. Memory: the output and a CSC copy of ``X``.
     """
     X = sp.csr_matrix(X, dtype=dense.dtype)
-    out = np.empty((X.shape[0], dense.shape[1]), dtype=dense.dtype)
+    out = _product_output(X.shape[0], dense)
     n_parts = max(1, min(X.shape[0], n_threads or compute_threads()))
     step = -(-X.shape[0] // n_parts) if X.shape[0] else 1
 
