@@ -4,7 +4,8 @@
 ``baddbmm``, with their ``out=`` and in-place forms) that a block of torch code runs, forward and backward, as ``(m, k, n)`` with the
 operands' layouts; products with a sparse operand (the sparse input layers) are not dense products
 and are left out. :func:`time_products` replays them on random operands of the same shapes and
-layouts, and :func:`square_gemm_rate` measures the rate of one large square float32 GEMM: with the
+layouts (the ``np.matmul`` products a model runs on the CPU too, by numpy), and
+:func:`square_gemm_rate` measures the rate of one large square float32 GEMM: with the
 FLOP count of the products, either rate gives the time the products alone would take (the floor of
 the computation).
 """
@@ -16,6 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -35,6 +37,7 @@ _OPERANDS = {
     aten.baddbmm.out: (1, 2),
     aten.baddbmm_.default: (1, 2),
 }
+_NUMPY_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 _ACCUMULATING = {op for op, positions in _OPERANDS.items() if positions == (1, 2)}
 
 
@@ -54,6 +57,8 @@ class Product:
     b_transposed: bool
     accumulate: bool
     dtype: torch.dtype
+    #: ``"torch"``, or ``"numpy"`` for a product the model runs through numpy's BLAS (``np.matmul``).
+    library: str = "torch"
 
     @property
     def flops(self) -> int:
@@ -73,7 +78,9 @@ class Product:
         return (torch.randn(*lead, self.m, self.n, dtype=self.dtype), a, b) if self.accumulate else (a, b)
 
     def run(self, operands: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """The product on ``operands`` from :meth:`operands`."""
+        """The product on ``operands`` from :meth:`operands`, by the library the model used."""
+        if self.library == "numpy":
+            return np.matmul(*(operand.numpy() for operand in operands))
         if self.accumulate:
             return (torch.baddbmm if self.batch > 1 else torch.addmm)(*operands)
         return (torch.bmm if self.batch > 1 else torch.mm)(*operands)
@@ -85,11 +92,30 @@ def _is_transposed(matrix: torch.Tensor) -> bool:
 
 class DenseProducts(TorchDispatchMode):
     """Records the dense products run inside ``with DenseProducts() as recorder:`` in
-    ``recorder.counts`` (:class:`Product` → number of calls)."""
+    ``recorder.counts`` (:class:`Product` → number of calls): torch's, and the 2-D float ``np.matmul``
+    calls a model makes on the CPU (``numpy.matmul`` is wrapped inside the block)."""
 
     def __init__(self):
         super().__init__()
         self.counts: Counter[Product] = Counter()
+        self._numpy_matmul = None
+
+    def __enter__(self):
+        self._numpy_matmul = np.matmul
+        matmul = self._numpy_matmul
+
+        def recording_matmul(a, b, *args, **kwargs):
+            if getattr(a, "ndim", 0) == 2 and getattr(b, "ndim", 0) == 2 and a.dtype in _NUMPY_DTYPES:
+                transposed = [not m.flags.c_contiguous and m.flags.f_contiguous for m in (a, b)]
+                self.counts[Product(1, a.shape[0], a.shape[1], b.shape[1], *transposed, False, _NUMPY_DTYPES[a.dtype], "numpy")] += 1
+            return matmul(a, b, *args, **kwargs)
+
+        np.matmul = recording_matmul
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        np.matmul = self._numpy_matmul
+        return super().__exit__(*exc)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         positions = _OPERANDS.get(func)
@@ -132,10 +158,13 @@ def time_products(counts: Counter[Product]) -> tuple[float, float]:
     return wall, cpu
 
 
-def square_gemm_rate(size: int = 2048, repeats: int = 3, dtype: torch.dtype = torch.float32) -> tuple[float, float]:
-    """FLOP/s of ``size × size`` products, ``2·size³`` over the median of ``repeats`` timings (after
-    one untimed): per wall-clock second and per second of process CPU time (all threads)."""
+def square_gemm_rate(size: int = 2048, repeats: int = 3, dtype: torch.dtype = torch.float32, library: str = "torch") -> tuple[float, float]:
+    """FLOP/s of ``size × size`` products by ``library`` (``"torch"`` or ``"numpy"``), ``2·size³`` over
+    the median of ``repeats`` timings (after one untimed): per wall-clock second and per second of
+    process CPU time (all threads)."""
     a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    if library == "numpy":
+        a, b = a.numpy(), b.numpy()
     a @ b
     wall, cpu = [], []
     for _ in range(repeats):

@@ -158,6 +158,23 @@ def test_cpu_sparse_input_product_and_gradient_equal_dense_matmul(n_threads):
     np.testing.assert_allclose(weight.grad.numpy(), dense.T @ upstream.numpy(), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dense_rows_product_and_gradients_equal_torch_autograd(dtype):
+    generator = torch.Generator().manual_seed(9)
+    x = torch.rand(6, 40, generator=generator, dtype=dtype).requires_grad_(True)
+    weight = torch.randn(40, 7, generator=generator, dtype=dtype).requires_grad_(True)
+    upstream = torch.randn(6, 7, generator=generator, dtype=dtype)
+    ours = DenseRows(x).matmul(weight)
+    grads = torch.autograd.grad(ours, (x, weight), upstream)
+    reference = x @ weight
+    expected = torch.autograd.grad(reference, (x, weight), upstream)
+    tolerance = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    torch.testing.assert_close(ours, reference, **tolerance)
+    for got, want in zip(grads, expected):
+        assert got.shape == want.shape and got.dtype == dtype
+        torch.testing.assert_close(got, want, **tolerance)
+
+
 def test_sparse_rows_without_column_order_use_torch_sparse_product():
     """Batches built without a column order (other devices) take torch's COO product, same values."""
     X = random_feedback(5, 40, 0.2, seed=22)
