@@ -262,11 +262,8 @@ class _BlockedMultinomial(torch.autograd.Function):
     zero-filled ``(b, I)`` gradient, ``log_softmax``'s backward, the bias-gradient pass, each over
     40 MB at ML-20M shape), the only passes over memory are the GEMMs' own, and the blocked GEMMs
     run faster than MKL's one ``500 × 600 × 20,108`` call with the wide output (measured: 74 ms
-    instead of 103 ms on 2 threads). The block GEMMs of the logits and of ``∂W`` go through numpy's
-    BLAS (OpenBLAS), which ran them at 163 and 168 GFLOP/s on the development machine's AMD CPU
-    against 128 and 143 for torch's MKL (``500 × 200`` users × latent, measured). Equal to the
-    unblocked formula up to float rounding (the sums run in another order; the softmax is rounded
-    twice).
+    instead of 103 ms on 2 threads). Equal to the unblocked formula up to float rounding (the sums
+    run in another order; the softmax is rounded twice).
     """
 
     @staticmethod
@@ -279,13 +276,12 @@ class _BlockedMultinomial(torch.autograd.Function):
         item_of_entry = torch.from_numpy(np.repeat(np.arange(n_items, dtype=np.int64), np.diff(columns.indptr)))
         flat = (item_of_entry * n_users).add_(entry_rows)  # entry positions in the (I, b) layout
         exps_t = h.new_empty(n_items, n_users)
-        weight_np, h_np = weight.detach().numpy(), h.detach().numpy()
         picked = h.new_empty(len(entry_rows))
         maxima, sums = [], []
         for start in range(0, n_items, block):
             stop = min(start + block, n_items)
             part = exps_t[start:stop]
-            np.matmul(weight_np[start:stop], h_np.T, out=part.numpy())
+            torch.mm(weight[start:stop], h.t(), out=part)
             part.add_(bias[start:stop, None])
             first, last = int(columns.indptr[start]), int(columns.indptr[stop])
             torch.take(part, flat[first:last] - start * n_users, out=picked[first:last])
@@ -312,7 +308,6 @@ class _BlockedMultinomial(torch.autograd.Function):
         grad_h = torch.zeros_like(h) if need_h else None
         grad_weight = torch.empty_like(weight) if need_weight else None
         grad_bias = weight.new_empty(n_items) if need_bias else None
-        h_np, grad_weight_np = h.detach().numpy(), grad_weight.numpy() if need_weight else None
         buffer = exps_t.new_empty(min(block, n_items), n_users)
         for index, start in enumerate(range(0, n_items, block)):
             stop = min(start + block, n_items)
@@ -321,7 +316,7 @@ class _BlockedMultinomial(torch.autograd.Function):
             first, last = int(indptr[start]), int(indptr[stop])
             part.view(-1).index_add_(0, flat[first:last] - start * n_users, entry_grads[first:last])
             if need_weight:
-                np.matmul(part.numpy(), h_np, out=grad_weight_np[start:stop])
+                torch.mm(part, h, out=grad_weight[start:stop])
             if need_bias:
                 torch.sum(part, dim=1, out=grad_bias[start:stop])
             if need_h:
