@@ -272,7 +272,7 @@ class _BlockedMultinomial(torch.autograd.Function):
         block = max(1, ITEM_BLOCK_BYTES // (h.element_size() * n_users))
         columns = x.columns
         entry_rows = torch.from_numpy(columns.rows.astype(np.int64, copy=False))
-        entry_values = x.values[torch.from_numpy(columns.order)]
+        entry_values = columns.by_column(x.values)
         item_of_entry = torch.from_numpy(np.repeat(np.arange(n_items, dtype=np.int64), np.diff(columns.indptr)))
         flat = (item_of_entry * n_users).add_(entry_rows)  # entry positions in the (I, b) layout
         exps_t = h.new_empty(n_items, n_users)
